@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages backline needs, only those missing.
+#   scripts/deps.sh          what building and serving need
+#   scripts/deps.sh --test   and what the test suite needs
+set -euo pipefail
+
+packages=(g++ cmake ninja-build pkg-config
+          libcaf-dev libcpp-httplib-dev libboost-json1.81-dev librocksdb-dev libssl-dev)
+test_packages=(catch2)
+
+wanted=("${packages[@]}")
+if [[ "${1:-}" == "--test" ]]; then
+  wanted+=("${test_packages[@]}")
+fi
+
+missing=()
+for p in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if (( ${#missing[@]} )); then
+  echo "backline: installing Debian packages: ${missing[*]}"
+  sudo=""
+  if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,202 @@
+// The stored form of an event (one JSON object) and its chained hash.
+
+#include <array>
+#include <charconv>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <openssl/evp.h>
+
+#include "backline/event_store.hpp"
+
+namespace backline {
+
+namespace {
+
+struct md_ctx_deleter {
+  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
+};
+
+/// "<decimal byte length>:<bytes>" into the digest.
+bool digest_field(EVP_MD_CTX* ctx, std::string_view field) {
+  std::array<char, 24> len{};
+  auto [end, ec] = std::to_chars(len.data(), len.data() + len.size(), field.size());
+  if (ec != std::errc{})
+    return false;
+  *end++ = ':';
+  return EVP_DigestUpdate(ctx, len.data(), static_cast<size_t>(end - len.data())) == 1
+         && EVP_DigestUpdate(ctx, field.data(), field.size()) == 1;
+}
+
+std::string decimal(uint64_t v) {
+  std::array<char, 24> buf{};
+  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+  (void)ec;  // 24 bytes always hold a u64
+  return std::string(buf.data(), end);
+}
+
+constexpr std::string_view field_names[] = {
+  "position", "stream", "seq", "type", "time", "actor", "payload", "prev_hash", "hash",
+};
+
+bool is_hex_sha256(std::string_view s) {
+  if (s.size() != 64)
+    return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+      return false;
+  return true;
+}
+
+/// A field name from untrusted input, short and printable, for messages.
+std::string quoted_name(std::string_view name) {
+  std::string out = "\"";
+  for (char c : name.substr(0, 40)) {
+    auto u = static_cast<unsigned char>(c);
+    out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
+  }
+  if (name.size() > 40)
+    out.append("...");
+  out.push_back('"');
+  return out;
+}
+
+status corrupt(std::string what) {
+  return {errc::corrupt, "event record: " + std::move(what)};
+}
+
+/// A non-negative JSON integer (Boost.JSON parses it as int64 when it fits,
+/// as uint64 otherwise); doubles such as 1.0 or 1e3 are refused.
+result<uint64_t> get_u64(const boost::json::object& o, std::string_view name) {
+  auto* v = o.if_contains(name);
+  if (!v)
+    return corrupt("missing field \"" + std::string(name) + "\"");
+  if (auto* u = v->if_uint64())
+    return *u;
+  if (auto* i = v->if_int64(); i && *i >= 0)
+    return static_cast<uint64_t>(*i);
+  return corrupt("field \"" + std::string(name) + "\" is not a non-negative integer");
+}
+
+result<std::string> get_string(const boost::json::object& o, std::string_view name) {
+  auto* v = o.if_contains(name);
+  if (!v)
+    return corrupt("missing field \"" + std::string(name) + "\"");
+  auto* s = v->if_string();
+  if (!s)
+    return corrupt("field \"" + std::string(name) + "\" is not a string");
+  return std::string(s->data(), s->size());
+}
+
+result<event_record> decode_object(const boost::json::object& o) {
+  for (const auto& kv : o) {
+    bool known = false;
+    for (auto name : field_names)
+      known = known || kv.key() == name;
+    if (!known)
+      return corrupt("unexpected field " + quoted_name(kv.key()));
+  }
+  event_record e;
+  auto position = get_u64(o, "position");
+  if (!position)
+    return position.error();
+  auto seq = get_u64(o, "seq");
+  if (!seq)
+    return seq.error();
+  if (*position == 0 || *seq == 0)
+    return corrupt("position and seq start at 1");
+  e.position = *position;
+  e.seq = *seq;
+  // The string fields, in encode order.
+  std::string* targets[] = {&e.stream, &e.type,      &e.time, &e.actor,
+                            &e.payload, &e.prev_hash, &e.hash};
+  std::string_view names[] = {"stream", "type", "time", "actor", "payload", "prev_hash", "hash"};
+  for (size_t i = 0; i < std::size(names); ++i) {
+    auto s = get_string(o, names[i]);
+    if (!s)
+      return s.error();
+    *targets[i] = std::move(s).value();
+  }
+  if (e.stream.empty())
+    return corrupt("field \"stream\" is empty");
+  if (!e.prev_hash.empty() && !is_hex_sha256(e.prev_hash))
+    return corrupt("field \"prev_hash\" is not a lowercase hex SHA-256");
+  if (!is_hex_sha256(e.hash))
+    return corrupt("field \"hash\" is not a lowercase hex SHA-256");
+  return e;
+}
+
+} // namespace
+
+std::string event_hash(const event_record& e) {
+  // One context per thread, re-initialised per event: cheaper than a new
+  // context for every hash on the journal's hot path.
+  thread_local std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx{EVP_MD_CTX_new()};
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+    return {};  // cannot happen with a working libcrypto; "" never verifies
+  const std::string position = decimal(e.position);
+  const std::string seq = decimal(e.seq);
+  for (std::string_view field : {std::string_view(e.prev_hash), std::string_view(position),
+                                 std::string_view(e.stream), std::string_view(seq),
+                                 std::string_view(e.type), std::string_view(e.time),
+                                 std::string_view(e.actor), std::string_view(e.payload)}) {
+    if (!digest_field(ctx.get(), field))
+      return {};
+  }
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int md_len = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), md.data(), &md_len) != 1)
+    return {};
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(md_len * 2);
+  for (unsigned int i = 0; i < md_len; ++i) {
+    out.push_back(hex[md[i] >> 4]);
+    out.push_back(hex[md[i] & 0xf]);
+  }
+  return out;
+}
+
+std::string encode_event(const event_record& e) {
+  // boost::json::object keeps insertion order: keys come out as listed.
+  boost::json::object o;
+  o.reserve(std::size(field_names));
+  o.emplace("position", e.position);
+  o.emplace("stream", e.stream);
+  o.emplace("seq", e.seq);
+  o.emplace("type", e.type);
+  o.emplace("time", e.time);
+  o.emplace("actor", e.actor);
+  // A JSON string holding the payload's text: re-serialising a parsed
+  // payload could change its bytes, and the bytes are what is hashed.
+  o.emplace("payload", e.payload);
+  o.emplace("prev_hash", e.prev_hash);
+  o.emplace("hash", e.hash);
+  return boost::json::serialize(o);
+}
+
+result<event_record> decode_event(std::string_view bytes) {
+  // Stored bytes are untrusted here (disk corruption, tampering, fuzzing):
+  // every failure, even an allocation failure, becomes errc::corrupt.
+  try {
+    boost::json::error_code ec;
+    boost::json::value v = boost::json::parse(bytes, ec);
+    if (ec)
+      return corrupt("not JSON (" + ec.message() + ")");
+    auto* o = v.if_object();
+    if (!o)
+      return corrupt("not a JSON object");
+    return decode_object(*o);
+  } catch (const std::exception& ex) {
+    return corrupt(std::string("cannot decode: ") + ex.what());
+  } catch (...) {
+    return corrupt("cannot decode");
+  }
+}
+
+} // namespace backline

@@ -1,0 +1,527 @@
+// The event store on RocksDB. Key layout: persistence/keys.hpp.
+//
+// Concurrency: one writer at a time (the journal actor; write_mu makes a
+// second writer wait rather than break the chain), any number of concurrent
+// readers. Readers only touch RocksDB, which is thread-safe, and the
+// in-memory head, which head_mu guards. Every append is one atomic
+// WriteBatch, so a reader sees all of it or none of it.
+
+#include "backline/event_store.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <mutex>
+#include <system_error>
+#include <unordered_map>
+
+#include <boost/json/parse.hpp>
+#include <rocksdb/db.h>
+#include <rocksdb/iterator.h>
+#include <rocksdb/write_batch.h>
+
+#include "persistence/keys.hpp"
+#include "persistence/rocksdb_options.hpp"
+
+namespace backline {
+
+using namespace persistence;
+
+namespace {
+
+/// Now as RFC 3339 UTC with milliseconds: 2026-11-25T13:00:00.123Z.
+std::string now_rfc3339() {
+  using namespace std::chrono;
+  const auto ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return buf;
+}
+
+status invalid_stream(const std::string& stream) {
+  return {errc::invalid_argument,
+          "invalid stream name \"" + printable_key(stream.substr(0, max_stream_name_bytes))
+            + "\": it must be 1 to 200 bytes of UTF-8 without '|' or control characters"};
+}
+
+status validate_request(const append_request& req) {
+  if (!valid_stream_name(req.stream))
+    return invalid_stream(req.stream);
+  if (req.events.empty())
+    return {errc::invalid_argument, "stream " + req.stream + ": an append needs at least one event"};
+  for (size_t i = 0; i < req.events.size(); ++i) {
+    const auto& ev = req.events[i];
+    const auto where = "stream " + req.stream + ", event " + std::to_string(i) + ": ";
+    if (ev.type.empty() || !valid_utf8(ev.type))
+      return {errc::invalid_argument, where + "type must be non-empty UTF-8"};
+    if (!valid_utf8(ev.actor) || !valid_utf8(ev.time))
+      return {errc::invalid_argument, where + "actor and time must be UTF-8"};
+    if (ev.payload.empty())
+      return {errc::invalid_argument, where + "payload is empty"};
+    // The payload is stored as text, but it must be JSON so readers (and
+    // the auditor) can parse it; this also guarantees it is valid UTF-8.
+    boost::json::error_code ec;
+    (void)boost::json::parse(ev.payload, ec);
+    if (ec)
+      return {errc::invalid_argument, where + "payload is not JSON (" + ec.message() + ")"};
+  }
+  if (!valid_utf8(req.idempotency_key))
+    return {errc::invalid_argument, "stream " + req.stream + ": idempotency key must be UTF-8"};
+  return status::ok();
+}
+
+/// Checks an expected version against the stream's head seq.
+status check_expected(const append_request& req, uint64_t head) {
+  switch (req.expected.what) {
+    case expected_version::kind::any:
+      return status::ok();
+    case expected_version::kind::no_stream:
+      if (head == 0)
+        return status::ok();
+      return {errc::conflict,
+              "stream " + req.stream + ": expected no stream, head is " + std::to_string(head)};
+    case expected_version::kind::exact:
+      if (head == req.expected.version)
+        return status::ok();
+      return {errc::conflict, "stream " + req.stream + ": expected version "
+                                + std::to_string(req.expected.version) + ", head is "
+                                + std::to_string(head)};
+  }
+  return {errc::invalid_argument, "stream " + req.stream + ": unknown expected version kind"};
+}
+
+} // namespace
+
+struct event_store::impl {
+  std::string dir;
+  store_options opts;
+  std::unique_ptr<rocksdb::DB> db;
+
+  std::mutex write_mu;         // one append_batch at a time: the chain is sequential
+  mutable std::mutex head_mu;  // guards head (readers call head() concurrently)
+  log_head head;
+  // Stream heads the writer has read or written (guarded by write_mu): a
+  // version check costs a hash lookup instead of a memtable search. Cleared
+  // when it grows past its bound, so memory follows active streams.
+  std::unordered_map<std::string, uint64_t> head_cache;
+  static constexpr size_t head_cache_limit = 1u << 20;
+
+  ~impl() {
+    if (db)
+      (void)db->Close();  // flushes nothing (the WAL has it all); errors have nowhere to go
+  }
+
+  status db_error(const rocksdb::Status& s, const std::string& what) const {
+    return from_rocksdb(s, what + " (event store at " + dir + ")");
+  }
+
+  status read_only_error(const std::string& what) const {
+    return {errc::read_only, "cannot " + what + ": event store at " + dir + " is open read-only"};
+  }
+
+  /// A point lookup: the value, nullopt when absent, or the storage error.
+  result<std::optional<std::string>> get(const std::string& key) const {
+    std::string value;
+    auto s = db->Get(rocksdb::ReadOptions(), key, &value);
+    if (s.IsNotFound())
+      return std::optional<std::string>{};
+    if (!s.ok())
+      return db_error(s, "read " + printable_key(key));
+    return std::optional<std::string>{std::move(value)};
+  }
+
+  result<uint64_t> read_head_seq(const std::string& stream) const {
+    auto key = head_key(stream);
+    auto v = get(key);
+    if (!v)
+      return v.error();
+    if (!v->has_value())
+      return uint64_t{0};
+    auto seq = parse_u64be(**v);
+    if (!seq)
+      return status{errc::corrupt, "head " + printable_key(key) + " is not a u64be"
+                                     + " (event store at " + dir + ")"};
+    return *seq;
+  }
+
+  /// Follows a g| entry to its event and checks that they agree.
+  result<event_record> resolve_global(std::string_view key, std::string_view pointer) const {
+    const auto where = "global entry " + printable_key(key) + " (event store at " + dir + ")";
+    if (key.size() != global_prefix_tag.size() + 8 || pointer.size() < 9)
+      return status{errc::corrupt, where + " is malformed"};
+    const uint64_t position = read_u64be(key.substr(global_prefix_tag.size()));
+    const uint64_t seq = read_u64be(pointer);
+    const std::string stream(pointer.substr(8));
+    const auto skey = stream_key(stream, seq);
+    auto value = get(skey);
+    if (!value)
+      return value.error();
+    if (!value->has_value())
+      return status{errc::corrupt, where + " points to missing event " + printable_key(skey)};
+    auto rec = decode_event(**value);
+    if (!rec)
+      return status{errc::corrupt, "event " + printable_key(skey) + ": " + rec.error().message()
+                                     + " (event store at " + dir + ")"};
+    if (rec->position != position || rec->stream != stream || rec->seq != seq)
+      return status{errc::corrupt, where + " points to event " + printable_key(skey)
+                                     + " whose position is " + std::to_string(rec->position)};
+    return rec;
+  }
+
+  /// The last g| entry's event, so appends continue its position and hash.
+  status load_head() {
+    rocksdb::ReadOptions ro;
+    const std::string lower(global_prefix_tag);
+    const std::string upper = prefix_upper_bound(global_prefix_tag);
+    rocksdb::Slice lower_slice(lower), upper_slice(upper);
+    ro.iterate_lower_bound = &lower_slice;
+    ro.iterate_upper_bound = &upper_slice;
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
+    it->SeekToLast();
+    if (!it->Valid()) {
+      if (!it->status().ok())
+        return db_error(it->status(), "load the log head");
+      head = {};
+      return status::ok();
+    }
+    const std::string key = it->key().ToString();
+    auto rec = resolve_global(key, it->value().ToString());
+    if (!rec) {
+      // A writer cannot continue a chain it cannot read; an audit tool
+      // (read-only) must still be able to open the log and report on it.
+      if (!opts.read_only || key.size() != global_prefix_tag.size() + 8)
+        return rec.error();
+      head = {read_u64be(std::string_view(key).substr(global_prefix_tag.size())), ""};
+      return status::ok();
+    }
+    head = {rec->position, rec->hash};
+    return status::ok();
+  }
+};
+
+event_store::event_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+event_store::~event_store() = default;
+
+result<std::unique_ptr<event_store>> event_store::open(const std::string& dir,
+                                                       const store_options& opts) {
+  namespace fs = std::filesystem;
+  if (dir.empty())
+    return status{errc::invalid_argument, "event store directory is empty"};
+  const bool may_create = opts.create_if_missing && !opts.read_only;
+  std::error_code ec;
+  if (!fs::exists(fs::path(dir) / "CURRENT", ec)) {
+    if (!may_create)
+      return status{errc::not_found,
+                    "no event store at " + dir
+                      + (opts.read_only ? " (opened read-only, so none is created)"
+                                        : " (create_if_missing is off)")};
+    // RocksDB creates only the last directory level itself.
+    fs::create_directories(dir, ec);
+    if (ec)
+      return status{errc::io_error, "cannot create event store directory " + dir + ": "
+                                      + ec.message()};
+  }
+
+  auto p = std::make_unique<impl>();
+  p->dir = dir;
+  p->opts = opts;
+  const auto options = make_rocksdb_options(opts);
+  rocksdb::DB* raw = nullptr;
+  const auto s = opts.read_only ? rocksdb::DB::OpenForReadOnly(options, dir, &raw)
+                                : rocksdb::DB::Open(options, dir, &raw);
+  if (!s.ok())
+    return from_rocksdb(s, "cannot open event store at " + dir);
+  p->db.reset(raw);
+  if (auto st = p->load_head(); !st)
+    return st;
+  return std::unique_ptr<event_store>(new event_store(std::move(p)));
+}
+
+std::vector<result<append_result>> event_store::append_batch(std::vector<append_request> batch,
+                                                            durability mode) {
+  auto& d = *impl_;
+  std::vector<result<append_result>> out;
+  out.reserve(batch.size());
+  if (d.opts.read_only) {
+    for (size_t i = 0; i < batch.size(); ++i)
+      out.emplace_back(d.read_only_error("append"));
+    return out;
+  }
+
+  std::lock_guard write_lock(d.write_mu);
+  log_head chain;  // where the chain stands, event by event, in this batch
+  {
+    std::lock_guard lock(d.head_mu);
+    chain = d.head;
+  }
+  const std::string now = now_rfc3339();  // one stamp for the whole batch
+  rocksdb::WriteBatch wb;
+  bool batch_ok = true;  // a WriteBatch::Put failed: the batch is unusable
+  auto put = [&](const std::string& key, const std::string& value) {
+    if (!wb.Put(key, value).ok())
+      batch_ok = false;
+  };
+  // Heads of streams appended to earlier in this batch (not yet in RocksDB).
+  std::unordered_map<std::string, uint64_t> heads;
+  // Idempotency keys recorded earlier in this batch -> that request's index.
+  std::unordered_map<std::string, size_t> keys;
+
+  for (size_t i = 0; i < batch.size(); ++i) {
+    auto& req = batch[i];
+    if (auto st = validate_request(req); !st) {
+      out.emplace_back(std::move(st));
+      continue;
+    }
+    // Idempotency first: a retry of a command that succeeded must get its
+    // first answer, not a conflict with the events that command wrote.
+    if (!req.idempotency_key.empty()) {
+      if (auto it = keys.find(req.idempotency_key); it != keys.end()) {
+        append_result dup;
+        dup.duplicate = true;
+        dup.stored_result = batch[it->second].idempotency_result;
+        out.emplace_back(std::move(dup));
+        continue;
+      }
+      auto stored = d.get(idempotency_key(req.idempotency_key));
+      if (!stored) {
+        out.emplace_back(stored.error());
+        continue;
+      }
+      if (stored->has_value()) {
+        append_result dup;
+        dup.duplicate = true;
+        dup.stored_result = std::move(**stored);
+        out.emplace_back(std::move(dup));
+        continue;
+      }
+    }
+
+    uint64_t head = 0;
+    if (auto it = heads.find(req.stream); it != heads.end()) {
+      head = it->second;
+    } else if (auto cached = d.head_cache.find(req.stream); cached != d.head_cache.end()) {
+      head = cached->second;
+    } else {
+      auto h = d.read_head_seq(req.stream);
+      if (!h) {
+        out.emplace_back(h.error());
+        continue;
+      }
+      head = *h;
+    }
+    if (auto st = check_expected(req, head); !st) {
+      out.emplace_back(std::move(st));
+      continue;
+    }
+
+    append_result res;
+    res.first_position = chain.position + 1;
+    for (auto& ev : req.events) {
+      event_record rec;
+      rec.position = chain.position + 1;
+      rec.stream = req.stream;
+      rec.seq = ++head;
+      rec.type = std::move(ev.type);
+      rec.time = ev.time.empty() ? now : std::move(ev.time);
+      rec.actor = std::move(ev.actor);
+      rec.payload = std::move(ev.payload);
+      rec.prev_hash = chain.hash;
+      rec.hash = event_hash(rec);
+      put(stream_key(rec.stream, rec.seq), encode_event(rec));
+      put(global_key(rec.position), global_pointer(rec.stream, rec.seq));
+      chain = {rec.position, std::move(rec.hash)};
+    }
+    put(head_key(req.stream), u64be(head));
+    if (!req.idempotency_key.empty()) {
+      put(idempotency_key(req.idempotency_key), req.idempotency_result);
+      keys.emplace(req.idempotency_key, i);
+    }
+    heads[req.stream] = head;
+    res.last_seq = head;
+    out.emplace_back(std::move(res));
+  }
+
+  if (wb.Count() == 0 && batch_ok)
+    return out;  // nothing to write: every request failed or was a duplicate
+  rocksdb::WriteOptions wo;
+  wo.sync = d.opts.sync && mode == durability::per_options;
+  const auto s = batch_ok ? d.db->Write(wo, &wb)
+                          : rocksdb::Status::InvalidArgument("write batch too large");
+  if (!s.ok()) {
+    // Nothing of the batch is stored: every answer that was not already a
+    // failure of its own becomes the storage failure, and the head stays.
+    const auto st = d.db_error(s, "append");
+    for (auto& r : out)
+      if (r)
+        r = st;
+    return out;
+  }
+  if (d.head_cache.size() + heads.size() > impl::head_cache_limit)
+    d.head_cache.clear();
+  for (auto& [stream, version] : heads)
+    d.head_cache[stream] = version;
+  std::lock_guard lock(d.head_mu);
+  d.head = std::move(chain);
+  return out;
+}
+
+result<append_result> event_store::append(append_request req) {
+  std::vector<append_request> one;
+  one.push_back(std::move(req));
+  return std::move(append_batch(std::move(one)).front());
+}
+
+result<std::vector<event_record>> event_store::read_stream(const std::string& stream,
+                                                          uint64_t from_seq,
+                                                          size_t max_count) const {
+  const auto& d = *impl_;
+  if (!valid_stream_name(stream))
+    return invalid_stream(stream);
+  std::vector<event_record> out;
+  if (max_count == 0)
+    return out;
+  const std::string prefix = stream_events_prefix(stream);
+  const std::string upper = prefix_upper_bound(prefix);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(ro));
+  for (it->Seek(stream_key(stream, std::max<uint64_t>(from_seq, 1)));
+       it->Valid() && out.size() < max_count; it->Next()) {
+    const auto key = it->key().ToStringView();
+    const auto where = "event " + printable_key(key) + " (event store at " + d.dir + ")";
+    if (key.size() != prefix.size() + 8)
+      return status{errc::corrupt, where + ": malformed key"};
+    auto rec = decode_event(it->value().ToStringView());
+    if (!rec)
+      return status{errc::corrupt, where + ": " + rec.error().message()};
+    if (rec->stream != stream || rec->seq != read_u64be(key.substr(prefix.size())))
+      return status{errc::corrupt, where + ": record says stream " + rec->stream + " seq "
+                                     + std::to_string(rec->seq)};
+    out.push_back(std::move(rec).value());
+  }
+  if (!it->status().ok())
+    return d.db_error(it->status(), "read stream " + stream);
+  return out;
+}
+
+result<std::vector<event_record>> event_store::read_all(uint64_t from_position,
+                                                       size_t max_count) const {
+  const auto& d = *impl_;
+  std::vector<event_record> out;
+  if (max_count == 0)
+    return out;
+  const std::string upper = prefix_upper_bound(global_prefix_tag);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(ro));
+  // Each pointed-to event was written in the same atomic batch as its g|
+  // entry, so a visible entry always has its event visible too.
+  for (it->Seek(global_key(std::max<uint64_t>(from_position, 1)));
+       it->Valid() && out.size() < max_count; it->Next()) {
+    auto rec = d.resolve_global(it->key().ToStringView(), it->value().ToStringView());
+    if (!rec)
+      return rec.error();
+    out.push_back(std::move(rec).value());
+  }
+  if (!it->status().ok())
+    return d.db_error(it->status(), "read the global log");
+  return out;
+}
+
+result<uint64_t> event_store::stream_version(const std::string& stream) const {
+  if (!valid_stream_name(stream))
+    return invalid_stream(stream);
+  return impl_->read_head_seq(stream);
+}
+
+log_head event_store::head() const {
+  std::lock_guard lock(impl_->head_mu);
+  return impl_->head;
+}
+
+result<std::optional<std::string>> event_store::find_idempotent(const std::string& key) const {
+  if (key.empty())
+    return status{errc::invalid_argument, "idempotency key is empty"};
+  return impl_->get(idempotency_key(key));
+}
+
+status event_store::put_snapshot(const std::string& stream, const snapshot& snap) {
+  const auto& d = *impl_;
+  if (d.opts.read_only)
+    return d.read_only_error("put a snapshot");
+  if (!valid_stream_name(stream))
+    return invalid_stream(stream);
+  std::string value = u64be(snap.version);
+  value.append(snap.data);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;  // a snapshot is rare and expensive to rebuild: always durable
+  const auto s = d.db->Put(wo, snapshot_key(stream), value);
+  if (!s.ok())
+    return d.db_error(s, "put snapshot of " + stream);
+  return status::ok();
+}
+
+result<std::optional<snapshot>> event_store::get_snapshot(const std::string& stream) const {
+  const auto& d = *impl_;
+  if (!valid_stream_name(stream))
+    return invalid_stream(stream);
+  const auto key = snapshot_key(stream);
+  auto v = d.get(key);
+  if (!v)
+    return v.error();
+  if (!v->has_value())
+    return std::optional<snapshot>{};
+  const std::string& bytes = **v;
+  if (bytes.size() < 8)
+    return status{errc::corrupt, "snapshot " + printable_key(key) + " is shorter than its version"
+                                   + " (event store at " + d.dir + ")"};
+  return std::optional<snapshot>{snapshot{read_u64be(bytes), bytes.substr(8)}};
+}
+
+result<std::vector<std::string>> event_store::list_streams(const std::string& prefix) const {
+  const auto& d = *impl_;
+  const std::string lower = head_key(prefix);
+  const std::string upper = prefix_upper_bound(lower);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(ro));
+  std::vector<std::string> out;
+  for (it->Seek(lower); it->Valid(); it->Next())
+    out.push_back(it->key().ToString().substr(head_prefix_tag.size()));
+  if (!it->status().ok())
+    return d.db_error(it->status(), "list streams");
+  return out;
+}
+
+status event_store::sync() {
+  const auto& d = *impl_;
+  if (d.opts.read_only)
+    return d.read_only_error("sync");
+  if (!d.opts.sync)
+    return status::ok();  // the store was opened without fsync (benchmarks)
+  if (const auto s = d.db->SyncWAL(); !s.ok())
+    return d.db_error(s, "sync the write-ahead log");
+  return status::ok();
+}
+
+status event_store::resume() {
+  const auto& d = *impl_;
+  if (d.opts.read_only)
+    return status::ok();  // a read-only store has no background writes to resume
+  const auto s = d.db->Resume();
+  if (!s.ok())
+    return d.db_error(s, "resume");
+  return status::ok();
+}
+
+} // namespace backline

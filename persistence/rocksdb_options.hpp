@@ -1,0 +1,22 @@
+#pragma once
+// The RocksDB options shared by the event store and the raw benchmark writer,
+// so the benchmark's ceiling is measured on exactly the store's settings.
+
+#include <string>
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/status.h>
+
+#include "backline/event_store.hpp"
+
+namespace backline::persistence {
+
+/// Options for a write-heavy, append-only log (create_if_missing as asked).
+rocksdb::Options make_rocksdb_options(const store_options& opts);
+
+/// Maps a failed RocksDB status to ours; context says what was being done
+/// (e.g. "append to /var/lib/backline"), the RocksDB text follows it.
+status from_rocksdb(const rocksdb::Status& s, const std::string& context);
+
+} // namespace backline::persistence

@@ -1,0 +1,111 @@
+#pragma once
+// Message types and atoms shared by backline's actors (CAF 0.17.6).
+// Every type sent between actors is listed in the one type-ID block below
+// and has a 0.17-style inspect() so CAF can print and copy it.
+
+#include <caf/all.hpp>
+
+#include "backline/event_store.hpp"
+
+namespace backline {
+
+/// A status as a message field (errc and text), for replies that can fail.
+struct reply_status {
+  errc code = errc::ok;
+  std::string message;
+  bool ok() const noexcept { return code == errc::ok; }
+  static reply_status from(const status& s) { return {s.code(), s.message()}; }
+};
+
+/// The journal's answer to an append: the outcome and, on success, where.
+struct append_reply {
+  reply_status status;
+  append_result value;
+};
+
+/// The journal's answer to a read.
+struct read_reply {
+  reply_status status;
+  std::vector<event_record> events;
+};
+
+/// Counters the journal exposes for /metrics and benchmarks.
+struct journal_stats {
+  uint64_t batches = 0;          // synced writes done
+  uint64_t requests = 0;         // append requests answered
+  uint64_t events = 0;           // events made durable
+  uint64_t failed_requests = 0;  // answered with an error
+  uint64_t largest_batch = 0;    // requests in the largest batch
+  uint64_t write_micros = 0;     // time spent in synced writes, total
+  std::vector<uint64_t> batch_size_buckets;  // requests per batch: ≤1,≤4,≤16,≤64,≤256,>256
+  std::vector<uint64_t> write_micros_buckets; // write latency: ≤0.5,≤1,≤2,≤5,≤10,≤50 ms,>50
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reply_status& x) {
+  return f(caf::meta::type_name("reply_status"), x.code, x.message);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_record& x) {
+  return f(caf::meta::type_name("event_record"), x.position, x.stream, x.seq, x.type,
+           x.time, x.actor, x.payload, x.prev_hash, x.hash);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, new_event& x) {
+  return f(caf::meta::type_name("new_event"), x.type, x.actor, x.payload, x.time);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, expected_version& x) {
+  return f(caf::meta::type_name("expected_version"), x.what, x.version);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, append_request& x) {
+  return f(caf::meta::type_name("append_request"), x.stream, x.expected, x.events,
+           x.idempotency_key, x.idempotency_result);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, append_result& x) {
+  return f(caf::meta::type_name("append_result"), x.first_position, x.last_seq,
+           x.duplicate, x.stored_result);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, append_reply& x) {
+  return f(caf::meta::type_name("append_reply"), x.status, x.value);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, read_reply& x) {
+  return f(caf::meta::type_name("read_reply"), x.status, x.events);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, snapshot& x) {
+  return f(caf::meta::type_name("snapshot"), x.version, x.data);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, journal_stats& x) {
+  return f(caf::meta::type_name("journal_stats"), x.batches, x.requests, x.events,
+           x.failed_requests, x.largest_batch, x.write_micros, x.batch_size_buckets,
+           x.write_micros_buckets);
+}
+
+} // namespace backline
+
+CAF_BEGIN_TYPE_ID_BLOCK(backline, caf::first_custom_type_id)
+  CAF_ADD_ATOM(backline, backline::atoms, append, "append")
+  CAF_ADD_ATOM(backline, backline::atoms, flush, "flush")
+  CAF_ADD_ATOM(backline, backline::atoms, read_strm, "read_strm")
+  CAF_ADD_ATOM(backline, backline::atoms, read_all, "read_all")
+  CAF_ADD_ATOM(backline, backline::atoms, idem_get, "idem_get")
+  CAF_ADD_ATOM(backline, backline::atoms, snap_put, "snap_put")
+  CAF_ADD_ATOM(backline, backline::atoms, snap_get, "snap_get")
+  CAF_ADD_ATOM(backline, backline::atoms, stats, "stats")
+  CAF_ADD_ATOM(backline, backline::atoms, health, "health")
+  CAF_ADD_TYPE_ID(backline, (backline::reply_status))
+  CAF_ADD_TYPE_ID(backline, (backline::event_record))
+  CAF_ADD_TYPE_ID(backline, (backline::new_event))
+  CAF_ADD_TYPE_ID(backline, (backline::append_request))
+  CAF_ADD_TYPE_ID(backline, (backline::append_result))
+  CAF_ADD_TYPE_ID(backline, (backline::append_reply))
+  CAF_ADD_TYPE_ID(backline, (backline::read_reply))
+  CAF_ADD_TYPE_ID(backline, (backline::snapshot))
+  CAF_ADD_TYPE_ID(backline, (backline::journal_stats))
+CAF_END_TYPE_ID_BLOCK(backline)

@@ -1,0 +1,44 @@
+#pragma once
+// Configuration of `backline serve`: every option has a flag, an environment
+// variable and a default, all listed in one table (server/config.cpp) so that
+// --help can never disagree with the code.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "backline/status.hpp"
+
+namespace backline {
+
+struct server_config {
+  std::string listen_host = "127.0.0.1";  // --listen HOST:PORT, BACKLINE_LISTEN
+  int listen_port = 8080;                 // 0 picks a free port (tests)
+  std::string data_dir = "./backline-data";  // --data DIR, BACKLINE_DATA
+  std::string admin_token;                // BACKLINE_ADMIN_TOKEN (else generated once)
+  size_t http_threads = 512;              // --http-threads, one per open connection
+  size_t max_body_bytes = 16u << 20;      // --max-body-bytes, larger bodies get 413
+  uint32_t request_timeout_ms = 5000;     // --request-timeout-ms, actor answer deadline
+  uint32_t read_timeout_s = 10;           // --read-timeout-s, slow clients are dropped
+  uint32_t keep_alive_timeout_s = 30;     // --keep-alive-timeout-s
+  size_t keep_alive_max = 100000;         // --keep-alive-max, requests per connection
+  int listen_backlog = 4096;              // --listen-backlog
+  bool sync_writes = true;                // --no-sync: skip fsync (benchmarks only)
+  std::string ready_file;                 // --ready-file: write "host:port" when serving
+};
+
+/// Reads `backline serve` flags (args, without the program and subcommand)
+/// over environment variables (looked up by getenv) over defaults.
+/// Returns errc::invalid_argument with a message naming the bad option.
+result<server_config> parse_serve_options(
+  const std::vector<std::string>& args,
+  const std::function<const char*(const char*)>& getenv);
+
+/// The --help text of `backline serve`, with every default.
+std::string serve_help();
+
+/// Splits "host:port" ("[::1]:80" too). Port must be 0..65535.
+result<std::pair<std::string, int>> parse_host_port(const std::string& text);
+
+} // namespace backline

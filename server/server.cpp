@@ -1,0 +1,128 @@
+#include "backline/server.hpp"
+
+#include <boost/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "backline/journal.hpp"
+#include "http/front.hpp"
+#include "http/http_server.hpp"
+
+namespace backline {
+
+struct server::impl {
+  server_config cfg;
+  std::shared_ptr<event_store> store;
+  caf::actor_system_config caf_cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  journal_actor journal;
+  std::unique_ptr<http::http_server> http;
+  std::thread http_thread;
+  int port = 0;
+  bool stopped = false;
+};
+
+namespace {
+
+http::http_settings http_settings_of(const server_config& cfg) {
+  http::http_settings s;
+  s.threads = cfg.http_threads;
+  s.max_body_bytes = cfg.max_body_bytes;
+  s.read_timeout_s = cfg.read_timeout_s;
+  s.write_timeout_s = cfg.read_timeout_s;
+  s.keep_alive_timeout_s = cfg.keep_alive_timeout_s;
+  s.keep_alive_max = cfg.keep_alive_max;
+  s.listen_backlog = cfg.listen_backlog;
+  return s;
+}
+
+void send_json(httplib::Response& res, int status_code, const boost::json::value& body) {
+  res.status = status_code;
+  res.set_content(boost::json::serialize(body), "application/json");
+}
+
+void register_operational_routes(server::impl& s) {
+  auto& routes = s.http->routes();
+  auto* sys = s.sys.get();
+  auto journal = s.journal;
+  auto deadline = std::chrono::milliseconds(s.cfg.request_timeout_ms);
+  routes.Get("/healthz", [sys, journal, deadline](const httplib::Request&, httplib::Response& res) {
+    auto health = http::ask<reply_status>(*sys, journal, deadline, atoms::health::value);
+    if (health && health->ok()) {
+      send_json(res, 200, {{"status", "ok"}});
+      return;
+    }
+    std::string why = health ? health->message : health.error().message();
+    send_json(res, 503, {{"status", "unavailable"}, {"reason", "event log: " + why}});
+  });
+}
+
+} // namespace
+
+server::server(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+server::~server() { stop(); }
+
+int server::port() const { return impl_->port; }
+
+result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ostream& log) {
+  auto s = std::make_unique<impl>();
+  s->cfg = cfg;
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec)
+    return status{errc::io_error, "cannot create data directory " + cfg.data_dir + ": " + ec.message()};
+  store_options opts;
+  opts.sync = cfg.sync_writes;
+  auto store = event_store::open(cfg.data_dir + "/log", opts);
+  if (!store)
+    return store.error();
+  s->store = std::shared_ptr<event_store>(std::move(store.value()));
+  s->caf_cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  s->caf_cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  s->sys = std::make_unique<caf::actor_system>(s->caf_cfg);
+  s->journal = journal::spawn(*s->sys, s->store);
+  s->http = std::make_unique<http::http_server>(http_settings_of(cfg));
+  register_operational_routes(*s);
+  auto port = s->http->bind(cfg.listen_host, cfg.listen_port);
+  if (!port) {
+    caf::anon_send_exit(s->journal, caf::exit_reason::user_shutdown);
+    return port.error();
+  }
+  s->port = port.value();
+  s->http_thread = std::thread([h = s->http.get()] { h->run(); });
+  log << "backline: log " << cfg.data_dir << "/log at position " << s->store->head().position
+      << (cfg.sync_writes ? "" : " (fsync OFF: benchmark mode)") << "\n";
+  log << "backline: listening on http://" << cfg.listen_host << ":" << s->port << std::endl;
+  if (!cfg.ready_file.empty()) {
+    std::ofstream ready(cfg.ready_file);
+    ready << cfg.listen_host << ":" << s->port << "\n";
+  }
+  return std::unique_ptr<server>(new server(std::move(s)));
+}
+
+void server::stop() {
+  if (!impl_ || impl_->stopped)
+    return;
+  impl_->stopped = true;
+  // 1. No new connections; httplib joins its workers, so in-flight requests
+  //    finish (their answers come from actors still running).
+  impl_->http->stop();
+  if (impl_->http_thread.joinable())
+    impl_->http_thread.join();
+  // 2. The journal writes what it still holds, then quits.
+  {
+    caf::scoped_actor self{*impl_->sys};
+    self->send_exit(impl_->journal, caf::exit_reason::user_shutdown);
+    self->wait_for(impl_->journal);
+  }
+  impl_->journal = nullptr;
+  // 3. The routes (they hold actor handles), the actor system, the store.
+  impl_->http.reset();
+  impl_->sys.reset();
+  impl_->store.reset();
+}
+
+} // namespace backline

@@ -1,0 +1,74 @@
+#include "backline/server.hpp"
+
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace backline;
+using namespace backline::testing;
+using namespace std::chrono_literals;
+
+TEST_CASE("an in-process server answers /healthz on an ephemeral port and stops cleanly") {
+  temp_dir dir;
+  server_config cfg;
+  cfg.listen_port = 0;
+  cfg.data_dir = dir.path();
+  cfg.http_threads = 4;
+  std::ostringstream log;
+  auto srv = server::start(cfg, log);
+  REQUIRE(srv);
+  REQUIRE((*srv)->port() > 0);
+  CHECK_THAT(log.str(), Catch::Contains("listening on http://127.0.0.1:"));
+  httplib::Client cli("127.0.0.1", (*srv)->port());
+  auto res = cli.Get("/healthz");
+  REQUIRE(res);
+  CHECK(res->status == 200);
+  CHECK(res->body == R"({"status":"ok"})");
+  (*srv)->stop();
+  (*srv)->stop();  // idempotent
+}
+
+TEST_CASE("a data directory that cannot be created is a clear error") {
+  server_config cfg;
+  cfg.listen_port = 0;
+  cfg.data_dir = "/proc/backline-cannot-be-here";
+  std::ostringstream log;
+  auto srv = server::start(cfg, log);
+  REQUIRE_FALSE(srv);
+  CHECK_THAT(srv.error().message(), Catch::Contains("/proc/backline-cannot-be-here"));
+}
+
+TEST_CASE("backline serve stops on SIGTERM and SIGINT with exit code 0, keeping its data") {
+  temp_dir dir;
+  for (int sig : {SIGTERM, SIGINT}) {
+    std::string ready = dir.sub("ready-" + std::to_string(sig));
+    child_process proc({backline_binary(), "serve", "--listen", "127.0.0.1:0", "--data", dir.sub("data"),
+                        "--ready-file", ready, "--http-threads", "8"},
+                       dir.sub("log-" + std::to_string(sig)));
+    int port = wait_for_ready_file(ready, 20s);
+    REQUIRE(port > 0);
+    httplib::Client cli("127.0.0.1", port);
+    auto res = cli.Get("/healthz");
+    REQUIRE(res);
+    CHECK(res->status == 200);
+    proc.signal(sig);
+    CHECK(proc.wait(20s) == 0);
+    auto log = read_file(dir.sub("log-" + std::to_string(sig)));
+    CHECK_THAT(log, Catch::Contains("stopped"));
+  }
+}
+
+TEST_CASE("backline serve --help lists options and defaults; bad options exit 2") {
+  temp_dir dir;
+  child_process help({backline_binary(), "serve", "--help"}, dir.sub("help"));
+  CHECK(help.wait(10s) == 0);
+  CHECK_THAT(read_file(dir.sub("help")), Catch::Contains("BACKLINE_LISTEN"));
+  child_process bad({backline_binary(), "serve", "--bogus"}, dir.sub("bad"));
+  CHECK(bad.wait(10s) == 2);
+  CHECK_THAT(read_file(dir.sub("bad")), Catch::Contains("--bogus"));
+}

@@ -36,6 +36,7 @@ struct written_batch {
 };
 
 struct journal_state {
+  journal_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "journal";
   std::shared_ptr<event_store> store;
   journal_options opts;

@@ -15,6 +15,8 @@ const char* to_string(errc code) noexcept {
     case errc::busy: return "busy";
     case errc::timeout: return "timeout";
     case errc::unavailable: return "unavailable";
+    case errc::unauthenticated: return "unauthenticated";
+    case errc::forbidden: return "forbidden";
   }
   return "unknown";
 }

@@ -6,7 +6,9 @@
 #include <fstream>
 #include <thread>
 
+#include "backline/inbox.hpp"
 #include "backline/journal.hpp"
+#include "http/api_routes.hpp"
 #include "http/front.hpp"
 #include "http/http_server.hpp"
 
@@ -18,6 +20,10 @@ struct server::impl {
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> sys;
   journal_actor journal;
+  slack_port_actor slack;
+  directory_actor directory;
+  users_actor users;
+  std::shared_ptr<users_view> users_table = std::make_shared<users_view>();
   std::unique_ptr<http::http_server> http;
   std::thread http_thread;
   int port = 0;
@@ -59,6 +65,33 @@ void register_operational_routes(server::impl& s) {
   });
 }
 
+// On a fresh log, the first admin: its token from BACKLINE_ADMIN_TOKEN, or a
+// random one printed once. Runs before any actor, straight on the store.
+status bootstrap_admin(event_store& store, const server_config& cfg, users_table& table, std::ostream& log) {
+  if (!table.by_id.empty())
+    return {};
+  std::string token = cfg.admin_token.empty() ? inbox::new_token() : cfg.admin_token;
+  user admin{"admin", "Administrator", role::admin, false, inbox::hash_token(token)};
+  append_request req;
+  req.stream = "user-admin";
+  req.expected = expected_version::no_stream();
+  req.events.push_back(new_event{"user_created", "system",
+                                 boost::json::serialize(boost::json::object{{"id", admin.id},
+                                                                            {"name", admin.name},
+                                                                            {"role", "admin"},
+                                                                            {"inbox_access", false},
+                                                                            {"token_hash", admin.token_hash}})});
+  if (auto r = store.append(std::move(req)); !r)
+    return r.error();
+  table.id_by_token_hash[admin.token_hash] = admin.id;
+  table.by_id[admin.id] = admin;
+  if (cfg.admin_token.empty())
+    log << "backline: first admin created; its token (shown once): " << token << "\n";
+  else
+    log << "backline: first admin created with the token from BACKLINE_ADMIN_TOKEN\n";
+  return {};
+}
+
 } // namespace
 
 server::server(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -80,12 +113,32 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   if (!store)
     return store.error();
   s->store = std::shared_ptr<event_store>(std::move(store.value()));
+  auto users = inbox::load_users(*s->store);
+  if (!users)
+    return users.error();
+  if (auto st = bootstrap_admin(*s->store, cfg, **users, log); !st)
+    return st;
+  s->users_table->publish(*users);
+  auto index = inbox::load_chat_index(*s->store);
+  if (!index)
+    return index.error();
   s->caf_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   s->caf_cfg.set("logger.file-verbosity", caf::atom("quiet"));
   s->sys = std::make_unique<caf::actor_system>(s->caf_cfg);
   s->journal = journal::spawn(*s->sys, s->store);
+  s->slack = inbox::spawn_memory_slack_port(*s->sys);
+  s->directory = inbox::spawn_directory(*s->sys, s->journal, s->slack, std::move(index.value()));
+  s->users = inbox::spawn_users(*s->sys, s->journal, s->users_table);
   s->http = std::make_unique<http::http_server>(http_settings_of(cfg));
   register_operational_routes(*s);
+  http::api_deps deps;
+  deps.sys = s->sys.get();
+  deps.journal = s->journal;
+  deps.directory = s->directory;
+  deps.user_admin = s->users;
+  deps.users = s->users_table;
+  deps.deadline = std::chrono::milliseconds(cfg.request_timeout_ms);
+  http::register_api_routes(s->http->routes(), deps);
   auto port = s->http->bind(cfg.listen_host, cfg.listen_port);
   if (!port) {
     caf::anon_send_exit(s->journal, caf::exit_reason::user_shutdown);
@@ -112,12 +165,20 @@ void server::stop() {
   impl_->http->stop();
   if (impl_->http_thread.joinable())
     impl_->http_thread.join();
-  // 2. The journal writes what it still holds, then quits.
+  // 2. The inbox actors (chats and threads are linked to the directory),
+  //    then the journal, which writes what it still holds, then quits.
   {
     caf::scoped_actor self{*impl_->sys};
+    for (auto a : {caf::actor_cast<caf::actor>(impl_->directory), caf::actor_cast<caf::actor>(impl_->users),
+                   caf::actor_cast<caf::actor>(impl_->slack)})
+      self->send_exit(a, caf::exit_reason::user_shutdown);
+    self->wait_for(impl_->directory, impl_->users, impl_->slack);
     self->send_exit(impl_->journal, caf::exit_reason::user_shutdown);
     self->wait_for(impl_->journal);
   }
+  impl_->directory = nullptr;
+  impl_->users = nullptr;
+  impl_->slack = nullptr;
   impl_->journal = nullptr;
   // 3. The routes (they hold actor handles), the actor system, the store.
   impl_->http.reset();

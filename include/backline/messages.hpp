@@ -5,6 +5,7 @@
 
 #include <caf/all.hpp>
 
+#include "backline/domain.hpp"
 #include "backline/event_store.hpp"
 
 namespace backline {
@@ -87,6 +88,59 @@ typename Inspector::result_type inspect(Inspector& f, journal_stats& x) {
            x.write_micros_buckets);
 }
 
+/// What an HTTP request asks of the inbox actors.
+enum class verb : uint8_t {
+  chat_create, chat_get, chat_assign, chat_transfer, chat_resolve, chat_reopen, chat_messages, chat_message_post,
+  thread_list, thread_create, thread_get, thread_messages, thread_post, thread_done,
+};
+
+/// One command: who asks, what, on which chat/thread, with which validated
+/// JSON body, under which idempotency key ("" for none; scoped by caller).
+struct command {
+  verb what = verb::chat_get;
+  caller who;
+  std::string chat_id;
+  std::string thread_id;
+  std::string body;
+  std::string idempotency_key;
+};
+
+/// A message for the Slack side: post text (and files) into a thread.
+struct outbound_post {
+  std::string thread_id;
+  std::string message_id;
+  std::string channel_id;
+  std::string thread_ts;  // "" for the thread's parent message
+  std::string text;
+  std::vector<mention> mentions;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, caller& x) {
+  return f(caf::meta::type_name("caller"), x.id, x.name, x.kind, x.inbox_access);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, api_reply& x) {
+  return f(caf::meta::type_name("api_reply"), x.status, x.body);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, command& x) {
+  return f(caf::meta::type_name("command"), x.what, x.who, x.chat_id, x.thread_id, x.body, x.idempotency_key);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, mention& x) {
+  return f(caf::meta::type_name("mention"), x.kind, x.handle);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, outbound_post& x) {
+  return f(caf::meta::type_name("outbound_post"), x.thread_id, x.message_id, x.channel_id, x.thread_ts, x.text,
+           x.mentions);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, user& x) {
+  return f(caf::meta::type_name("user"), x.id, x.name, x.kind, x.inbox_access, x.token_hash);
+}
+
 } // namespace backline
 
 CAF_BEGIN_TYPE_ID_BLOCK(backline, caf::first_custom_type_id)
@@ -99,6 +153,13 @@ CAF_BEGIN_TYPE_ID_BLOCK(backline, caf::first_custom_type_id)
   CAF_ADD_ATOM(backline, backline::atoms, snap_get, "snap_get")
   CAF_ADD_ATOM(backline, backline::atoms, stats, "stats")
   CAF_ADD_ATOM(backline, backline::atoms, health, "health")
+  CAF_ADD_ATOM(backline, backline::atoms, command, "command")
+  CAF_ADD_ATOM(backline, backline::atoms, create, "create")
+  CAF_ADD_ATOM(backline, backline::atoms, list, "list")
+  CAF_ADD_ATOM(backline, backline::atoms, indexed, "indexed")
+  CAF_ADD_ATOM(backline, backline::atoms, post, "post")
+  CAF_ADD_ATOM(backline, backline::atoms, delivered, "delivered")
+  CAF_ADD_ATOM(backline, backline::atoms, sent_log, "sent_log")
   CAF_ADD_TYPE_ID(backline, (backline::reply_status))
   CAF_ADD_TYPE_ID(backline, (backline::event_record))
   CAF_ADD_TYPE_ID(backline, (backline::new_event))
@@ -108,4 +169,10 @@ CAF_BEGIN_TYPE_ID_BLOCK(backline, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(backline, (backline::read_reply))
   CAF_ADD_TYPE_ID(backline, (backline::snapshot))
   CAF_ADD_TYPE_ID(backline, (backline::journal_stats))
+  CAF_ADD_TYPE_ID(backline, (backline::caller))
+  CAF_ADD_TYPE_ID(backline, (backline::api_reply))
+  CAF_ADD_TYPE_ID(backline, (backline::command))
+  CAF_ADD_TYPE_ID(backline, (backline::mention))
+  CAF_ADD_TYPE_ID(backline, (backline::outbound_post))
+  CAF_ADD_TYPE_ID(backline, (backline::user))
 CAF_END_TYPE_ID_BLOCK(backline)

@@ -21,6 +21,8 @@ enum class errc : int {
   busy,              // overloaded: try again later
   timeout,           // a deadline passed before the answer came
   unavailable,       // a dependency (Slack, the journal) cannot be reached
+  unauthenticated,   // no credentials, or unknown ones
+  forbidden,         // the caller's role or ownership does not allow it
 };
 
 /// The snake_case name of an error code, as it appears in logs and JSON.

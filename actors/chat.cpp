@@ -1,0 +1,274 @@
+// The chat actor: the only writer of its chat-<id> stream, the parent of
+// its threads' actors, and the gate that checks who may do what with them.
+
+#include "actors/chat.hpp"
+
+#include "actors/persist.hpp"
+#include "actors/thread.hpp"
+
+namespace json = boost::json;
+
+namespace backline {
+namespace {
+
+struct chat_actor_state {
+  chat_actor_state() = default;  // not an aggregate: CAF would build it from the self pointer
+  static inline const char* name = "chat";
+  chat_state chat;
+  journal_actor journal;
+  directory_actor directory;
+  slack_port_actor slack;
+  std::map<std::string, thread_actor> threads;
+};
+
+using chat_pointer = chat_actor::stateful_pointer<chat_actor_state>;
+
+std::string chat_stream(const std::string& id) { return "chat-" + id; }
+
+void report_index(chat_pointer self) {
+  auto& c = self->state.chat;
+  self->send(self->state.directory, atoms::indexed::value, c.id, c.resolved, c.agent_id,
+             json::serialize(chat_json(c)));
+}
+
+thread_actor thread_of(chat_pointer self, const std::string& thread_id) {
+  auto& threads = self->state.threads;
+  if (auto i = threads.find(thread_id); i != threads.end())
+    return i->second;
+  auto& payloads = self->state.chat.thread_payloads;
+  auto creation = payloads.count(thread_id) ? payloads[thread_id] : std::string{};
+  auto t = spawn_thread_actor(self, thread_id, creation, self->state.journal, self->state.slack);
+  threads.emplace(thread_id, t);
+  return t;
+}
+
+// Appends one chat event for a command; once durable, applies it and answers.
+caf::result<api_reply> record(chat_pointer self, const command& cmd, std::string type, json::object payload,
+                              std::function<api_reply(const chat_state&)> answer,
+                              std::function<void()> after = [] {}) {
+  auto& c = self->state.chat;
+  auto req = detail::one_event(chat_stream(cmd.chat_id), c.version, std::move(type), cmd.who.id, payload,
+                               detail::scoped_key(cmd.who, cmd.idempotency_key));
+  auto next = c;
+  apply_chat_event(next, detail::as_record(req, append_result{0, c.version + 1, false, {}}));
+  auto rp = self->make_response_promise<api_reply>();
+  detail::persist(self, self->state.journal, req, answer(next), rp, [self, req, after](const append_result& r) {
+    apply_chat_event(self->state.chat, detail::as_record(req, r));
+    report_index(self);
+    after();
+  });
+  return rp;
+}
+
+api_reply chat_reply(int status, const chat_state& c) { return json_reply(status, chat_json(c)); }
+
+api_reply messages_reply(const chat_state& c, const caller& who) {
+  json::array list;
+  for (const auto& m : c.messages) {
+    if (m.kind == "internal_note" && who.kind == role::bot)
+      continue;  // the bot sees the customer transcript only
+    list.push_back(json::object{{"id", m.id},         {"kind", m.kind},
+                                {"text", m.text},     {"author", m.author},
+                                {"created_at", m.created_at}});
+  }
+  return json_reply(200, json::object{{"messages", std::move(list)}});
+}
+
+// Lists the chat's threads: asks each thread actor, answers when all did.
+caf::result<api_reply> list_threads(chat_pointer self, const command& cmd) {
+  auto rp = self->make_response_promise<api_reply>();
+  auto ids = self->state.chat.thread_ids;
+  if (ids.empty()) {
+    rp.deliver(json_reply(200, json::object{{"threads", json::array{}}}));
+    return rp;
+  }
+  auto results = std::make_shared<std::vector<std::string>>(ids.size());
+  auto remaining = std::make_shared<size_t>(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    command get = cmd;
+    get.what = verb::thread_get;
+    get.thread_id = ids[i];
+    self->request(thread_of(self, ids[i]), std::chrono::seconds(10), atoms::command::value, get)
+      .then(
+        [rp, results, remaining, i](const api_reply& r) mutable {
+          (*results)[i] = r.status == 200 ? r.body : std::string{};
+          if (--*remaining > 0)
+            return;
+          json::array list;
+          for (auto& body : *results)
+            if (!body.empty())
+              list.push_back(json::parse(body));
+          rp.deliver(json_reply(200, json::object{{"threads", std::move(list)}}));
+        },
+        [rp, remaining](caf::error&) mutable {
+          if (*remaining > 0) {
+            *remaining = 0;
+            rp.deliver(error_reply(503, "unavailable", "a thread did not answer"));
+          }
+        });
+  }
+  return rp;
+}
+
+caf::result<api_reply> create_thread(chat_pointer self, const command& cmd) {
+  auto& c = self->state.chat;
+  auto body = detail::body_of(cmd);
+  auto channel = detail::field(body, "channel_id");
+  auto text = detail::field(body, "text");
+  auto thread_id = c.id + ".t" + std::to_string(c.thread_ids.size() + 1);
+  auto opening = thread_opening_text(c, cmd.who, text);
+  auto title = text.substr(0, text.find('\n')).substr(0, 120);
+  json::array mentions;
+  for (const auto& m : extract_mentions(text))
+    mentions.push_back(json::object{{"kind", m.kind}, {"handle", m.handle}});
+  json::object thread{{"id", thread_id},          {"chat_id", c.id},       {"channel_id", channel},
+                      {"created_by", cmd.who.id}, {"created_by_name", cmd.who.name},
+                      {"title", title},           {"text", opening},       {"message_id", inbox::new_id("m-")},
+                      {"mentions", mentions},     {"files", json::array{}}};
+  json::object payload{{"thread_id", thread_id},
+                       {"note_id", inbox::new_id("n-")},
+                       {"note", "Internal thread " + thread_id + " opened in Slack channel " + channel + ": " + title},
+                       {"thread", thread}};
+  // The answer is the thread as it will be once created.
+  thread_state planned;
+  event_record created;
+  created.type = "thread_created";
+  created.seq = 1;
+  created.payload = json::serialize(thread);
+  created.time = now_rfc3339();
+  apply_thread_event(planned, created);
+  auto answer = json_reply(201, thread_json(planned));
+  return record(self, cmd, "thread_opened", payload, [answer](const chat_state&) { return answer; },
+                [self, thread_id] { thread_of(self, thread_id); });
+}
+
+caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
+  auto& c = self->state.chat;
+  if (cmd.what == verb::chat_create) {
+    if (c.exists)
+      return error_reply(409, "conflict", "chat " + cmd.chat_id + " exists");
+    auto body = detail::body_of(cmd);
+    json::object payload{{"id", cmd.chat_id},
+                         {"customer_id", detail::field(body, "customer_id")},
+                         {"customer_name", detail::field(body, "customer_name")},
+                         {"previous_chat_id", detail::field(body, "previous_chat_id")}};
+    auto text = detail::field(body, "text");
+    return record(self, cmd, "chat_created", payload, [](const chat_state& s) { return chat_reply(201, s); },
+                  [self, cmd, text]() mutable {
+                    if (text.empty())
+                      return;
+                    // The first customer message, if the bot gave one.
+                    auto& c = self->state.chat;
+                    json::object m{{"id", inbox::new_id("m-")}, {"kind", "customer"}, {"text", text},
+                                   {"author", c.customer_id}};
+                    auto req = detail::one_event(chat_stream(c.id), c.version, "chat_message_added", cmd.who.id, m, "");
+                    self->request(self->state.journal, std::chrono::seconds(30), atoms::append::value, req)
+                      .await([self, req](append_reply& r) {
+                               if (r.status.ok() && !r.value.duplicate)
+                                 apply_chat_event(self->state.chat, detail::as_record(req, r.value));
+                             },
+                             [](caf::error&) {});
+                  });
+  }
+  if (!c.exists)
+    return error_reply(404, "not_found", "no chat " + cmd.chat_id);
+  auto body = detail::body_of(cmd);
+  const auto& who = cmd.who;
+  switch (cmd.what) {
+    case verb::chat_get:
+      if (auto s = may_read_chat(who, c); !s)
+        return detail::rule_error(s);
+      return chat_reply(200, c);
+    case verb::chat_messages:
+      if (auto s = may_read_chat(who, c); !s)
+        return detail::rule_error(s);
+      return messages_reply(c, who);
+    case verb::chat_assign:
+    case verb::chat_transfer: {
+      bool transfer = cmd.what == verb::chat_transfer;
+      if (transfer && !(who.kind == role::admin || (who.kind == role::agent && c.agent_id == who.id)))
+        return error_reply(403, "forbidden", "only the assigned agent or an admin transfers a chat");
+      if (!transfer && who.kind == role::agent)
+        return error_reply(403, "forbidden", "agents do not assign chats; transfer them");
+      if (c.resolved)
+        return error_reply(409, "chat_resolved", "chat " + c.id + " is resolved");
+      auto agent = detail::field(body, "agent_id");
+      return record(self, cmd, transfer ? "chat_transferred" : "chat_assigned",
+                    json::object{{"agent_id", agent}, {"from", c.agent_id}},
+                    [](const chat_state& s) { return chat_reply(200, s); });
+    }
+    case verb::chat_resolve:
+      if (!(who.kind == role::admin || who.kind == role::bot || (who.kind == role::agent && c.agent_id == who.id)))
+        return error_reply(403, "forbidden", "chat " + c.id + " is not assigned to you");
+      if (c.resolved)
+        return error_reply(409, "chat_resolved", "chat " + c.id + " is already resolved");
+      return record(self, cmd, "chat_resolved", {}, [](const chat_state& s) { return chat_reply(200, s); });
+    case verb::chat_message_post: {
+      if (who.kind == role::admin)
+        return error_reply(403, "forbidden", "admins watch read-only");
+      if (who.kind == role::agent && c.agent_id != who.id)
+        return error_reply(403, "forbidden", "chat " + c.id + " is not assigned to you");
+      if (c.resolved)
+        return error_reply(409, "chat_resolved", "chat " + c.id + " is resolved");
+      auto kind = who.kind == role::bot ? detail::field(body, "from") : std::string("agent");
+      json::object m{{"id", inbox::new_id("m-")}, {"kind", kind}, {"text", detail::field(body, "text")},
+                     {"author", kind == "customer" ? c.customer_id : who.id}};
+      return record(self, cmd, "chat_message_added", m, [](const chat_state& s) {
+        const auto& last = s.messages.back();
+        return json_reply(201, json::object{{"id", last.id},     {"kind", last.kind},
+                                            {"text", last.text}, {"author", last.author},
+                                            {"created_at", last.created_at}});
+      });
+    }
+    case verb::thread_list:
+      if (auto s = may_read_threads(who, c); !s)
+        return detail::rule_error(s);
+      return list_threads(self, cmd);
+    case verb::thread_create:
+      if (auto s = may_work_threads(who, c); !s)
+        return detail::rule_error(s);
+      return create_thread(self, cmd);
+    case verb::thread_get:
+    case verb::thread_messages:
+    case verb::thread_post:
+    case verb::thread_done: {
+      if (!c.thread_payloads.count(cmd.thread_id))
+        return error_reply(404, "not_found", "no thread " + cmd.thread_id);
+      bool write = cmd.what == verb::thread_post || cmd.what == verb::thread_done;
+      if (auto s = write ? may_work_threads(who, c) : may_read_threads(who, c); !s)
+        return detail::rule_error(s);
+      return self->delegate(thread_of(self, cmd.thread_id), atoms::command::value, std::move(cmd));
+    }
+    default:
+      return error_reply(400, "invalid_request", "not a chat command");
+  }
+}
+
+chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, journal_actor journal,
+                                        directory_actor directory, slack_port_actor slack) {
+  self->state.journal = std::move(journal);
+  self->state.directory = std::move(directory);
+  self->state.slack = std::move(slack);
+  self->state.chat.id = id;
+  // Activation: rebuild from the stream before taking any command.
+  self->request(self->state.journal, std::chrono::seconds(30), atoms::read_strm::value, chat_stream(id), uint64_t{1},
+                uint64_t{0})
+    .await(
+      [self](read_reply& r) {
+        for (const auto& e : r.events)
+          apply_chat_event(self->state.chat, e);
+      },
+      [](caf::error&) {});
+  return {
+    [self](atoms::command, command& cmd) -> caf::result<api_reply> { return on_command(self, cmd); },
+  };
+}
+
+} // namespace
+
+chat_actor spawn_chat_actor(caf::local_actor* parent, const std::string& id, const journal_actor& journal,
+                            const directory_actor& directory, const slack_port_actor& slack) {
+  return parent->spawn<caf::linked>(chat_behavior, id, journal, directory, slack);
+}
+
+} // namespace backline

@@ -1,0 +1,143 @@
+// The directory: finds or activates the actor of a chat, creates chats, and
+// keeps the chat index that serves the chat lists (My Chats, Active,
+// Resolved). Chat actors report each change to it.
+
+#include "actors/chat.hpp"
+#include "actors/persist.hpp"
+
+namespace json = boost::json;
+
+namespace backline {
+namespace {
+
+struct directory_state {
+  directory_state() = default;  // not an aggregate: CAF would build it from the self pointer
+  static inline const char* name = "directory";
+  journal_actor journal;
+  slack_port_actor slack;
+  std::unordered_map<std::string, chat_actor> chats;
+  std::unordered_map<std::string, chat_index_entry> index;
+};
+
+using directory_pointer = directory_actor::stateful_pointer<directory_state>;
+
+bool plausible_chat_id(const std::string& id) {
+  return !id.empty() && id.size() <= 64 && id.find_first_of("|/ ") == std::string::npos;
+}
+
+chat_actor chat_of(directory_pointer self, const std::string& id) {
+  auto& chats = self->state.chats;
+  if (auto i = chats.find(id); i != chats.end())
+    return i->second;
+  auto a = spawn_chat_actor(self, id, self->state.journal, caf::actor_cast<directory_actor>(self),
+                            self->state.slack);
+  chats.emplace(id, a);
+  return a;
+}
+
+api_reply list_chats(directory_pointer self, const caller& who, const std::string& view) {
+  if (view != "mine" && view != "active" && view != "resolved")
+    return error_reply(400, "invalid_field", "view: one of mine, active, resolved");
+  if (view == "mine" && who.kind != role::agent)
+    return error_reply(403, "forbidden", "My Chats is an agent's view");
+  if (view == "active" && who.kind != role::admin)
+    return error_reply(403, "forbidden", "Active Chats is an admin's view");
+  std::vector<std::pair<std::string, const chat_index_entry*>> rows;
+  for (const auto& [id, e] : self->state.index) {
+    bool visible = false;
+    if (view == "mine")
+      visible = !e.resolved && e.agent_id == who.id;
+    else if (view == "active")
+      visible = !e.resolved;
+    else
+      visible = e.resolved && (who.kind != role::agent || e.agent_id == who.id);
+    if (visible)
+      rows.emplace_back(id, &e);
+  }
+  std::sort(rows.begin(), rows.end());
+  json::array list;
+  for (auto& [id, e] : rows)
+    list.push_back(json::parse(e->json));
+  return json_reply(200, json::object{{"chats", std::move(list)}});
+}
+
+directory_actor::behavior_type directory_behavior(directory_pointer self, journal_actor journal,
+                                                  slack_port_actor slack,
+                                                  std::unordered_map<std::string, chat_index_entry> index) {
+  self->state.journal = std::move(journal);
+  self->state.slack = std::move(slack);
+  self->state.index = std::move(index);
+  return {
+    [self](atoms::command, command& cmd) -> caf::result<api_reply> {
+      if (!plausible_chat_id(cmd.chat_id) || !self->state.index.count(cmd.chat_id))
+        return error_reply(404, "not_found", "no chat " + cmd.chat_id);
+      return self->delegate(chat_of(self, cmd.chat_id), atoms::command::value, std::move(cmd));
+    },
+    [self](atoms::create, const caller& who, const std::string& body,
+           const std::string& key) -> caf::result<api_reply> {
+      if (who.kind != role::bot)
+        return error_reply(403, "forbidden", "chats are created by the bot role");
+      command cmd;
+      cmd.what = verb::chat_create;
+      cmd.who = who;
+      cmd.chat_id = inbox::new_id("ch-");
+      cmd.body = body;
+      cmd.idempotency_key = key;
+      return self->delegate(chat_of(self, cmd.chat_id), atoms::command::value, std::move(cmd));
+    },
+    [self](atoms::list, const caller& who, const std::string& view) { return list_chats(self, who, view); },
+    [self](atoms::indexed, const std::string& id, bool resolved, const std::string& agent_id,
+           const std::string& chat) { self->state.index[id] = chat_index_entry{resolved, agent_id, chat}; },
+  };
+}
+
+// The in-memory Slack port: records what would have been posted and gives
+// each post a Slack-like ts. Tests read the record; issue 4 replaces it.
+struct memory_port_state {
+  memory_port_state() = default;  // not an aggregate: CAF would build it from the self pointer
+  static inline const char* name = "memory_slack_port";
+  std::vector<outbound_post> sent;
+  uint64_t next_ts = 1700000000;
+};
+
+slack_port_actor::behavior_type memory_port(slack_port_actor::stateful_pointer<memory_port_state> self) {
+  return {
+    [self](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string> {
+      self->state.sent.push_back(p);
+      return {reply_status{}, std::to_string(self->state.next_ts++) + ".000100"};
+    },
+    [self](atoms::sent_log) { return self->state.sent; },
+  };
+}
+
+} // namespace
+
+namespace inbox {
+
+directory_actor spawn_directory(caf::actor_system& sys, journal_actor journal, slack_port_actor slack,
+                                std::unordered_map<std::string, chat_index_entry> index) {
+  return sys.spawn(directory_behavior, std::move(journal), std::move(slack), std::move(index));
+}
+
+slack_port_actor spawn_memory_slack_port(caf::actor_system& sys) { return sys.spawn(memory_port); }
+
+result<std::unordered_map<std::string, chat_index_entry>> load_chat_index(const event_store& store) {
+  std::unordered_map<std::string, chat_index_entry> index;
+  auto streams = store.list_streams("chat-");
+  if (!streams)
+    return streams.error();
+  for (const auto& s : *streams) {
+    auto events = store.read_stream(s);
+    if (!events)
+      return events.error();
+    chat_state c;
+    for (const auto& e : *events)
+      apply_chat_event(c, e);
+    if (c.exists)
+      index[c.id] = chat_index_entry{c.resolved, c.agent_id, json::serialize(chat_json(c))};
+  }
+  return index;
+}
+
+} // namespace inbox
+} // namespace backline

@@ -1,0 +1,168 @@
+// The thread actor: the only writer of its thread-<id> stream. Its chat
+// actor checks who may do what and forwards the command; the thread keeps
+// its own rules (a done thread takes no writes) and hands outbound messages
+// to the Slack port.
+
+#include "actors/thread.hpp"
+
+#include "actors/persist.hpp"
+
+namespace json = boost::json;
+
+namespace backline {
+namespace {
+
+struct thread_actor_state {
+  thread_actor_state() = default;  // not an aggregate: CAF would build it from the self pointer
+  static inline const char* name = "thread";
+  thread_state thread;
+  journal_actor journal;
+  slack_port_actor slack;
+};
+
+using thread_pointer = thread_actor::stateful_pointer<thread_actor_state>;
+
+std::string thread_stream(const std::string& id) { return "thread-" + id; }
+
+// Records an event nobody waits for (delivery reports, recovered creation):
+// applied once durable, so the state always equals the stream.
+void record_quietly(thread_pointer self, append_request req, std::function<void()> after = [] {}) {
+  self->request(self->state.journal, std::chrono::seconds(30), atoms::append::value, req)
+    .await(
+      [self, req, after](append_reply& r) {
+        if (r.status.ok() && !r.value.duplicate) {
+          apply_thread_event(self->state.thread, detail::as_record(req, r.value));
+          after();
+        }
+      },
+      [](caf::error&) {});
+}
+
+void deliver(thread_pointer self, const thread_message& m);
+
+void deliver_pending(thread_pointer self) {
+  for (const auto& m : self->state.thread.messages)
+    if (m.direction == "to_slack" && m.delivery == "pending")
+      deliver(self, m);
+}
+
+// Hands an outbound message to the Slack port and records its Slack ts.
+void deliver(thread_pointer self, const thread_message& m) {
+  auto& t = self->state.thread;
+  outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions};
+  self->request(self->state.slack, std::chrono::seconds(30), atoms::post::value, std::move(post))
+    .await(
+      [self, id = m.id](const reply_status& st, const std::string& ts) {
+        if (!st.ok())
+          return;  // stays pending; redelivery is the Slack side's outbox
+        auto& t = self->state.thread;
+        record_quietly(self, detail::one_event(thread_stream(t.id), t.version, "slack_delivered", "slack",
+                                               json::object{{"message_id", id}, {"slack_ts", ts}}, ""));
+      },
+      [](caf::error&) {});
+}
+
+api_reply messages_reply(const thread_state& t) {
+  json::array list;
+  for (const auto& m : t.messages)
+    list.push_back(thread_message_json(m));
+  return json_reply(200, json::object{{"messages", std::move(list)}});
+}
+
+// Appends one event for a command; once durable, applies it, answers, and
+// runs `after` (e.g. hand the message to Slack).
+template <class After>
+caf::result<api_reply> record(thread_pointer self, const command& cmd, std::string type, json::object payload,
+                              std::function<api_reply(const thread_state&)> answer, After after) {
+  auto& t = self->state.thread;
+  auto req = detail::one_event(thread_stream(t.id), t.version, std::move(type), cmd.who.id, payload,
+                               detail::scoped_key(cmd.who, cmd.idempotency_key));
+  // The answer is computed on the state as it will be, so it can be stored
+  // as the idempotent answer in the same write.
+  auto next = t;
+  apply_thread_event(next, detail::as_record(req, append_result{0, t.version + 1, false, {}}));
+  auto rp = self->make_response_promise<api_reply>();
+  detail::persist(self, self->state.journal, req, answer(next), rp, [self, req, after](const append_result& r) {
+    apply_thread_event(self->state.thread, detail::as_record(req, r));
+    after();
+  });
+  return rp;
+}
+
+caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
+  auto& t = self->state.thread;
+  if (!t.exists)
+    return error_reply(404, "not_found", "no thread " + cmd.thread_id);
+  switch (cmd.what) {
+    case verb::thread_get:
+      return json_reply(200, thread_json(t));
+    case verb::thread_messages:
+      // The owning agent reading the thread clears its unread count.
+      if (cmd.who.kind != role::agent || t.unread == 0)
+        return messages_reply(t);
+      return record(self, cmd, "thread_read", {}, messages_reply, [] {});
+    case verb::thread_post: {
+      if (t.done)
+        return error_reply(409, "thread_done", "thread " + t.id + " is done: it is read-only");
+      auto text = detail::field(detail::body_of(cmd), "text");
+      json::array mentions;
+      for (const auto& m : extract_mentions(text))
+        mentions.push_back(json::object{{"kind", m.kind}, {"handle", m.handle}});
+      json::object payload{{"id", inbox::new_id("m-")}, {"text", text},
+                           {"author_id", cmd.who.id},    {"author_name", cmd.who.name},
+                           {"mentions", mentions},       {"files", json::array{}}};
+      return record(
+        self, cmd, "thread_message_sent", payload,
+        [](const thread_state& s) { return json_reply(201, thread_message_json(s.messages.back())); },
+        [self] { deliver(self, self->state.thread.messages.back()); });
+    }
+    case verb::thread_done:
+      if (t.done)
+        return error_reply(409, "thread_done", "thread " + t.id + " is already done");
+      return record(
+        self, cmd, "thread_done", {}, [](const thread_state& s) { return json_reply(200, thread_json(s)); },
+        [] {});
+    default:
+      return error_reply(400, "invalid_request", "not a thread command");
+  }
+}
+
+thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id, std::string creation,
+                                            journal_actor journal, slack_port_actor slack) {
+  self->state.journal = std::move(journal);
+  self->state.slack = std::move(slack);
+  self->state.thread.id = id;
+  // Activation: rebuild from the stream. A thread its chat recorded but whose
+  // own stream is empty (a crash between the two writes) is created now.
+  self->request(self->state.journal, std::chrono::seconds(30), atoms::read_strm::value, thread_stream(id),
+                uint64_t{1}, uint64_t{0})
+    .await(
+      [self, id, creation](read_reply& r) {
+        for (const auto& e : r.events)
+          apply_thread_event(self->state.thread, e);
+        auto& t = self->state.thread;
+        if (t.exists || creation.empty()) {
+          deliver_pending(self);  // what was not yet delivered goes to Slack now
+          return;
+        }
+        boost::system::error_code ec;
+        auto payload = json::parse(creation, ec);
+        if (!ec && payload.is_object())
+          record_quietly(self,
+                         detail::one_event(thread_stream(id), 0, "thread_created", "system", payload.as_object(), ""),
+                         [self] { deliver_pending(self); });
+      },
+      [](caf::error&) {});
+  return {
+    [self](atoms::command, command& cmd) -> caf::result<api_reply> { return on_command(self, cmd); },
+  };
+}
+
+} // namespace
+
+thread_actor spawn_thread_actor(caf::local_actor* parent, const std::string& id, const std::string& creation,
+                                const journal_actor& journal, const slack_port_actor& slack) {
+  return parent->spawn<caf::linked>(thread_behavior, id, creation, journal, slack);
+}
+
+} // namespace backline

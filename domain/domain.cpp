@@ -1,0 +1,300 @@
+#include "backline/domain.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace json = boost::json;
+
+namespace backline {
+namespace {
+
+std::string str(const json::object& o, std::string_view key) {
+  if (auto* v = o.if_contains(key); v && v->is_string())
+    return std::string(v->as_string());
+  return {};
+}
+
+json::object parse_payload(const event_record& e) {
+  boost::system::error_code ec;
+  auto v = json::parse(e.payload, ec);
+  if (ec || !v.is_object())
+    return {};
+  return std::move(v.as_object());
+}
+
+} // namespace
+
+std::string now_rfc3339() {
+  auto now = std::chrono::system_clock::now();
+  auto secs = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return buf;
+}
+
+const char* to_string(role r) noexcept {
+  switch (r) {
+    case role::admin: return "admin";
+    case role::agent: return "agent";
+    case role::bot: return "bot";
+  }
+  return "agent";
+}
+
+std::optional<role> role_from(std::string_view text) noexcept {
+  if (text == "admin")
+    return role::admin;
+  if (text == "agent")
+    return role::agent;
+  if (text == "bot")
+    return role::bot;
+  return std::nullopt;
+}
+
+api_reply json_reply(int status, const json::value& body) { return {status, json::serialize(body)}; }
+
+api_reply error_reply(int status, std::string_view code, std::string_view message) {
+  return json_reply(status, json::object{{"error", json::object{{"code", code}, {"message", message}}}});
+}
+
+caller caller_of(const user& u) { return {u.id, u.name, u.kind, u.inbox_access}; }
+
+int http_status_of(errc code) {
+  switch (code) {
+    case errc::ok: return 200;
+    case errc::invalid_argument: return 400;
+    case errc::unauthenticated: return 401;
+    case errc::forbidden: return 403;
+    case errc::not_found: return 404;
+    case errc::conflict: return 409;
+    case errc::busy: return 503;
+    case errc::timeout: return 503;
+    case errc::no_space: return 503;
+    default: return 500;
+  }
+}
+
+// -- chats -------------------------------------------------------------------
+
+void apply_chat_event(chat_state& chat, const event_record& e) {
+  auto p = parse_payload(e);
+  chat.version = e.seq;
+  if (e.type == "chat_created") {
+    chat.exists = true;
+    chat.id = str(p, "id");
+    chat.customer_id = str(p, "customer_id");
+    chat.customer_name = str(p, "customer_name");
+    chat.previous_chat_id = str(p, "previous_chat_id");
+    chat.created_at = e.time;
+  } else if (e.type == "chat_message_added") {
+    chat.messages.push_back({str(p, "id"), str(p, "kind"), str(p, "text"), str(p, "author"), e.time});
+  } else if (e.type == "chat_assigned" || e.type == "chat_transferred") {
+    chat.agent_id = str(p, "agent_id");
+  } else if (e.type == "thread_opened") {
+    chat.thread_ids.push_back(str(p, "thread_id"));
+    if (auto* t = p.if_contains("thread"); t && t->is_object())
+      chat.thread_payloads[str(p, "thread_id")] = json::serialize(*t);
+    chat.messages.push_back({str(p, "note_id"), "internal_note", str(p, "note"), e.actor, e.time});
+  } else if (e.type == "chat_resolved") {
+    chat.resolved = true;
+  }
+}
+
+json::object chat_json(const chat_state& chat) {
+  json::object o;
+  o["id"] = chat.id;
+  o["status"] = chat.resolved ? "resolved" : "open";
+  o["customer"] = json::object{{"id", chat.customer_id}, {"name", chat.customer_name}};
+  o["agent_id"] = chat.agent_id.empty() ? json::value(nullptr) : json::value(chat.agent_id);
+  o["previous_chat_id"] = chat.previous_chat_id.empty() ? json::value(nullptr) : json::value(chat.previous_chat_id);
+  o["created_at"] = chat.created_at;
+  o["thread_count"] = chat.thread_ids.size();
+  return o;
+}
+
+// -- threads -----------------------------------------------------------------
+
+std::vector<mention> extract_mentions(std::string_view text) {
+  std::vector<mention> out;
+  auto is_handle_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  };
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '@')
+      continue;
+    // "name@example.com" is an address, not a mention.
+    if (i > 0 && is_handle_char(text[i - 1]))
+      continue;
+    size_t j = i + 1;
+    while (j < text.size() && is_handle_char(text[j]))
+      ++j;
+    // A trailing dot ends the sentence, not the handle.
+    size_t end = j;
+    while (end > i + 1 && text[end - 1] == '.')
+      --end;
+    if (end == i + 1)
+      continue;
+    std::string handle(text.substr(i + 1, end - i - 1));
+    std::string kind = (handle == "here" || handle == "channel" || handle == "everyone") ? handle : "name";
+    if (kind != "name")
+      handle.clear();
+    bool seen = false;
+    for (const auto& m : out)
+      seen = seen || (m.kind == kind && m.handle == handle);
+    if (!seen)
+      out.push_back({kind, handle});
+    i = j - 1;
+  }
+  return out;
+}
+
+namespace {
+
+std::vector<file_ref> files_from(const json::object& p) {
+  std::vector<file_ref> out;
+  if (auto* f = p.if_contains("files"); f && f->is_array())
+    for (auto& v : f->as_array())
+      if (v.is_object()) {
+        auto& o = v.as_object();
+        file_ref r{str(o, "id"), str(o, "name"), str(o, "mimetype"), 0};
+        if (auto* s = o.if_contains("size"); s && s->is_int64())
+          r.size = static_cast<uint64_t>(s->as_int64());
+        out.push_back(std::move(r));
+      }
+  return out;
+}
+
+std::vector<mention> mentions_from(const json::object& p) {
+  std::vector<mention> out;
+  if (auto* m = p.if_contains("mentions"); m && m->is_array())
+    for (auto& v : m->as_array())
+      if (v.is_object())
+        out.push_back({str(v.as_object(), "kind"), str(v.as_object(), "handle")});
+  return out;
+}
+
+thread_message* find_message(thread_state& t, const std::string& id) {
+  for (auto& m : t.messages)
+    if (m.id == id)
+      return &m;
+  return nullptr;
+}
+
+} // namespace
+
+void apply_thread_event(thread_state& t, const event_record& e) {
+  auto p = parse_payload(e);
+  t.version = e.seq;
+  if (e.type == "thread_created") {
+    t.exists = true;
+    t.id = str(p, "id");
+    t.chat_id = str(p, "chat_id");
+    t.channel_id = str(p, "channel_id");
+    t.created_by = str(p, "created_by");
+    t.title = str(p, "title");
+    t.created_at = e.time;
+    t.messages.push_back({str(p, "message_id"), "to_slack", str(p, "text"), str(p, "created_by"),
+                          str(p, "created_by_name"), files_from(p), mentions_from(p), "pending", e.time, ""});
+  } else if (e.type == "thread_message_sent") {
+    t.messages.push_back({str(p, "id"), "to_slack", str(p, "text"), str(p, "author_id"), str(p, "author_name"),
+                          files_from(p), mentions_from(p), "pending", e.time, ""});
+  } else if (e.type == "slack_reply_received") {
+    t.messages.push_back({str(p, "id"), "from_slack", str(p, "text"), str(p, "author_id"), str(p, "author_name"),
+                          files_from(p), {}, "", e.time, str(p, "slack_ts")});
+    t.unread += 1;
+  } else if (e.type == "slack_delivered") {
+    if (auto* m = find_message(t, str(p, "message_id"))) {
+      m->delivery = "sent";
+      m->slack_ts = str(p, "slack_ts");
+    }
+    if (t.slack_ts.empty())
+      t.slack_ts = str(p, "slack_ts");
+  } else if (e.type == "thread_read") {
+    t.unread = 0;
+  } else if (e.type == "thread_done") {
+    t.done = true;
+  }
+}
+
+json::object thread_json(const thread_state& t) {
+  json::object o;
+  o["id"] = t.id;
+  o["chat_id"] = t.chat_id;
+  o["channel_id"] = t.channel_id;
+  o["status"] = t.done ? "done" : "open";
+  o["slack_ts"] = t.slack_ts.empty() ? json::value(nullptr) : json::value(t.slack_ts);
+  o["unread"] = t.unread;
+  o["created_by"] = t.created_by;
+  o["created_at"] = t.created_at;
+  o["title"] = t.title;
+  return o;
+}
+
+json::object thread_message_json(const thread_message& m) {
+  json::object o;
+  o["id"] = m.id;
+  o["direction"] = m.direction;
+  o["text"] = m.text;
+  o["markdown"] = m.text;
+  o["author"] = json::object{{"id", m.author_id}, {"name", m.author_name}};
+  json::array files;
+  for (const auto& f : m.files)
+    files.push_back(json::object{{"id", f.id}, {"name", f.name}, {"mimetype", f.mimetype}, {"size", f.size},
+                                 {"url", "/api/v1/files/" + f.id}});
+  o["files"] = std::move(files);
+  json::array mentions;
+  for (const auto& mm : m.mentions)
+    mentions.push_back(json::object{{"kind", mm.kind}, {"handle", mm.handle}});
+  o["mentions"] = std::move(mentions);
+  if (m.direction == "to_slack")
+    o["delivery"] = m.delivery;
+  o["created_at"] = m.created_at;
+  return o;
+}
+
+std::string thread_opening_text(const chat_state& chat, const caller& agent, std::string_view query) {
+  std::string out;
+  out += "Chat " + chat.id + " with customer " + chat.customer_name + " (" + chat.customer_id + ")\n";
+  out += "Agent: " + agent.name + " (" + agent.id + ")\n\n";
+  out += query;
+  return out;
+}
+
+// -- rules -------------------------------------------------------------------
+
+status may_read_chat(const caller& who, const chat_state& chat) {
+  if (who.kind == role::admin || who.kind == role::bot)
+    return {};
+  if (chat.agent_id == who.id)
+    return {};
+  return {errc::forbidden, "chat " + chat.id + " is not assigned to you"};
+}
+
+status may_read_threads(const caller& who, const chat_state& chat) {
+  if (who.kind == role::admin)
+    return {};
+  if (who.kind == role::bot)
+    return {errc::forbidden, "the bot role never sees internal threads"};
+  if (!who.inbox_access)
+    return {errc::forbidden, "internal threads need inbox access"};
+  if (chat.agent_id != who.id)
+    return {errc::forbidden, "chat " + chat.id + " is not assigned to you"};
+  return {};
+}
+
+status may_work_threads(const caller& who, const chat_state& chat) {
+  if (who.kind == role::admin)
+    return {errc::forbidden, "admins see threads read-only"};
+  if (auto s = may_read_threads(who, chat); !s)
+    return s;
+  if (chat.resolved)
+    return {errc::conflict, "chat " + chat.id + " is resolved: its threads are read-only"};
+  return {};
+}
+
+} // namespace backline

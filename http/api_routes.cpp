@@ -1,0 +1,212 @@
+#include "http/api_routes.hpp"
+
+#include <boost/json.hpp>
+
+#include "actors/persist.hpp"
+#include "http/front.hpp"
+
+namespace json = boost::json;
+
+namespace backline::http {
+namespace {
+
+void write(httplib::Response& res, const api_reply& r) {
+  res.status = r.status;
+  res.set_content(r.body, "application/json");
+  if (r.status == 503 || r.status == 429)
+    res.set_header("Retry-After", "1");
+}
+
+/// The caller of a request, from its bearer token; nullopt answers 401.
+/// Every token is hashed before the lookup, so a bad token costs what a good one does.
+std::optional<caller> authenticate(const api_deps& d, const httplib::Request& req, httplib::Response& res) {
+  auto header = req.get_header_value("Authorization");
+  std::string token = header.rfind("Bearer ", 0) == 0 ? header.substr(7) : std::string{};
+  auto hash = inbox::hash_token(token);
+  auto table = d.users->current();
+  auto i = table->id_by_token_hash.find(hash);
+  if (token.empty() || i == table->id_by_token_hash.end()) {
+    write(res, error_reply(401, "unauthenticated", token.empty() ? "missing bearer token" : "unknown token"));
+    return std::nullopt;
+  }
+  return caller_of(table->by_id.at(i->second));
+}
+
+/// The request body as a JSON object; nullopt answers 400.
+std::optional<json::object> json_body(const httplib::Request& req, httplib::Response& res) {
+  boost::system::error_code ec;
+  json::parse_options opts;
+  opts.max_depth = 32;
+  auto v = json::parse(req.body, ec, {}, opts);
+  if (ec || !v.is_object()) {
+    write(res, error_reply(400, "invalid_json",
+                           ec ? "the body is not valid JSON (" + ec.message() + ")" : "the body must be a JSON object"));
+    return std::nullopt;
+  }
+  return std::move(v.as_object());
+}
+
+/// Checks that each named field is a non-empty string; answers 400 naming the first that is not.
+bool require_strings(const json::object& o, std::initializer_list<const char*> names, httplib::Response& res) {
+  for (const char* n : names) {
+    auto* v = o.if_contains(n);
+    if (v == nullptr || !v->is_string() || v->as_string().empty()) {
+      write(res, error_reply(400, "invalid_field",
+                             std::string(n) + (v == nullptr ? ": missing" : ": must be a non-empty string")));
+      return false;
+    }
+  }
+  return true;
+}
+
+/// Answers a repeated Idempotency-Key from its stored first answer. True when answered.
+bool replay_idempotent(const api_deps& d, const caller& who, const std::string& key, httplib::Response& res) {
+  if (key.empty())
+    return false;
+  auto& self = front_actor(*d.sys);
+  bool answered = false;
+  self->request(d.journal, d.deadline, atoms::idem_get::value, detail::scoped_key(who, key))
+    .receive(
+      [&](const reply_status& st, bool found, const std::string& stored) {
+        if (st.ok() && found) {
+          write(res, detail::decode_reply(stored));
+          answered = true;
+        }
+      },
+      [&](caf::error&) {});
+  return answered;
+}
+
+template <class Handle, class... Ts>
+void ask_and_write(const api_deps& d, httplib::Response& res, const Handle& dest, Ts&&... xs) {
+  auto r = ask<api_reply>(*d.sys, dest, d.deadline, std::forward<Ts>(xs)...);
+  if (r)
+    write(res, *r);
+  else
+    write(res, error_reply(503, "unavailable", "the server is busy: " + r.error().message()));
+}
+
+/// Thread ids are "<chat id>.t<n>": the chat owns the thread.
+std::string chat_of_thread(const std::string& thread_id) {
+  auto dot = thread_id.rfind(".t");
+  return dot == std::string::npos ? std::string{} : thread_id.substr(0, dot);
+}
+
+void command_route(httplib::Server& s, const api_deps& d, const char* method, const char* pattern, verb what,
+                   bool by_thread, std::vector<const char*> required) {
+  auto handler = [d, what, by_thread, required](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(d, req, res);
+    if (!who)
+      return;
+    command cmd;
+    cmd.what = what;
+    cmd.who = *who;
+    if (by_thread) {
+      cmd.thread_id = req.matches[1];
+      cmd.chat_id = chat_of_thread(cmd.thread_id);
+    } else {
+      cmd.chat_id = req.matches[1];
+    }
+    if (req.method == "POST" || req.method == "PUT") {
+      cmd.idempotency_key = req.get_header_value("Idempotency-Key");
+      if (!required.empty() || !req.body.empty()) {
+        auto body = json_body(req, res);
+        if (!body)
+          return;
+        for (const char* n : required)
+          if (!require_strings(*body, {n}, res))
+            return;
+        if (what == verb::chat_assign || what == verb::chat_transfer) {
+          auto table = d.users->current();
+          auto agent = table->by_id.find(std::string(body->at("agent_id").as_string()));
+          if (agent == table->by_id.end() || agent->second.kind != role::agent) {
+            write(res, error_reply(400, "invalid_field", "agent_id: no such agent"));
+            return;
+          }
+        }
+        if (what == verb::chat_message_post && who->kind == role::bot) {
+          auto from = detail::field(*body, "from");
+          if (from != "customer" && from != "bot") {
+            write(res, error_reply(400, "invalid_field", "from: customer or bot"));
+            return;
+          }
+        }
+        cmd.body = json::serialize(*body);
+      }
+      if (replay_idempotent(d, *who, cmd.idempotency_key, res))
+        return;
+    }
+    ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
+  };
+  if (std::string(method) == "GET")
+    s.Get(pattern, handler);
+  else
+    s.Post(pattern, handler);
+}
+
+} // namespace
+
+void register_api_routes(httplib::Server& s, const api_deps& d) {
+  s.Get("/api/v1/me", [d](const httplib::Request& req, httplib::Response& res) {
+    if (auto who = authenticate(d, req, res))
+      write(res, json_reply(200, json::object{{"id", who->id}, {"name", who->name}, {"role", to_string(who->kind)},
+                                              {"inbox_access", who->inbox_access}}));
+  });
+  s.Post("/api/v1/users", [d](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(d, req, res);
+    if (!who)
+      return;
+    auto body = json_body(req, res);
+    if (!body || !require_strings(*body, {"id", "name", "role"}, res))
+      return;
+    auto key = req.get_header_value("Idempotency-Key");
+    if (replay_idempotent(d, *who, key, res))
+      return;
+    ask_and_write(d, res, d.user_admin, atoms::create::value, *who, json::serialize(*body), key);
+  });
+  s.Post("/api/v1/chats", [d](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(d, req, res);
+    if (!who)
+      return;
+    auto body = json_body(req, res);
+    if (!body)
+      return;
+    auto* customer = body->if_contains("customer");
+    if (customer == nullptr || !customer->is_object()) {
+      write(res, error_reply(400, "invalid_field", "customer: an object with id and name"));
+      return;
+    }
+    if (!require_strings(customer->as_object(), {"id", "name"}, res))
+      return;
+    if (auto* t = body->if_contains("text"); t && !t->is_string()) {
+      write(res, error_reply(400, "invalid_field", "text: must be a string"));
+      return;
+    }
+    auto key = req.get_header_value("Idempotency-Key");
+    if (replay_idempotent(d, *who, key, res))
+      return;
+    json::object flat{{"customer_id", customer->at("id")},
+                      {"customer_name", customer->at("name")},
+                      {"text", body->if_contains("text") ? body->at("text") : json::value("")}};
+    ask_and_write(d, res, d.directory, atoms::create::value, *who, json::serialize(flat), key);
+  });
+  s.Get("/api/v1/chats", [d](const httplib::Request& req, httplib::Response& res) {
+    if (auto who = authenticate(d, req, res))
+      ask_and_write(d, res, d.directory, atoms::list::value, *who, req.get_param_value("view"));
+  });
+  command_route(s, d, "GET", R"(/api/v1/chats/([^/]+))", verb::chat_get, false, {});
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/assign)", verb::chat_assign, false, {"agent_id"});
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/transfer)", verb::chat_transfer, false, {"agent_id"});
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/resolve)", verb::chat_resolve, false, {});
+  command_route(s, d, "GET", R"(/api/v1/chats/([^/]+)/messages)", verb::chat_messages, false, {});
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/messages)", verb::chat_message_post, false, {"text"});
+  command_route(s, d, "GET", R"(/api/v1/chats/([^/]+)/threads)", verb::thread_list, false, {});
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/threads)", verb::thread_create, false,
+                {"channel_id", "text"});
+  command_route(s, d, "GET", R"(/api/v1/threads/([^/]+))", verb::thread_get, true, {});
+  command_route(s, d, "GET", R"(/api/v1/threads/([^/]+)/messages)", verb::thread_messages, true, {});
+  command_route(s, d, "POST", R"(/api/v1/threads/([^/]+)/messages)", verb::thread_post, true, {"text"});
+  command_route(s, d, "POST", R"(/api/v1/threads/([^/]+)/done)", verb::thread_done, true, {});
+}
+
+} // namespace backline::http

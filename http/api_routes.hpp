@@ -1,0 +1,26 @@
+#pragma once
+// The /api/v1 routes: each handler authenticates, validates the body, sends
+// one command to an actor with a deadline, and writes the actor's answer.
+
+#include <caf/all.hpp>
+#include <httplib.h>
+
+#include <chrono>
+#include <memory>
+
+#include "backline/inbox.hpp"
+
+namespace backline::http {
+
+struct api_deps {
+  caf::actor_system* sys = nullptr;
+  journal_actor journal;
+  directory_actor directory;
+  users_actor user_admin;
+  std::shared_ptr<backline::users_view> users;  // the published users table
+  std::chrono::milliseconds deadline{5000};
+};
+
+void register_api_routes(httplib::Server& server, const api_deps& deps);
+
+} // namespace backline::http

@@ -1,0 +1,148 @@
+#pragma once
+// The inbox domain: users, chats and internal threads as plain state, the
+// events that change them, and the pure rules that decide who may do what.
+// Actors own the state; these functions are what they (and tests) call.
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backline/event_store.hpp"
+#include "backline/status.hpp"
+
+namespace backline {
+
+/// The time now as RFC 3339 UTC with milliseconds, e.g. 2026-11-25T13:00:00.123Z.
+std::string now_rfc3339();
+
+enum class role : uint8_t { admin, agent, bot };
+const char* to_string(role r) noexcept;
+std::optional<role> role_from(std::string_view text) noexcept;
+
+struct user {
+  std::string id;
+  std::string name;
+  role kind = role::agent;
+  bool inbox_access = false;
+  std::string token_hash;  // hex SHA-256 of the bearer token
+};
+
+/// An answer as the HTTP API gives it: status code and JSON body.
+struct api_reply {
+  int status = 200;
+  std::string body;
+};
+
+api_reply error_reply(int status, std::string_view code, std::string_view message);
+api_reply json_reply(int status, const boost::json::value& body);
+
+/// Who is calling (copied into every command so actors check it themselves).
+struct caller {
+  std::string id;
+  std::string name;
+  role kind = role::agent;
+  bool inbox_access = false;
+};
+caller caller_of(const user& u);
+
+// -- chats -------------------------------------------------------------------
+
+struct chat_message {
+  std::string id;
+  std::string kind;    // customer | bot | agent | internal_note
+  std::string text;
+  std::string author;
+  std::string created_at;
+};
+
+struct chat_state {
+  std::string id;
+  bool exists = false;
+  bool resolved = false;
+  std::string customer_id;
+  std::string customer_name;
+  std::string agent_id;          // "" when unassigned
+  std::string previous_chat_id;  // "" when none
+  std::string created_at;
+  std::vector<chat_message> messages;
+  std::vector<std::string> thread_ids;
+  std::map<std::string, std::string> thread_payloads;  // thread id -> its thread_created payload
+  uint64_t version = 0;          // head seq of the chat's stream
+};
+
+/// Applies one event of a chat's stream (events it does not know are ignored).
+void apply_chat_event(chat_state& chat, const event_record& e);
+boost::json::object chat_json(const chat_state& chat);
+
+// -- threads -----------------------------------------------------------------
+
+struct file_ref {
+  std::string id;
+  std::string name;
+  std::string mimetype;
+  uint64_t size = 0;
+};
+
+struct mention {
+  std::string kind;    // here | channel | name (a user group handle or a Slack user name)
+  std::string handle;
+};
+
+/// The mentions in an agent's text: @here, @channel, @everyone, @<handle>.
+/// An e-mail address is not a mention. Pure; tested on its own.
+std::vector<mention> extract_mentions(std::string_view text);
+
+struct thread_message {
+  std::string id;
+  std::string direction;  // to_slack | from_slack
+  std::string text;
+  std::string author_id;
+  std::string author_name;
+  std::vector<file_ref> files;
+  std::vector<mention> mentions;
+  std::string delivery;   // pending | sent | failed (to_slack only)
+  std::string created_at;
+  std::string slack_ts;
+};
+
+struct thread_state {
+  std::string id;
+  std::string chat_id;
+  bool exists = false;
+  std::string channel_id;
+  std::string created_by;
+  std::string created_at;
+  std::string title;
+  bool done = false;
+  uint64_t unread = 0;
+  std::string slack_ts;
+  std::vector<thread_message> messages;
+  uint64_t version = 0;
+};
+
+void apply_thread_event(thread_state& thread, const event_record& e);
+boost::json::object thread_json(const thread_state& thread);
+boost::json::object thread_message_json(const thread_message& m);
+
+/// The first Slack message of a thread: the chat's details, the agent's id
+/// and name, then the query.
+std::string thread_opening_text(const chat_state& chat, const caller& agent, std::string_view query);
+
+// -- rules -------------------------------------------------------------------
+
+/// May the caller work this chat's threads (create, answer, close)?
+/// Only an agent with inbox access to whom the chat is assigned.
+status may_work_threads(const caller& who, const chat_state& chat);
+/// May the caller read this chat's threads? Its agent (with inbox access), or an admin.
+status may_read_threads(const caller& who, const chat_state& chat);
+/// May the caller read the chat itself?
+status may_read_chat(const caller& who, const chat_state& chat);
+
+/// The HTTP status for a rule's error code.
+int http_status_of(errc code);
+
+} // namespace backline

@@ -1,0 +1,87 @@
+#pragma once
+// The inbox actors' interfaces: the directory finds or activates one actor
+// per chat; a chat actor owns its stream and its threads' actors; a thread
+// actor owns its stream; the Slack port takes outbound posts.
+
+#include <atomic>
+#include <memory>
+#include <unordered_map>
+
+#include "backline/journal.hpp"
+#include "backline/messages.hpp"
+
+namespace backline {
+
+/// Commands on one chat or one of its threads.
+using chat_actor = caf::typed_actor<caf::replies_to<atoms::command, command>::with<api_reply>>;
+
+/// The thread actor: the same commands, forwarded by its chat actor after
+/// the chat checked who may do what.
+using thread_actor = caf::typed_actor<caf::replies_to<atoms::command, command>::with<api_reply>>;
+
+/// Where outbound thread messages go (Slack in production; a recorder in
+/// tests). Answers the Slack ts once posted.
+using slack_port_actor = caf::typed_actor<
+  caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>,
+  caf::replies_to<atoms::sent_log>::with<std::vector<outbound_post>>>;
+
+/// The directory: creates chats, routes commands to chat actors (activating
+/// them from the log), and keeps the chat index that lists serve.
+using directory_actor = caf::typed_actor<
+  caf::replies_to<atoms::command, command>::with<api_reply>,
+  // Create a chat (the bot): caller, body {"customer":{id,name},"text"?}, idempotency key.
+  caf::replies_to<atoms::create, caller, std::string, std::string>::with<api_reply>,
+  // List chats: caller, view (mine | active | resolved).
+  caf::replies_to<atoms::list, caller, std::string>::with<api_reply>,
+  // A chat actor reports its current JSON: chat id, status, agent id, JSON.
+  caf::reacts_to<atoms::indexed, std::string, bool, std::string, std::string>>;
+
+/// Users: immutable snapshots published for the HTTP front to authenticate
+/// against without a round trip; the users actor is the only writer.
+struct users_table {
+  std::unordered_map<std::string, user> by_id;
+  std::unordered_map<std::string, std::string> id_by_token_hash;
+};
+
+class users_view {
+public:
+  std::shared_ptr<const users_table> current() const { return table_.load(); }
+  void publish(std::shared_ptr<const users_table> t) { table_.store(std::move(t)); }
+
+private:
+  std::atomic<std::shared_ptr<const users_table>> table_{std::make_shared<users_table>()};
+};
+
+using users_actor = caf::typed_actor<
+  // Create a user (admin): caller, body {"id","name","role","inbox_access"?}, idempotency key.
+  caf::replies_to<atoms::create, caller, std::string, std::string>::with<api_reply>>;
+
+/// The chat index entry the directory keeps per chat.
+struct chat_index_entry {
+  bool resolved = false;
+  std::string agent_id;
+  std::string json;
+};
+
+namespace inbox {
+
+/// Hex SHA-256 of a token, and a new random 256-bit token.
+std::string hash_token(std::string_view token);
+std::string new_token();
+/// A new random id with a prefix, e.g. "ch-3f9a…".
+std::string new_id(std::string_view prefix);
+
+slack_port_actor spawn_memory_slack_port(caf::actor_system& sys);
+
+directory_actor spawn_directory(caf::actor_system& sys, journal_actor journal, slack_port_actor slack,
+                                std::unordered_map<std::string, chat_index_entry> index);
+
+users_actor spawn_users(caf::actor_system& sys, journal_actor journal, std::shared_ptr<users_view> view);
+
+/// Loads what the directory and the users actor start from (run before the
+/// actors, off CAF's threads).
+result<std::unordered_map<std::string, chat_index_entry>> load_chat_index(const event_store& store);
+result<std::shared_ptr<users_table>> load_users(const event_store& store);
+
+} // namespace inbox
+} // namespace backline

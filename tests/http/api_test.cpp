@@ -1,0 +1,221 @@
+// The HTTP API v1 end to end: a real server on an ephemeral loopback port.
+
+#include <boost/json.hpp>
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "backline/server.hpp"
+#include "support/temp_dir.hpp"
+
+namespace json = boost::json;
+using namespace backline;
+using backline::testing::temp_dir;
+
+namespace {
+
+struct answer {
+  int status = 0;
+  json::value body;
+  std::string get(std::string_view key) const {
+    if (!body.is_object() || !body.as_object().contains(key) || !body.as_object().at(key).is_string())
+      return {};
+    return std::string(body.as_object().at(key).as_string());
+  }
+};
+
+class api_fixture {
+public:
+  temp_dir dir;
+  std::unique_ptr<server> srv;
+  std::string admin = "admin-token-for-tests";
+
+  api_fixture() { start(); }
+
+  void start() {
+    server_config cfg;
+    cfg.listen_port = 0;
+    cfg.data_dir = dir.path();
+    cfg.http_threads = 8;
+    cfg.admin_token = admin;
+    std::ostringstream log;
+    auto s = server::start(cfg, log);
+    REQUIRE(s);
+    srv = std::move(s.value());
+  }
+  void restart() {
+    srv->stop();
+    srv.reset();
+    start();
+  }
+
+  answer call(const std::string& method, const std::string& path, const std::string& token,
+              const std::string& body = "", const std::string& idem = "") {
+    httplib::Client cli("127.0.0.1", srv->port());
+    httplib::Headers h;
+    if (!token.empty())
+      h.emplace("Authorization", "Bearer " + token);
+    if (!idem.empty())
+      h.emplace("Idempotency-Key", idem);
+    httplib::Result r = method == "GET" ? cli.Get(path.c_str(), h) : cli.Post(path.c_str(), h, body, "application/json");
+    REQUIRE(r);
+    answer a;
+    a.status = r->status;
+    boost::system::error_code ec;
+    a.body = json::parse(r->body, ec);
+    return a;
+  }
+  answer post(const std::string& path, const std::string& token, const json::value& body, const std::string& idem = "") {
+    return call("POST", path, token, json::serialize(body), idem);
+  }
+  answer get(const std::string& path, const std::string& token) { return call("GET", path, token); }
+
+  std::string new_user(const std::string& id, const std::string& role, bool inbox = false) {
+    auto a = post("/api/v1/users", admin, json::object{{"id", id}, {"name", "User " + id}, {"role", role},
+                                                       {"inbox_access", inbox}});
+    REQUIRE(a.status == 201);
+    return a.get("token");
+  }
+};
+
+struct inbox_fixture : api_fixture {
+  std::string bot, agent, other, no_inbox, chat;
+  inbox_fixture() {
+    bot = new_user("bot", "bot");
+    agent = new_user("alice", "agent", true);
+    other = new_user("bob", "agent", true);
+    no_inbox = new_user("carol", "agent", false);
+    auto c = post("/api/v1/chats", bot, json::object{{"customer", {{"id", "cust-1"}, {"name", "Dana"}}}, {"text", "hi"}});
+    REQUIRE(c.status == 201);
+    chat = c.get("id");
+    REQUIRE(post("/api/v1/chats/" + chat + "/assign", bot, json::object{{"agent_id", "alice"}}).status == 200);
+  }
+  std::string open_thread() {
+    auto t = post("/api/v1/chats/" + chat + "/threads", agent,
+                  json::object{{"channel_id", "C-finance"}, {"text", "Was the refund issued?"}});
+    REQUIRE(t.status == 201);
+    return t.get("id");
+  }
+};
+
+size_t count_of(const answer& a, std::string_view list) { return a.body.as_object().at(list).as_array().size(); }
+
+} // namespace
+
+TEST_CASE_METHOD(api_fixture, "tokens: none or unknown is 401, /me names the caller") {
+  CHECK(get("/api/v1/me", "").status == 401);
+  CHECK(get("/api/v1/me", "not-a-token").status == 401);
+  auto me = get("/api/v1/me", admin);
+  CHECK(me.status == 200);
+  CHECK(me.get("role") == "admin");
+  auto bot = new_user("bot", "bot");
+  CHECK(get("/api/v1/me", bot).get("id") == "bot");
+  CHECK(post("/api/v1/users", bot, json::object{{"id", "x"}, {"name", "X"}, {"role", "agent"}}).status == 403);
+}
+
+TEST_CASE_METHOD(inbox_fixture, "rule 1: only the assigned agent with inbox access works threads") {
+  auto body = json::object{{"channel_id", "C-finance"}, {"text", "query"}};
+  CHECK(post("/api/v1/chats/" + chat + "/threads", admin, body).status == 403);
+  CHECK(post("/api/v1/chats/" + chat + "/threads", bot, body).status == 403);
+  CHECK(post("/api/v1/chats/" + chat + "/threads", other, body).status == 403);
+  CHECK(post("/api/v1/chats/" + chat + "/threads", no_inbox, body).status == 403);
+  auto thread = open_thread();
+  CHECK(get("/api/v1/threads/" + thread, admin).status == 200);       // admins read
+  CHECK(get("/api/v1/threads/" + thread, bot).status == 403);         // the bot never sees threads
+  CHECK(get("/api/v1/threads/" + thread + "/messages", other).status == 403);
+  CHECK(post("/api/v1/threads/" + thread + "/messages", admin, json::object{{"text", "x"}}).status == 403);
+  CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "x"}}).status == 201);
+}
+
+TEST_CASE_METHOD(inbox_fixture, "rules 2 and 3: many threads per chat, the opening message and the internal note") {
+  auto first = open_thread();
+  auto second = open_thread();
+  CHECK(first != second);
+  auto list = get("/api/v1/chats/" + chat + "/threads", agent);
+  REQUIRE(list.status == 200);
+  CHECK(count_of(list, "threads") == 2);
+  auto messages = get("/api/v1/threads/" + first + "/messages", agent);
+  auto opening = std::string(messages.body.at("messages").at(0).at("text").as_string());
+  CHECK_THAT(opening, Catch::Contains("Dana") && Catch::Contains("alice") && Catch::Contains("User alice") &&
+                        Catch::Contains("Was the refund issued?"));
+  auto as_agent = get("/api/v1/chats/" + chat + "/messages", agent);
+  auto as_bot = get("/api/v1/chats/" + chat + "/messages", bot);
+  size_t notes = 0;
+  for (auto& m : as_agent.body.at("messages").as_array())
+    notes += m.at("kind") == "internal_note" ? 1 : 0;
+  CHECK(notes == 2);
+  for (auto& m : as_bot.body.at("messages").as_array())
+    CHECK(m.at("kind") != "internal_note");
+}
+
+TEST_CASE_METHOD(inbox_fixture, "rule 6: done makes a thread read-only") {
+  auto thread = open_thread();
+  auto done = post("/api/v1/threads/" + thread + "/done", agent, json::object{});
+  REQUIRE(done.status == 200);
+  CHECK(done.get("status") == "done");
+  CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "late"}}).status == 409);
+  CHECK(post("/api/v1/threads/" + thread + "/done", agent, json::object{}).status == 409);
+  CHECK(get("/api/v1/threads/" + thread + "/messages", agent).status == 200);
+}
+
+TEST_CASE_METHOD(inbox_fixture, "rules 7 and 8: transfer moves threads; resolve makes them read-only") {
+  auto thread = open_thread();
+  REQUIRE(post("/api/v1/chats/" + chat + "/transfer", agent, json::object{{"agent_id", "bob"}}).status == 200);
+  CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "x"}}).status == 403);
+  CHECK(post("/api/v1/threads/" + thread + "/messages", other, json::object{{"text", "x"}}).status == 201);
+  REQUIRE(post("/api/v1/chats/" + chat + "/resolve", bot, json::object{}).status == 200);
+  CHECK(post("/api/v1/threads/" + thread + "/messages", other, json::object{{"text", "x"}}).status == 409);
+  CHECK(get("/api/v1/chats?view=resolved", other).body.at("chats").as_array().size() == 1);
+  CHECK(get("/api/v1/chats?view=mine", other).body.at("chats").as_array().empty());
+}
+
+TEST_CASE_METHOD(inbox_fixture, "rule 9: mentions are recorded; the Slack port receives the message") {
+  auto thread = open_thread();
+  auto m = post("/api/v1/threads/" + thread + "/messages", agent,
+                json::object{{"text", "@here @finance-team please check, cc dana@example.com"}});
+  REQUIRE(m.status == 201);
+  auto mentions = m.body.at("mentions").as_array();
+  REQUIRE(mentions.size() == 2);
+  CHECK(mentions[0].at("kind") == "here");
+  CHECK(mentions[1].at("handle") == "finance-team");
+}
+
+TEST_CASE_METHOD(inbox_fixture, "bad input is a clear error and changes nothing") {
+  auto bad = call("POST", "/api/v1/chats/" + chat + "/threads", agent, "{not json");
+  CHECK(bad.status == 400);
+  CHECK(bad.body.at("error").at("code") == "invalid_json");
+  CHECK(post("/api/v1/chats/" + chat + "/threads", agent, json::object{{"channel_id", 7}, {"text", "q"}}).status == 400);
+  CHECK(post("/api/v1/chats/" + chat + "/threads", agent, json::object{{"text", "q"}}).status == 400);
+  CHECK(call("POST", "/api/v1/chats/" + chat + "/threads", agent, "{\"channel_id\":\"C\",\"text\":\"\xff\"}").status == 400);
+  CHECK(get("/api/v1/chats/no-such-chat", agent).status == 404);
+  CHECK(get("/api/v1/threads/no-such.t1", agent).status == 404);
+  CHECK(count_of(get("/api/v1/chats/" + chat + "/threads", agent), "threads") == 0);
+}
+
+TEST_CASE_METHOD(inbox_fixture, "Idempotency-Key: a repeat returns the first answer, also after a restart") {
+  auto thread = open_thread();
+  auto first = post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "once"}}, "key-1");
+  auto again = post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "once"}}, "key-1");
+  REQUIRE(first.status == 201);
+  CHECK(again.status == 201);
+  CHECK(again.get("id") == first.get("id"));
+  restart();
+  auto after = post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "once"}}, "key-1");
+  CHECK(after.get("id") == first.get("id"));
+  CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 2);  // opening + once
+}
+
+TEST_CASE_METHOD(inbox_fixture, "restart: statuses, threads and users are as before") {
+  auto open = open_thread();
+  auto closed = open_thread();
+  REQUIRE(post("/api/v1/threads/" + closed + "/done", agent, json::object{}).status == 200);
+  restart();
+  CHECK(get("/api/v1/me", agent).get("id") == "alice");
+  CHECK(get("/api/v1/chats/" + chat, agent).get("agent_id") == "alice");
+  CHECK(get("/api/v1/threads/" + open, agent).get("status") == "open");
+  CHECK(get("/api/v1/threads/" + closed, agent).get("status") == "done");
+  CHECK(get("/api/v1/chats?view=mine", agent).body.at("chats").as_array().size() == 1);
+  CHECK(post("/api/v1/threads/" + closed + "/messages", agent, json::object{{"text", "x"}}).status == 409);
+}

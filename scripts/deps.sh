@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config
           libcaf-dev libcpp-httplib-dev libboost-json1.81-dev librocksdb-dev libssl-dev)
-test_packages=(catch2)
+test_packages=(catch2 nodejs npm)
 
 wanted=("${packages[@]}")
 if [[ "${1:-}" == "--test" ]]; then
@@ -15,6 +15,8 @@ fi
 
 missing=()
 for p in "${wanted[@]}"; do
+  # NodeSource's nodejs package ships npm itself and conflicts with Debian's npm.
+  if [[ "$p" == npm ]] && command -v npm >/dev/null; then continue; fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi

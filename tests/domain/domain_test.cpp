@@ -1,0 +1,81 @@
+// The pure rules and translations of the inbox domain, on their own.
+
+#include "backline/domain.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace backline;
+
+TEST_CASE("mentions: @here, @channel, handles; addresses and trailing dots are not mentions") {
+  auto m = extract_mentions("@here ask @finance-team and @john.doe. Mail a@b.com, @here again, @channel");
+  REQUIRE(m.size() == 4);
+  CHECK(m[0].kind == "here");
+  CHECK((m[1].kind == "name" && m[1].handle == "finance-team"));
+  CHECK(m[2].handle == "john.doe");
+  CHECK(m[3].kind == "channel");
+  CHECK(extract_mentions("no mentions @ all").empty());
+}
+
+TEST_CASE("who may read and work a chat's threads") {
+  chat_state chat;
+  chat.id = "ch-1";
+  chat.agent_id = "alice";
+  caller alice{"alice", "Alice", role::agent, true};
+  caller alice_no_inbox{"alice", "Alice", role::agent, false};
+  caller bob{"bob", "Bob", role::agent, true};
+  caller admin{"root", "Root", role::admin, false};
+  caller bot{"bot", "Bot", role::bot, false};
+  CHECK(may_work_threads(alice, chat));
+  CHECK(may_work_threads(alice_no_inbox, chat).code() == errc::forbidden);
+  CHECK(may_work_threads(bob, chat).code() == errc::forbidden);
+  CHECK(may_work_threads(admin, chat).code() == errc::forbidden);
+  CHECK(may_read_threads(admin, chat));
+  CHECK(may_read_threads(bot, chat).code() == errc::forbidden);
+  chat.resolved = true;
+  CHECK(may_work_threads(alice, chat).code() == errc::conflict);
+  CHECK(may_read_threads(alice, chat));
+}
+
+TEST_CASE("chat and thread state are rebuilt from their events") {
+  chat_state chat;
+  auto ev = [](std::string type, std::string payload, uint64_t seq) {
+    event_record e;
+    e.type = std::move(type);
+    e.payload = std::move(payload);
+    e.seq = seq;
+    e.time = "2026-11-25T13:00:00.000Z";
+    e.actor = "alice";
+    return e;
+  };
+  apply_chat_event(chat, ev("chat_created", R"({"id":"ch-1","customer_id":"c","customer_name":"Dana"})", 1));
+  apply_chat_event(chat, ev("chat_assigned", R"({"agent_id":"alice"})", 2));
+  apply_chat_event(chat, ev("thread_opened", R"({"thread_id":"ch-1.t1","note_id":"n1","note":"opened","thread":{"id":"ch-1.t1"}})", 3));
+  CHECK(chat.exists);
+  CHECK(chat.agent_id == "alice");
+  CHECK(chat.thread_ids == std::vector<std::string>{"ch-1.t1"});
+  CHECK(chat.messages.back().kind == "internal_note");
+  CHECK(chat.version == 3);
+
+  thread_state t;
+  apply_thread_event(t, ev("thread_created", R"({"id":"ch-1.t1","chat_id":"ch-1","channel_id":"C1","text":"q","message_id":"m1"})", 1));
+  apply_thread_event(t, ev("slack_delivered", R"({"message_id":"m1","slack_ts":"1.2"})", 2));
+  apply_thread_event(t, ev("slack_reply_received", R"({"id":"m2","text":"done","slack_ts":"1.3"})", 3));
+  CHECK(t.unread == 1);
+  CHECK(t.slack_ts == "1.2");
+  CHECK(t.messages[0].delivery == "sent");
+  apply_thread_event(t, ev("thread_read", "{}", 4));
+  apply_thread_event(t, ev("thread_done", "{}", 5));
+  CHECK(t.unread == 0);
+  CHECK(t.done);
+  CHECK(thread_json(t).at("status") == "done");
+}
+
+TEST_CASE("the opening Slack message carries chat details, the agent and the query") {
+  chat_state chat;
+  chat.id = "ch-9";
+  chat.customer_id = "cust-3";
+  chat.customer_name = "Dana";
+  auto text = thread_opening_text(chat, caller{"alice", "Alice A.", role::agent, true}, "Refund?");
+  CHECK_THAT(text, Catch::Contains("ch-9") && Catch::Contains("Dana") && Catch::Contains("Alice A.") &&
+                     Catch::Contains("alice") && Catch::EndsWith("Refund?"));
+}

@@ -1,0 +1,1107 @@
+// api_bench: durable message posts per second through backline's HTTP API
+// (POST /api/v1/threads/{id}/messages, answered 201 only once fsynced) at
+// 1, 16, 64, 256 and 1000 keep-alive connections, beside the ceiling measured
+// in the same run: a trivial server on the very same HTTP front
+// (backline::http::http_server, same worker count and socket settings) that
+// answers the same route with a fixed 201 body, hit by the same generator
+// with the same request bytes.
+//
+//   api_bench [--connections 1,16,64,256,1000] [--seconds S] [--warmup S] [--quick]
+//             [--backline PATH] [--trivial-only] [--threads N] [--loops N]
+//             [--timeout-ms MS] [--no-sync] [--keep]
+//
+// The generator: a few epoll event loops (--loops, default 2) drive
+// non-blocking keep-alive TCP_NODELAY connections; each connection sends one
+// request, waits for the whole answer (Content-Length framing), records the
+// latency and sends the next. Figures cover the measured window after the
+// warm-up; errors (non-2xx answers, connection failures) and timeouts (no
+// answer within --timeout-ms) are counted over warm-up, window and the drain
+// after it (requests in flight at the end get their answer or time out), and
+// a failed or timed-out connection is reopened.
+//
+// backline runs as a child process: `backline serve --listen 127.0.0.1:0
+// --data <tmp> --ready-file <tmp> --http-threads <max(C)+64>` with
+// BACKLINE_ADMIN_TOKEN set; the bench creates a bot, 8 agents, and one chat
+// with one internal thread per connection through the API, then loads it.
+//
+// Ends with one JSON line:
+// {"bench":"api","figures":{…},"ratio":<backline/trivial rps at 64>,"target":0.5}
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <httplib.h>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "http/http_server.hpp"
+
+extern char** environ;
+
+using clock_type = std::chrono::steady_clock;
+using time_point = clock_type::time_point;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A failure that ends the bench with a message and exit code 1.
+struct bench_error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const char* const admin_token = "bench-admin-token";
+const char* const trivial_body = R"({"id":"m1","direction":"to_slack","text":"hi"})";
+constexpr size_t agent_count = 8;
+
+// ---------------------------------------------------------------------------
+// The load generator.
+
+// What every connection of one run sends: per API thread, the request's
+// head up to the Content-Length value; the body is appended per request.
+struct load_target {
+  std::string name;  // "trivial" or "backline"
+  sockaddr_in addr{};
+  std::vector<std::string> heads;
+};
+
+struct run_plan {
+  const load_target* target = nullptr;
+  size_t connections = 0;
+  time_point measure_from;  // warm-up ends
+  time_point end;           // window ends
+  std::chrono::milliseconds timeout{5000};
+};
+
+struct run_counts {
+  uint64_t ok = 0;           // 2xx answers inside the window
+  uint64_t non2xx = 0;       // whole run
+  uint64_t conn_errors = 0;  // whole run: connect/reset/EOF/protocol failures
+  uint64_t timeouts = 0;     // whole run
+  std::vector<uint32_t> latency_us;  // 2xx answers inside the window
+
+  void merge(run_counts&& o) {
+    ok += o.ok;
+    non2xx += o.non2xx;
+    conn_errors += o.conn_errors;
+    timeouts += o.timeouts;
+    latency_us.insert(latency_us.end(), o.latency_us.begin(), o.latency_us.end());
+  }
+};
+
+enum class conn_state { closed, connecting, sending, receiving };
+
+struct connection {
+  size_t index = 0;  // within the run; picks the API thread
+  int fd = -1;
+  conn_state state = conn_state::closed;
+  bool out_registered = false;  // EPOLLOUT is in the interest set
+  const std::string* head = nullptr;
+  std::string out;
+  size_t out_off = 0;
+  std::string in;
+  time_point sent_at;        // when the current request (or connect) started
+  time_point reopen_at;      // when closed: when to connect again
+  uint64_t seq = 0;
+};
+
+// Finds a complete HTTP/1.1 response at the start of `in`.
+// Returns its length, 0 if incomplete, -1 if malformed (or chunked, which
+// this client does not frame).
+long parse_response(const std::string& in, int& status, bool& close) {
+  size_t hdr_end = in.find("\r\n\r\n");
+  if (hdr_end == std::string::npos)
+    return in.size() > 65536 ? -1 : 0;
+  if (in.compare(0, 5, "HTTP/") != 0)
+    return -1;
+  size_t sp = in.find(' ');
+  if (sp == std::string::npos || sp + 4 > hdr_end)
+    return -1;
+  status = std::atoi(in.c_str() + sp + 1);
+  if (status < 100 || status > 999)
+    return -1;
+  long content_length = 0;
+  close = in.compare(0, 8, "HTTP/1.0") == 0;
+  size_t pos = in.find("\r\n") + 2;
+  while (pos < hdr_end) {
+    size_t eol = in.find("\r\n", pos);
+    const char* line = in.c_str() + pos;
+    size_t len = eol - pos;
+    auto value_of = [&](size_t name_len) {
+      std::string v(line + name_len, len - name_len);
+      size_t b = v.find_first_not_of(" \t");
+      return b == std::string::npos ? std::string() : v.substr(b);
+    };
+    if (len > 15 && strncasecmp(line, "content-length:", 15) == 0)
+      content_length = std::atol(value_of(15).c_str());
+    else if (len > 11 && strncasecmp(line, "connection:", 11) == 0)
+      close = strncasecmp(value_of(11).c_str(), "close", 5) == 0;
+    else if (len > 18 && strncasecmp(line, "transfer-encoding:", 18) == 0)
+      return -1;
+    pos = eol + 2;
+  }
+  if (content_length < 0)
+    return -1;
+  size_t total = hdr_end + 4 + static_cast<size_t>(content_length);
+  return in.size() >= total ? static_cast<long>(total) : 0;
+}
+
+// One epoll loop driving a share of the connections until plan.end.
+class event_loop {
+public:
+  event_loop(const run_plan& plan, std::vector<connection*> conns) : plan_(plan), conns_(std::move(conns)) {}
+
+  run_counts run() {
+    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep_ < 0)
+      throw bench_error(std::string("epoll_create1: ") + std::strerror(errno));
+    auto now = clock_type::now();
+    for (auto* c : conns_)
+      open(*c, now);
+    std::vector<epoll_event> events(512);
+    auto next_scan = now + 20ms;
+    // After plan.end no request starts; the loop drains the ones in flight
+    // (each ends answered or timed out), so a stuck request counts even when
+    // the run is shorter than the timeout.
+    auto hard_stop = plan_.end + plan_.timeout + 50ms;
+    while (now < plan_.end || (busy_ > 0 && now < hard_stop)) {
+      int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 10);
+      now = clock_type::now();
+      if (n < 0 && errno != EINTR)
+        throw bench_error(std::string("epoll_wait: ") + std::strerror(errno));
+      for (int i = 0; i < n; ++i)
+        on_event(*static_cast<connection*>(events[i].data.ptr), events[i].events, now);
+      if (now >= next_scan) {
+        scan(now);
+        next_scan = now + 20ms;
+      }
+    }
+    // Still unanswered after the drain: older than the timeout.
+    for (auto* c : conns_) {
+      if (c->state != conn_state::closed)
+        ++counts_.timeouts;
+      close_fd(*c);
+    }
+    ::close(ep_);
+    return std::move(counts_);
+  }
+
+private:
+  void open(connection& c, time_point now) {
+    c.in.clear();
+    c.out_registered = false;
+    c.sent_at = now;
+    c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c.fd < 0) {
+      fail(c, now);
+      return;
+    }
+    int one = 1;
+    ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int rc = ::connect(c.fd, reinterpret_cast<const sockaddr*>(&plan_.target->addr), sizeof(sockaddr_in));
+    if (rc != 0 && errno != EINPROGRESS) {
+      fail(c, now);
+      return;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.ptr = &c;
+    if (::epoll_ctl(ep_, EPOLL_CTL_ADD, c.fd, &ev) != 0) {
+      fail(c, now);
+      return;
+    }
+    c.out_registered = true;
+    c.state = conn_state::connecting;
+    ++busy_;
+  }
+
+  void close_fd(connection& c) {
+    if (c.fd >= 0)
+      ::close(c.fd);  // also leaves the epoll set
+    c.fd = -1;
+    if (c.state != conn_state::closed)
+      --busy_;
+    c.state = conn_state::closed;
+  }
+
+  // A connection failure: counted, closed, reopened shortly (a small delay
+  // keeps a dead server from turning the loop into a reconnect storm).
+  void fail(connection& c, time_point now) {
+    ++counts_.conn_errors;
+    close_fd(c);
+    c.reopen_at = now + 10ms;
+  }
+
+  void want_out(connection& c, bool on) {
+    if (c.out_registered == on)
+      return;
+    epoll_event ev{};
+    ev.events = EPOLLIN | (on ? EPOLLOUT : 0u);
+    ev.data.ptr = &c;
+    ::epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+    c.out_registered = on;
+  }
+
+  void start_request(connection& c, time_point now) {
+    char body[64];
+    int body_len = std::snprintf(body, sizeof body, "{\"text\":\"load message %llu\"}",
+                                 static_cast<unsigned long long>(c.seq * plan_.connections + c.index));
+    ++c.seq;
+    c.out.assign(*c.head);
+    c.out += std::to_string(body_len);
+    c.out += "\r\n\r\n";
+    c.out.append(body, static_cast<size_t>(body_len));
+    c.out_off = 0;
+    c.sent_at = now;
+    c.state = conn_state::sending;
+    flush(c, now);
+  }
+
+  void flush(connection& c, time_point now) {
+    while (c.out_off < c.out.size()) {
+      ssize_t n = ::send(c.fd, c.out.data() + c.out_off, c.out.size() - c.out_off, MSG_NOSIGNAL);
+      if (n > 0) {
+        c.out_off += static_cast<size_t>(n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        want_out(c, true);
+        return;
+      }
+      fail(c, now);
+      return;
+    }
+    c.state = conn_state::receiving;
+    want_out(c, false);
+  }
+
+  void on_event(connection& c, uint32_t ev, time_point now) {
+    if (c.fd < 0)
+      return;
+    if (c.state == conn_state::connecting) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      if ((ev & (EPOLLERR | EPOLLHUP)) || ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+        fail(c, now);
+        return;
+      }
+      if (now >= plan_.end)
+        close_fd(c);  // draining: no new requests
+      else if (ev & EPOLLOUT)
+        start_request(c, now);
+      return;
+    }
+    if ((ev & EPOLLOUT) && c.state == conn_state::sending)
+      flush(c, now);
+    if (c.fd >= 0 && (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+      receive(c, now);
+  }
+
+  void receive(connection& c, time_point now) {
+    char buf[16384];
+    for (;;) {
+      ssize_t n = ::recv(c.fd, buf, sizeof buf, 0);
+      if (n > 0) {
+        c.in.append(buf, static_cast<size_t>(n));
+        if (static_cast<size_t>(n) < sizeof buf)
+          break;
+        continue;
+      }
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        break;
+      fail(c, now);  // EOF or reset while a request was out
+      return;
+    }
+    if (c.state != conn_state::receiving)
+      return;  // an answer before the request was fully sent: wait for it
+    int status = 0;
+    bool close = false;
+    long used = parse_response(c.in, status, close);
+    if (used == 0)
+      return;
+    if (used < 0) {
+      fail(c, now);
+      return;
+    }
+    c.in.erase(0, static_cast<size_t>(used));
+    if (!c.in.empty()) {  // bytes nobody asked for: the framing is lost
+      fail(c, now);
+      return;
+    }
+    if (status >= 200 && status < 300) {
+      if (c.sent_at >= plan_.measure_from && now <= plan_.end) {
+        ++counts_.ok;
+        auto us = std::chrono::duration_cast<std::chrono::microseconds>(now - c.sent_at).count();
+        counts_.latency_us.push_back(static_cast<uint32_t>(std::min<long long>(us, UINT32_MAX)));
+      }
+    } else {
+      ++counts_.non2xx;
+    }
+    if (now >= plan_.end) {  // draining: this connection is done
+      close_fd(c);
+      return;
+    }
+    if (close) {  // the server ends keep-alive: not an error, connect again
+      close_fd(c);
+      open(c, now);
+      return;
+    }
+    start_request(c, now);
+  }
+
+  void scan(time_point now) {
+    bool draining = now >= plan_.end;
+    for (auto* c : conns_) {
+      if (c->state == conn_state::closed) {
+        if (!draining && now >= c->reopen_at)
+          open(*c, now);
+      } else if (now - c->sent_at > plan_.timeout) {
+        ++counts_.timeouts;
+        close_fd(*c);
+        if (!draining)
+          open(*c, now);
+      }
+    }
+  }
+
+  const run_plan& plan_;
+  std::vector<connection*> conns_;
+  int ep_ = -1;
+  size_t busy_ = 0;  // connections not closed (connecting or with a request out)
+  run_counts counts_;
+};
+
+struct run_result {
+  double rps = 0;
+  double p50 = 0, p90 = 0, p99 = 0, p999 = 0;  // ms
+  uint64_t errors = 0;  // non-2xx + connection failures
+  uint64_t non2xx = 0;
+  uint64_t conn_errors = 0;
+  uint64_t timeouts = 0;
+};
+
+double percentile_ms(const std::vector<uint32_t>& sorted, double p) {
+  if (sorted.empty())
+    return 0;
+  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(sorted.size())));
+  rank = std::clamp<size_t>(rank, 1, sorted.size());
+  return sorted[rank - 1] / 1000.0;
+}
+
+run_result run_load(const load_target& target, size_t connections, size_t loops, std::chrono::milliseconds warmup,
+                    std::chrono::milliseconds window, std::chrono::milliseconds timeout) {
+  std::vector<connection> conns(connections);
+  for (size_t i = 0; i < connections; ++i) {
+    conns[i].index = i;
+    conns[i].head = &target.heads[i % target.heads.size()];
+  }
+  loops = std::max<size_t>(1, std::min(loops, connections));
+  run_plan plan;
+  plan.target = &target;
+  plan.connections = connections;
+  plan.timeout = timeout;
+  auto start = clock_type::now();
+  plan.measure_from = start + warmup;
+  plan.end = plan.measure_from + window;
+
+  std::vector<run_counts> partial(loops);
+  std::vector<std::thread> workers;
+  std::mutex failure_mu;
+  std::string failure;
+  for (size_t l = 0; l < loops; ++l) {
+    std::vector<connection*> mine;
+    for (size_t i = l; i < connections; i += loops)
+      mine.push_back(&conns[i]);
+    workers.emplace_back([&, l, mine = std::move(mine)]() mutable {
+      try {
+        event_loop loop(plan, std::move(mine));
+        partial[l] = loop.run();
+      } catch (const std::exception& e) {
+        std::lock_guard lock(failure_mu);
+        failure = e.what();
+      }
+    });
+  }
+  for (auto& w : workers)
+    w.join();
+  if (!failure.empty())
+    throw bench_error("load generator: " + failure);
+
+  run_counts all;
+  for (auto& p : partial)
+    all.merge(std::move(p));
+  std::sort(all.latency_us.begin(), all.latency_us.end());
+  run_result r;
+  r.rps = static_cast<double>(all.ok) / std::chrono::duration<double>(window).count();
+  r.p50 = percentile_ms(all.latency_us, 0.50);
+  r.p90 = percentile_ms(all.latency_us, 0.90);
+  r.p99 = percentile_ms(all.latency_us, 0.99);
+  r.p999 = percentile_ms(all.latency_us, 0.999);
+  r.non2xx = all.non2xx;
+  r.conn_errors = all.conn_errors;
+  r.errors = all.non2xx + all.conn_errors;
+  r.timeouts = all.timeouts;
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// Request heads.
+
+struct api_thread {
+  std::string id;     // the internal thread's id
+  std::string token;  // its owning agent's token
+};
+
+std::vector<std::string> heads_for(const std::vector<api_thread>& threads, const std::string& host, int port) {
+  std::vector<std::string> heads;
+  heads.reserve(threads.size());
+  for (const auto& t : threads)
+    heads.push_back("POST /api/v1/threads/" + t.id + "/messages HTTP/1.1\r\nHost: " + host + ":" +
+                    std::to_string(port) + "\r\nAuthorization: Bearer " + t.token +
+                    "\r\nContent-Type: application/json\r\nContent-Length: ");
+  return heads;
+}
+
+load_target make_target(std::string name, const std::string& host, int port, const std::vector<api_thread>& threads) {
+  load_target t;
+  t.name = std::move(name);
+  t.addr.sin_family = AF_INET;
+  t.addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::inet_pton(AF_INET, host.c_str(), &t.addr.sin_addr) != 1)
+    throw bench_error("not an IPv4 address: " + host);
+  t.heads = heads_for(threads, host, port);
+  return t;
+}
+
+// Ids and tokens shaped like real ones, for --trivial-only runs.
+std::vector<api_thread> synthetic_threads(size_t n) {
+  std::vector<api_thread> threads;
+  for (size_t i = 0; i < n; ++i) {
+    char id[32], token[80];
+    auto u = static_cast<unsigned long long>(i);
+    std::snprintf(id, sizeof id, "thr-%016llx", u * 0x9e3779b97f4a7c15ull);
+    std::snprintf(token, sizeof token, "%016llx%016llx%016llx%016llx", u % agent_count, u * 31, u * 131, u * 7);
+    threads.push_back({id, token});
+  }
+  return threads;
+}
+
+// ---------------------------------------------------------------------------
+// The trivial server: the ceiling.
+
+class trivial_server {
+public:
+  explicit trivial_server(size_t threads) {
+    backline::http::http_settings s;  // backline's defaults, as `backline serve` uses them
+    s.threads = threads;
+    server_ = std::make_unique<backline::http::http_server>(s);
+    server_->routes().Post(R"(/api/v1/threads/([^/]+)/messages)",
+                           [](const httplib::Request&, httplib::Response& res) {
+                             res.status = 201;
+                             res.set_content(trivial_body, "application/json");
+                           });
+    auto port = server_->bind("127.0.0.1", 0);
+    if (!port)
+      throw bench_error("trivial server: " + port.error().describe());
+    port_ = port.value();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  ~trivial_server() {
+    server_->stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+private:
+  std::unique_ptr<backline::http::http_server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// backline as a child process.
+
+std::string tail_of(const std::string& path, size_t max_bytes = 4000) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string s = ss.str();
+  return s.size() > max_bytes ? "…" + s.substr(s.size() - max_bytes) : s;
+}
+
+class backline_child {
+public:
+  backline_child(const std::string& binary, const std::string& workdir, size_t http_threads, bool no_sync)
+      : log_path_(workdir + "/backline.log"), ready_path_(workdir + "/ready") {
+    std::string data = workdir + "/data";
+    const std::string& ready = ready_path_;
+    std::vector<std::string> args = {binary, "serve", "--listen", "127.0.0.1:0", "--data", data,
+                                     "--ready-file", ready, "--http-threads", std::to_string(http_threads)};
+    if (no_sync)
+      args.push_back("--no-sync");
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e)
+      if (std::strncmp(*e, "BACKLINE_", 9) != 0)
+        env.emplace_back(*e);
+    env.push_back(std::string("BACKLINE_ADMIN_TOKEN=") + admin_token);
+    std::vector<char*> argv, envp;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : env)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (log_fd < 0 || null_fd < 0)
+      throw bench_error("cannot open " + log_path_ + ": " + std::strerror(errno));
+    pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0)
+      throw bench_error(std::string("fork: ") + std::strerror(errno));
+    if (pid_ == 0) {
+      // Only async-signal-safe calls until execve. If the bench dies, so does the server.
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != parent)
+        ::_exit(127);
+      ::dup2(null_fd, 0);
+      ::dup2(log_fd, 1);
+      ::dup2(log_fd, 2);
+      ::execve(argv[0], argv.data(), envp.data());
+      const char msg[] = "api_bench: execve of backline failed\n";
+      [[maybe_unused]] auto w = ::write(2, msg, sizeof msg - 1);
+      ::_exit(127);
+    }
+    ::close(log_fd);
+    ::close(null_fd);
+    std::cout << "backline: started pid " << pid_ << ": ";
+    for (auto& a : args)
+      std::cout << a << " ";
+    std::cout << "(log " << log_path_ << ")" << std::endl;
+  }
+
+  ~backline_child() { stop(); }
+
+  // Waits for "host:port\n" in the ready file.
+  void wait_ready() {
+    std::string ready = ready_path_;
+    auto deadline = clock_type::now() + 60s;
+    for (;;) {
+      std::ifstream f(ready);
+      std::string line;
+      if (f && std::getline(f, line) && !f.eof()) {
+        auto colon = line.rfind(':');
+        if (colon != std::string::npos) {
+          host_ = line.substr(0, colon);
+          port_ = std::atoi(line.c_str() + colon + 1);
+          if (port_ > 0)
+            break;
+        }
+      }
+      int st = 0;
+      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        pid_ = -1;
+        throw bench_error("backline exited before it was ready (" + describe_exit(st) + "); its log:\n" +
+                          tail_of(log_path_));
+      }
+      if (clock_type::now() > deadline)
+        throw bench_error("backline did not write " + ready + " within 60 s; its log:\n" + tail_of(log_path_));
+      std::this_thread::sleep_for(20ms);
+    }
+    std::cout << "backline: ready on " << host_ << ":" << port_ << std::endl;
+  }
+
+  // SIGTERM, then wait (up to 60 s, then SIGKILL). Returns how it ended.
+  std::string stop() {
+    if (pid_ <= 0)
+      return "not running";
+    ::kill(pid_, SIGTERM);
+    auto deadline = clock_type::now() + 60s;
+    int st = 0;
+    for (;;) {
+      pid_t r = ::waitpid(pid_, &st, WNOHANG);
+      if (r == pid_ || r < 0)
+        break;
+      if (clock_type::now() > deadline) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, &st, 0);
+        pid_ = -1;
+        return "did not stop within 60 s of SIGTERM: killed";
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    pid_ = -1;
+    return describe_exit(st);
+  }
+
+  bool alive() {
+    int st = 0;
+    return pid_ > 0 && ::waitpid(pid_, &st, WNOHANG) == 0;
+  }
+
+  const std::string& host() const { return host_; }
+  int port() const { return port_; }
+  const std::string& log_path() const { return log_path_; }
+
+private:
+  static std::string describe_exit(int st) {
+    if (WIFEXITED(st))
+      return "exit status " + std::to_string(WEXITSTATUS(st));
+    if (WIFSIGNALED(st))
+      return std::string("killed by signal ") + strsignal(WTERMSIG(st));
+    return "status " + std::to_string(st);
+  }
+
+  std::string log_path_;
+  std::string ready_path_;
+  pid_t pid_ = -1;
+  std::string host_;
+  int port_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Setup through the API.
+
+class api_client {
+public:
+  api_client(const std::string& host, int port) : cli_(host, port) {
+    cli_.set_keep_alive(true);
+    cli_.set_tcp_nodelay(true);
+    cli_.set_connection_timeout(10, 0);
+    cli_.set_read_timeout(60, 0);
+    cli_.set_write_timeout(60, 0);
+  }
+
+  // POSTs JSON as `token`; returns the parsed answer, or throws with the
+  // status and body when the answer is not 2xx or not a JSON object.
+  boost::json::object post(const std::string& path, const std::string& token, const boost::json::value& body) {
+    httplib::Headers headers = {{"Authorization", "Bearer " + token}};
+    auto res = cli_.Post(path.c_str(), headers, boost::json::serialize(body), "application/json");
+    if (!res)
+      throw bench_error("setup: POST " + path + " failed: " + httplib::to_string(res.error()));
+    if (res->status < 200 || res->status > 299)
+      throw bench_error("setup: POST " + path + " answered " + std::to_string(res->status) + ": " + res->body);
+    boost::system::error_code ec;
+    auto parsed = boost::json::parse(res->body, ec);
+    if (ec || !parsed.is_object())
+      throw bench_error("setup: POST " + path + " answered " + std::to_string(res->status) +
+                        " with a body that is not a JSON object: " + res->body);
+    return parsed.as_object();
+  }
+
+private:
+  httplib::Client cli_;
+};
+
+std::string string_field(const boost::json::object& o, const char* name, const std::string& what) {
+  auto* v = o.if_contains(name);
+  if (!v || !v->is_string())
+    throw bench_error("setup: " + what + " answered without a string \"" + name + "\": " + boost::json::serialize(o));
+  return std::string(v->as_string());
+}
+
+// A bot, 8 agents, and `count` chats each with one internal thread owned by
+// agent i % 8. Eight setup workers, one per agent, create them in parallel.
+std::vector<api_thread> setup_backline(const std::string& host, int port, size_t count) {
+  api_client admin(host, port);
+  auto bot = admin.post("/api/v1/users", admin_token, {{"id", "bench-bot"}, {"name", "Bench Bot"}, {"role", "bot"}});
+  std::string bot_token = string_field(bot, "token", "POST /api/v1/users (bot)");
+  std::vector<std::string> agent_tokens;
+  for (size_t k = 0; k < agent_count; ++k) {
+    auto a = admin.post("/api/v1/users", admin_token,
+                        {{"id", "agent-" + std::to_string(k)},
+                         {"name", "Agent " + std::to_string(k)},
+                         {"role", "agent"},
+                         {"inbox_access", true}});
+    agent_tokens.push_back(string_field(a, "token", "POST /api/v1/users (agent)"));
+  }
+
+  std::vector<api_thread> threads(count);
+  std::atomic<size_t> done{0};
+  std::atomic<bool> stop{false};
+  std::mutex failure_mu;
+  std::string failure;
+  std::vector<std::thread> workers;
+  for (size_t k = 0; k < agent_count; ++k) {
+    workers.emplace_back([&, k] {
+      try {
+        api_client cli(host, port);
+        for (size_t i = k; i < count && !stop; i += agent_count) {
+          std::string n = std::to_string(i);
+          auto chat = cli.post("/api/v1/chats", bot_token,
+                               {{"customer", {{"id", "cust-" + n}, {"name", "Customer " + n}}}, {"text", "hello"}});
+          std::string chat_id = string_field(chat, "id", "POST /api/v1/chats");
+          cli.post("/api/v1/chats/" + chat_id + "/assign", bot_token, {{"agent_id", "agent-" + std::to_string(k)}});
+          auto thread = cli.post("/api/v1/chats/" + chat_id + "/threads", agent_tokens[k],
+                                 {{"channel_id", "C-finance"}, {"text", "query"}});
+          threads[i] = {string_field(thread, "id", "POST /api/v1/chats/{id}/threads"), agent_tokens[k]};
+          ++done;
+        }
+      } catch (const std::exception& e) {
+        stop = true;
+        std::lock_guard lock(failure_mu);
+        if (failure.empty())
+          failure = e.what();
+      }
+    });
+  }
+  // Progress, for setups slow enough to wonder about.
+  auto started = clock_type::now();
+  auto next_report = started + 5s;
+  while (done < count && !stop) {
+    std::this_thread::sleep_for(50ms);
+    if (clock_type::now() >= next_report) {
+      std::printf("  setup: %zu/%zu threads created\n", done.load(), count);
+      std::fflush(stdout);
+      next_report += 5s;
+    }
+  }
+  for (auto& w : workers)
+    w.join();
+  if (!failure.empty())
+    throw bench_error(failure);
+  double secs = std::chrono::duration<double>(clock_type::now() - started).count();
+  std::printf("  setup: bot, %zu agents, %zu chats with one thread each in %.1f s\n", agent_count, count, secs);
+  return threads;
+}
+
+// ---------------------------------------------------------------------------
+
+std::filesystem::path default_backline_path() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec)
+    return "backline";
+  return (self.parent_path() / ".." / "backline").lexically_normal();
+}
+
+void raise_fd_limit() {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return;
+  if (lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+}
+
+size_t open_file_limit() {
+  rlimit lim{};
+  ::getrlimit(RLIMIT_NOFILE, &lim);
+  return static_cast<size_t>(lim.rlim_cur);
+}
+
+std::vector<size_t> parse_levels(const std::string& text) {
+  std::vector<size_t> levels;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t v = std::stoul(item);
+    if (v == 0)
+      throw std::invalid_argument("0 connections");
+    levels.push_back(v);
+  }
+  if (levels.empty())
+    throw std::invalid_argument("empty list");
+  return levels;
+}
+
+const char* usage_text =
+  "usage: api_bench [--connections 1,16,64,256,1000] [--seconds S] [--warmup S] [--quick]\n"
+  "                 [--backline PATH] [--trivial-only] [--threads N] [--loops N]\n"
+  "                 [--timeout-ms MS] [--no-sync] [--keep]\n\n"
+  "  --connections LIST  concurrency levels (default 1,16,64,256,1000)\n"
+  "  --seconds S         measured seconds per level and server (default 5)\n"
+  "  --warmup S          warm-up seconds before each measurement (default 1)\n"
+  "  --quick             2 s per level, 0.5 s warm-up\n"
+  "  --backline PATH     the backline binary (default: ../backline next to this binary)\n"
+  "  --trivial-only      measure the trivial server alone (no backline child)\n"
+  "  --threads N         internal threads created for the load (default max(C), at least 64)\n"
+  "  --loops N           generator event-loop threads (default 2)\n"
+  "  --timeout-ms MS     a request unanswered this long is a timeout (default 5000)\n"
+  "  --no-sync           pass --no-sync to backline (no fsync: shows the durability cost)\n"
+  "  --keep              keep backline's temporary data directory and log\n";
+
+struct options {
+  std::vector<size_t> levels = {1, 16, 64, 256, 1000};
+  double seconds = 5;
+  double warmup = 1;
+  std::string backline;
+  bool trivial_only = false;
+  size_t threads = 0;
+  size_t loops = 2;
+  long timeout_ms = 5000;
+  bool no_sync = false;
+  bool keep = false;
+};
+
+std::optional<options> parse_options(int argc, char** argv) {
+  options o;
+  bool seconds_given = false, warmup_given = false, quick = false;
+  try {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto next = [&]() -> std::string {
+        if (i + 1 >= argc)
+          throw std::invalid_argument(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--connections")
+        o.levels = parse_levels(next());
+      else if (a == "--seconds")
+        o.seconds = std::stod(next()), seconds_given = true;
+      else if (a == "--warmup")
+        o.warmup = std::stod(next()), warmup_given = true;
+      else if (a == "--quick")
+        quick = true;
+      else if (a == "--backline")
+        o.backline = next();
+      else if (a == "--trivial-only")
+        o.trivial_only = true;
+      else if (a == "--threads")
+        o.threads = std::stoul(next());
+      else if (a == "--loops")
+        o.loops = std::max<size_t>(1, std::stoul(next()));
+      else if (a == "--timeout-ms")
+        o.timeout_ms = std::stol(next());
+      else if (a == "--no-sync")
+        o.no_sync = true;
+      else if (a == "--keep")
+        o.keep = true;
+      else if (a == "--help" || a == "-h") {
+        std::cout << usage_text;
+        std::exit(0);
+      } else
+        throw std::invalid_argument("unknown option " + a);
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "api_bench: " << e.what() << "\n" << usage_text;
+    return std::nullopt;
+  }
+  if (quick && !seconds_given)
+    o.seconds = 2;
+  if (quick && !warmup_given)
+    o.warmup = 0.5;
+  if (o.seconds <= 0 || o.warmup < 0 || o.timeout_ms <= 0) {
+    std::cerr << "api_bench: --seconds, --warmup and --timeout-ms must be positive\n";
+    return std::nullopt;
+  }
+  return o;
+}
+
+std::chrono::milliseconds ms_of(double seconds) {
+  return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
+void print_row(size_t c, const char* name, const run_result& r) {
+  std::printf("  %5zu  %-9s %9.0f %8.2f %8.2f %8.2f %9.2f %7llu %8llu\n", c, name, r.rps, r.p50, r.p90, r.p99, r.p999,
+              static_cast<unsigned long long>(r.errors), static_cast<unsigned long long>(r.timeouts));
+  if (r.conn_errors > 0)
+    std::printf("  %5s  %-9s errors: %llu non-2xx, %llu connection failures\n", "", "",
+                static_cast<unsigned long long>(r.non2xx), static_cast<unsigned long long>(r.conn_errors));
+}
+
+void add_figures(std::string& json, const char* name, size_t c, const run_result& r) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "%s\"rps_%s_c%zu\":%.0f,\"p50_ms_%s_c%zu\":%.3f,\"p90_ms_%s_c%zu\":%.3f,\"p99_ms_%s_c%zu\":%.3f,"
+                "\"p999_ms_%s_c%zu\":%.3f,\"errors_%s_c%zu\":%llu,\"timeouts_%s_c%zu\":%llu",
+                json.empty() ? "" : ",", name, c, r.rps, name, c, r.p50, name, c, r.p90, name, c, r.p99, name, c,
+                r.p999, name, c, static_cast<unsigned long long>(r.errors), name, c,
+                static_cast<unsigned long long>(r.timeouts));
+  json += buf;
+}
+
+int run(const options& opt) {
+  size_t max_c = *std::max_element(opt.levels.begin(), opt.levels.end());
+  size_t http_threads = max_c + 64;
+  size_t api_threads = opt.threads ? opt.threads : std::max<size_t>(max_c, 64);
+  auto warmup = ms_of(opt.warmup);
+  auto window = ms_of(opt.seconds);
+  auto timeout = std::chrono::milliseconds(opt.timeout_ms);
+
+  raise_fd_limit();
+  // Client and server ends of every connection live in this process for the
+  // trivial server, plus the worker threads' descriptors and some slack.
+  if (open_file_limit() < 2 * max_c + 256)
+    throw bench_error("open-file limit " + std::to_string(open_file_limit()) + " is too low for " +
+                      std::to_string(max_c) + " connections (need about " + std::to_string(2 * max_c + 256) + ")");
+  std::signal(SIGPIPE, SIG_IGN);
+
+  std::printf("api_bench: %u cores, levels", std::thread::hardware_concurrency());
+  for (size_t c : opt.levels)
+    std::printf(" %zu", c);
+  std::printf(" connections, %.1f s warm-up + %.1f s measured per level and server, %zu generator loops,\n"
+              "  %zu HTTP worker threads per server, timeout %lld ms, open-file limit %zu\n",
+              opt.warmup, opt.seconds, opt.loops, http_threads, static_cast<long long>(timeout.count()),
+              open_file_limit());
+
+  std::unique_ptr<backline_child> child;
+  std::filesystem::path workdir;
+  std::vector<api_thread> threads;
+  bool failed = true;
+  struct cleanup {
+    std::unique_ptr<backline_child>& child;
+    std::filesystem::path& dir;
+    const bool& failed;
+    bool keep;
+    ~cleanup() {
+      if (child)
+        child->stop();
+      if (!dir.empty()) {
+        if (keep || failed)
+          std::fprintf(stderr, "api_bench: kept %s\n", dir.c_str());
+        else
+          std::filesystem::remove_all(dir);
+      }
+    }
+  } guard{child, workdir, failed, opt.keep};
+
+  if (!opt.trivial_only) {
+    std::string binary = opt.backline.empty() ? default_backline_path().string() : opt.backline;
+    if (::access(binary.c_str(), X_OK) != 0)
+      throw bench_error("backline binary " + binary +
+                        " is not there or not executable (build it, pass --backline PATH, or use --trivial-only)");
+    char tmpl[] = "/tmp/api_bench.XXXXXX";
+    if (!::mkdtemp(tmpl))
+      throw bench_error(std::string("mkdtemp: ") + std::strerror(errno));
+    workdir = tmpl;
+    child = std::make_unique<backline_child>(binary, workdir.string(), http_threads, opt.no_sync);
+    child->wait_ready();
+    try {
+      threads = setup_backline(child->host(), child->port(), api_threads);
+    } catch (const bench_error& e) {
+      throw bench_error(std::string(e.what()) + "\n(backline log: " + child->log_path() + ")");
+    }
+  } else {
+    threads = synthetic_threads(api_threads);
+  }
+
+  trivial_server trivial(http_threads);
+  load_target trivial_target = make_target("trivial", "127.0.0.1", trivial.port(), threads);
+  std::optional<load_target> backline_target;
+  if (child)
+    backline_target = make_target("backline", child->host(), child->port(), threads);
+  std::printf("  trivial server on 127.0.0.1:%d; %zu threads, %zu agents\n\n", trivial.port(), threads.size(),
+              threads.size() < agent_count ? threads.size() : agent_count);
+
+  std::printf("  %5s  %-9s %9s %8s %8s %8s %9s %7s %8s\n", "conns", "server", "rps", "p50 ms", "p90 ms", "p99 ms",
+              "p99.9 ms", "errors", "timeouts");
+  std::string figures;
+  std::optional<double> ratio_64, p99_64;
+  std::optional<uint64_t> timeouts_1000;
+  for (size_t c : opt.levels) {
+    auto t = run_load(trivial_target, c, opt.loops, warmup, window, timeout);
+    print_row(c, "trivial", t);
+    add_figures(figures, "trivial", c, t);
+    std::fflush(stdout);
+    if (backline_target) {
+      std::this_thread::sleep_for(200ms);  // let closed connections drain
+      auto b = run_load(*backline_target, c, opt.loops, warmup, window, timeout);
+      print_row(c, "backline", b);
+      add_figures(figures, "backline", c, b);
+      double ratio = t.rps > 0 ? b.rps / t.rps : 0;
+      std::printf("  %5zu  %-9s %9.2f  (backline/trivial rps)\n", c, "ratio", ratio);
+      char buf[64];
+      std::snprintf(buf, sizeof buf, ",\"ratio_c%zu\":%.3f", c, ratio);
+      figures += buf;
+      if (c == 64) {
+        ratio_64 = ratio;
+        p99_64 = b.p99;
+      }
+      if (c == 1000)
+        timeouts_1000 = b.timeouts;
+      if (!child->alive())
+        throw bench_error("backline died during the run; its log:\n" + tail_of(child->log_path()));
+    }
+    std::fflush(stdout);
+    std::this_thread::sleep_for(200ms);
+  }
+
+  bool all_met = true;
+  std::printf("\n  targets (backline):\n");
+  if (!backline_target) {
+    std::printf("    not judged: --trivial-only\n");
+    all_met = false;
+  } else {
+    if (ratio_64) {
+      bool met = *ratio_64 >= 0.5;
+      all_met &= met;
+      std::printf("    c64 rps ratio %.2f >= 0.50: %s\n", *ratio_64, met ? "MET" : "MISSED");
+      met = *p99_64 <= 20.0;
+      all_met &= met;
+      std::printf("    c64 p99 %.2f ms <= 20 ms: %s\n", *p99_64, met ? "MET" : "MISSED");
+    } else {
+      all_met = false;
+      std::printf("    c64 not run (add 64 to --connections)\n");
+    }
+    if (timeouts_1000) {
+      bool met = *timeouts_1000 == 0;
+      all_met &= met;
+      std::printf("    c1000 timeouts %llu == 0: %s\n", static_cast<unsigned long long>(*timeouts_1000),
+                  met ? "MET" : "MISSED");
+    } else {
+      all_met = false;
+      std::printf("    c1000 not run (add 1000 to --connections)\n");
+    }
+  }
+  if (child) {
+    auto how = child->stop();
+    std::printf("  backline stopped with SIGTERM: %s\n", how.c_str());
+  }
+  failed = false;
+  char ratio_text[32] = "null";
+  if (ratio_64)
+    std::snprintf(ratio_text, sizeof ratio_text, "%.3f", *ratio_64);
+  std::printf("{\"bench\":\"api\",\"figures\":{%s},\"ratio\":%s,\"target\":0.5,\"targets_met\":%s}\n", figures.c_str(),
+              ratio_text, all_met ? "true" : "false");
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  auto opt = parse_options(argc, argv);
+  if (!opt)
+    return 2;
+  try {
+    return run(*opt);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::cerr << "api_bench: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -47,7 +47,7 @@ caf::result<api_reply> record(chat_pointer self, const command& cmd, std::string
                               std::function<api_reply(const chat_state&)> answer,
                               std::function<void()> after = [] {}) {
   auto& c = self->state.chat;
-  auto req = detail::one_event(chat_stream(cmd.chat_id), c.version, std::move(type), cmd.who.id, payload,
+  auto req = detail::one_event(chat_stream(cmd.chat_id), detail::at_head(c.version), std::move(type), cmd.who.id, payload,
                                detail::scoped_key(cmd.who, cmd.idempotency_key));
   auto next = c;
   apply_chat_event(next, detail::as_record(req, append_result{0, c.version + 1, false, {}}));
@@ -161,7 +161,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
                     auto& c = self->state.chat;
                     json::object m{{"id", inbox::new_id("m-")}, {"kind", "customer"}, {"text", text},
                                    {"author", c.customer_id}};
-                    auto req = detail::one_event(chat_stream(c.id), c.version, "chat_message_added", cmd.who.id, m, "");
+                    auto req = detail::one_event(chat_stream(c.id), detail::at_head(c.version), "chat_message_added", cmd.who.id, m, "");
                     self->request(self->state.journal, std::chrono::seconds(30), atoms::append::value, req)
                       .await([self, req](append_reply& r) {
                                if (r.status.ok() && !r.value.duplicate)

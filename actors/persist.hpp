@@ -55,13 +55,12 @@ void persist(Self self, const journal_actor& journal, append_request req, const 
       });
 }
 
-/// One event for a stream whose head the actor knows (0: a new stream),
-/// stamped with the time now so the actor can answer with it.
-inline append_request one_event(std::string stream, uint64_t expected, std::string type, std::string actor,
+/// One event for a stream, stamped with the time now so the actor can answer with it.
+inline append_request one_event(std::string stream, expected_version expected, std::string type, std::string actor,
                                  const boost::json::object& payload, std::string idempotency_key) {
   append_request r;
   r.stream = std::move(stream);
-  r.expected = expected == 0 ? expected_version::no_stream() : expected_version::exact(expected);
+  r.expected = expected;
   r.events.push_back(new_event{std::move(type), std::move(actor), boost::json::serialize(payload), now_rfc3339()});
   r.idempotency_key = std::move(idempotency_key);
   return r;
@@ -87,6 +86,11 @@ inline boost::json::object body_of(const command& cmd) {
   if (ec || !v.is_object())
     return {};
   return std::move(v.as_object());
+}
+
+/// The expected version for an actor that knows its stream's head (0: new stream).
+inline expected_version at_head(uint64_t head) {
+  return head == 0 ? expected_version::no_stream() : expected_version::exact(head);
 }
 
 inline std::string field(const boost::json::object& o, std::string_view key) {

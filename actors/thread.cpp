@@ -24,18 +24,24 @@ using thread_pointer = thread_actor::stateful_pointer<thread_actor_state>;
 
 std::string thread_stream(const std::string& id) { return "thread-" + id; }
 
-// Records an event nobody waits for (delivery reports, recovered creation):
-// applied once durable, so the state always equals the stream.
-void record_quietly(thread_pointer self, append_request req, std::function<void()> after = [] {}) {
-  self->request(self->state.journal, std::chrono::seconds(30), atoms::append::value, req)
-    .await(
-      [self, req, after](append_reply& r) {
-        if (r.status.ok() && !r.value.duplicate) {
-          apply_thread_event(self->state.thread, detail::as_record(req, r.value));
-          after();
-        }
-      },
-      [](caf::error&) {});
+// Records an event no caller waits for (delivery reports, recovered
+// creation), applied once durable so the state always equals the stream.
+// It does not hold up the thread's commands (`then`, not `await`): the
+// thread actor is the only writer of its stream, and the journal keeps one
+// sender's appends in order, so its events chain without version checks.
+void record_quietly(thread_pointer self, append_request req, std::function<void()> after = [] {},
+                    bool hold_commands = false) {
+  auto on_reply = [self, req, after](append_reply& r) {
+    if (r.status.ok() && !r.value.duplicate) {
+      apply_thread_event(self->state.thread, detail::as_record(req, r.value));
+      after();
+    }
+  };
+  auto handle = self->request(self->state.journal, std::chrono::seconds(30), atoms::append::value, req);
+  if (hold_commands)  // e.g. the thread's own creation: nothing may run before it
+    handle.await(on_reply, [](caf::error&) {});
+  else
+    handle.then(on_reply, [](caf::error&) {});
 }
 
 void deliver(thread_pointer self, const thread_message& m);
@@ -51,13 +57,13 @@ void deliver(thread_pointer self, const thread_message& m) {
   auto& t = self->state.thread;
   outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions};
   self->request(self->state.slack, std::chrono::seconds(30), atoms::post::value, std::move(post))
-    .await(
+    .then(
       [self, id = m.id](const reply_status& st, const std::string& ts) {
         if (!st.ok())
           return;  // stays pending; redelivery is the Slack side's outbox
         auto& t = self->state.thread;
-        record_quietly(self, detail::one_event(thread_stream(t.id), t.version, "slack_delivered", "slack",
-                                               json::object{{"message_id", id}, {"slack_ts", ts}}, ""));
+        record_quietly(self, detail::one_event(thread_stream(t.id), expected_version::any(), "slack_delivered",
+                                               "slack", json::object{{"message_id", id}, {"slack_ts", ts}}, ""));
       },
       [](caf::error&) {});
 }
@@ -75,11 +81,24 @@ template <class After>
 caf::result<api_reply> record(thread_pointer self, const command& cmd, std::string type, json::object payload,
                               std::function<api_reply(const thread_state&)> answer, After after) {
   auto& t = self->state.thread;
-  auto req = detail::one_event(thread_stream(t.id), t.version, std::move(type), cmd.who.id, payload,
+  auto req = detail::one_event(thread_stream(t.id), expected_version::any(), std::move(type), cmd.who.id, payload,
                                detail::scoped_key(cmd.who, cmd.idempotency_key));
   // The answer is computed on the state as it will be, so it can be stored
-  // as the idempotent answer in the same write.
-  auto next = t;
+  // as the idempotent answer in the same write. The preview copies the
+  // thread without its messages (a copy of them all per command made posting
+  // quadratic in the thread's length): it holds only what the event adds.
+  thread_state next;
+  next.id = t.id;
+  next.chat_id = t.chat_id;
+  next.exists = t.exists;
+  next.channel_id = t.channel_id;
+  next.created_by = t.created_by;
+  next.created_at = t.created_at;
+  next.title = t.title;
+  next.done = t.done;
+  next.unread = t.unread;
+  next.slack_ts = t.slack_ts;
+  next.version = t.version;
   apply_thread_event(next, detail::as_record(req, append_result{0, t.version + 1, false, {}}));
   auto rp = self->make_response_promise<api_reply>();
   detail::persist(self, self->state.journal, req, answer(next), rp, [self, req, after](const append_result& r) {
@@ -100,7 +119,8 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
       // The owning agent reading the thread clears its unread count.
       if (cmd.who.kind != role::agent || t.unread == 0)
         return messages_reply(t);
-      return record(self, cmd, "thread_read", {}, messages_reply, [] {});
+      return record(self, cmd, "thread_read", {}, [self](const thread_state&) { return messages_reply(self->state.thread); },
+                    [] {});
     case verb::thread_post: {
       if (t.done)
         return error_reply(409, "thread_done", "thread " + t.id + " is done: it is read-only");
@@ -149,8 +169,9 @@ thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id,
         auto payload = json::parse(creation, ec);
         if (!ec && payload.is_object())
           record_quietly(self,
-                         detail::one_event(thread_stream(id), 0, "thread_created", "system", payload.as_object(), ""),
-                         [self] { deliver_pending(self); });
+                         detail::one_event(thread_stream(id), expected_version::no_stream(), "thread_created", "system",
+                                           payload.as_object(), ""),
+                         [self] { deliver_pending(self); }, true);
       },
       [](caf::error&) {});
   return {

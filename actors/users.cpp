@@ -51,7 +51,7 @@ api_reply create_user(users_actor::stateful_pointer<users_state> self, const cal
   // The token is shown once; the stored idempotent answer never holds it.
   auto stored = json_reply(201, json::object(answer.begin(), answer.end()));
   answer["token"] = token;
-  auto req = detail::one_event("user-" + id, 0, "user_created", who.id, payload, detail::scoped_key(who, key));
+  auto req = detail::one_event("user-" + id, expected_version::no_stream(), "user_created", who.id, payload, detail::scoped_key(who, key));
   auto reply = json_reply(201, answer);
   req.idempotency_result = detail::encode_reply(stored);
   self->request(self->state.journal, std::chrono::seconds(30), atoms::append::value, std::move(req))

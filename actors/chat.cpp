@@ -18,6 +18,7 @@ struct chat_actor_state {
   journal_actor journal;
   directory_actor directory;
   slack_port_actor slack;
+  notifications_actor notifications;
   std::map<std::string, thread_actor> threads;
 };
 
@@ -37,7 +38,8 @@ thread_actor thread_of(chat_pointer self, const std::string& thread_id) {
     return i->second;
   auto& payloads = self->state.chat.thread_payloads;
   auto creation = payloads.count(thread_id) ? payloads[thread_id] : std::string{};
-  auto t = spawn_thread_actor(self, thread_id, creation, self->state.journal, self->state.slack);
+  auto t = spawn_thread_actor(self, thread_id, creation, self->state.journal, self->state.slack,
+                              self->state.directory);
   threads.emplace(thread_id, t);
   return t;
 }
@@ -142,6 +144,34 @@ caf::result<api_reply> create_thread(chat_pointer self, const command& cmd) {
                 [self, thread_id] { thread_of(self, thread_id); });
 }
 
+// A reply from Slack: the thread records it (once per Slack ts), then the
+// chat's agent is told, if they have the chat open.
+caf::result<api_reply> forward_slack_reply(chat_pointer self, const command& cmd) {
+  if (!self->state.chat.thread_payloads.count(cmd.thread_id))
+    return error_reply(404, "not_found", "no thread " + cmd.thread_id);
+  auto rp = self->make_response_promise<api_reply>();
+  self->request(thread_of(self, cmd.thread_id), std::chrono::seconds(30), atoms::command::value, cmd)
+    .then(
+      [self, rp, thread_id = cmd.thread_id](const api_reply& r) mutable {
+        if (r.status == 201) {
+          boost::system::error_code ec;
+          auto v = json::parse(r.body, ec);
+          uint64_t unread = 0;
+          if (!ec && v.is_object())
+            if (auto* u = v.as_object().if_contains("unread"); u && u->is_uint64())
+              unread = u->as_uint64();
+            else if (u && u->is_int64())
+              unread = static_cast<uint64_t>(u->as_int64());
+          auto& c = self->state.chat;
+          if (!c.agent_id.empty())
+            self->send(self->state.notifications, atoms::notify::value, c.agent_id, c.id, thread_id, unread);
+        }
+        rp.deliver(r);
+      },
+      [rp](caf::error&) mutable { rp.deliver(error_reply(503, "unavailable", "the thread did not answer")); });
+  return rp;
+}
+
 caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
   auto& c = self->state.chat;
   if (cmd.what == verb::chat_create) {
@@ -239,16 +269,28 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
         return detail::rule_error(s);
       return self->delegate(thread_of(self, cmd.thread_id), atoms::command::value, std::move(cmd));
     }
+    case verb::chat_focus:
+    case verb::chat_unfocus:
+      if (who.kind != role::agent)
+        return error_reply(403, "forbidden", "only agents get notifications");
+      if (auto s = may_read_chat(who, c); !s)
+        return detail::rule_error(s);
+      self->send(self->state.notifications, atoms::focus::value, who.id, c.id, cmd.what == verb::chat_focus);
+      return api_reply{204, ""};
+    case verb::slack_reply:
+      return forward_slack_reply(self, cmd);
     default:
       return error_reply(400, "invalid_request", "not a chat command");
   }
 }
 
 chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, journal_actor journal,
-                                        directory_actor directory, slack_port_actor slack) {
+                                        directory_actor directory, slack_port_actor slack,
+                                        notifications_actor notifications) {
   self->state.journal = std::move(journal);
   self->state.directory = std::move(directory);
   self->state.slack = std::move(slack);
+  self->state.notifications = std::move(notifications);
   self->state.chat.id = id;
   // Activation: rebuild from the stream before taking any command.
   self->request(self->state.journal, std::chrono::seconds(30), atoms::read_strm::value, chat_stream(id), uint64_t{1},
@@ -267,8 +309,9 @@ chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, journ
 } // namespace
 
 chat_actor spawn_chat_actor(caf::local_actor* parent, const std::string& id, const journal_actor& journal,
-                            const directory_actor& directory, const slack_port_actor& slack) {
-  return parent->spawn<caf::linked>(chat_behavior, id, journal, directory, slack);
+                            const directory_actor& directory, const slack_port_actor& slack,
+                            const notifications_actor& notifications) {
+  return parent->spawn<caf::linked>(chat_behavior, id, journal, directory, slack, notifications);
 }
 
 } // namespace backline

@@ -15,8 +15,10 @@ struct directory_state {
   static inline const char* name = "directory";
   journal_actor journal;
   slack_port_actor slack;
+  notifications_actor notifications;
   std::unordered_map<std::string, chat_actor> chats;
   std::unordered_map<std::string, chat_index_entry> index;
+  std::unordered_map<std::string, std::string> thread_by_slack;  // "channel|ts" -> thread id
 };
 
 using directory_pointer = directory_actor::stateful_pointer<directory_state>;
@@ -30,7 +32,7 @@ chat_actor chat_of(directory_pointer self, const std::string& id) {
   if (auto i = chats.find(id); i != chats.end())
     return i->second;
   auto a = spawn_chat_actor(self, id, self->state.journal, caf::actor_cast<directory_actor>(self),
-                            self->state.slack);
+                            self->state.slack, self->state.notifications);
   chats.emplace(id, a);
   return a;
 }
@@ -62,11 +64,13 @@ api_reply list_chats(directory_pointer self, const caller& who, const std::strin
 }
 
 directory_actor::behavior_type directory_behavior(directory_pointer self, journal_actor journal,
-                                                  slack_port_actor slack,
-                                                  std::unordered_map<std::string, chat_index_entry> index) {
+                                                  slack_port_actor slack, notifications_actor notifications,
+                                                  inbox::directory_index index) {
   self->state.journal = std::move(journal);
   self->state.slack = std::move(slack);
-  self->state.index = std::move(index);
+  self->state.notifications = std::move(notifications);
+  self->state.index = std::move(index.chats);
+  self->state.thread_by_slack = std::move(index.thread_by_slack);
   return {
     [self](atoms::command, command& cmd) -> caf::result<api_reply> {
       if (!plausible_chat_id(cmd.chat_id) || !self->state.index.count(cmd.chat_id))
@@ -88,6 +92,13 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
     [self](atoms::list, const caller& who, const std::string& view) { return list_chats(self, who, view); },
     [self](atoms::indexed, const std::string& id, bool resolved, const std::string& agent_id,
            const std::string& chat) { self->state.index[id] = chat_index_entry{resolved, agent_id, chat}; },
+    [self](atoms::slack_tsix, const std::string& channel, const std::string& ts, const std::string& thread) {
+      self->state.thread_by_slack[channel + "|" + ts] = thread;
+    },
+    [self](atoms::resolve, const std::string& channel, const std::string& ts) {
+      auto i = self->state.thread_by_slack.find(channel + "|" + ts);
+      return i == self->state.thread_by_slack.end() ? std::string{} : i->second;
+    },
   };
 }
 
@@ -115,14 +126,15 @@ slack_port_actor::behavior_type memory_port(slack_port_actor::stateful_pointer<m
 namespace inbox {
 
 directory_actor spawn_directory(caf::actor_system& sys, journal_actor journal, slack_port_actor slack,
-                                std::unordered_map<std::string, chat_index_entry> index) {
-  return sys.spawn(directory_behavior, std::move(journal), std::move(slack), std::move(index));
+                                notifications_actor notifications, directory_index index) {
+  return sys.spawn(directory_behavior, std::move(journal), std::move(slack), std::move(notifications),
+                   std::move(index));
 }
 
 slack_port_actor spawn_memory_slack_port(caf::actor_system& sys) { return sys.spawn(memory_port); }
 
-result<std::unordered_map<std::string, chat_index_entry>> load_chat_index(const event_store& store) {
-  std::unordered_map<std::string, chat_index_entry> index;
+result<directory_index> load_directory_index(const event_store& store) {
+  directory_index index;
   auto streams = store.list_streams("chat-");
   if (!streams)
     return streams.error();
@@ -133,8 +145,19 @@ result<std::unordered_map<std::string, chat_index_entry>> load_chat_index(const 
     chat_state c;
     for (const auto& e : *events)
       apply_chat_event(c, e);
-    if (c.exists)
-      index[c.id] = chat_index_entry{c.resolved, c.agent_id, json::serialize(chat_json(c))};
+    if (!c.exists)
+      continue;
+    index.chats[c.id] = chat_index_entry{c.resolved, c.agent_id, json::serialize(chat_json(c))};
+    for (const auto& thread_id : c.thread_ids) {
+      auto thread_events = store.read_stream("thread-" + thread_id);
+      if (!thread_events)
+        return thread_events.error();
+      thread_state t;
+      for (const auto& e : *thread_events)
+        apply_thread_event(t, e);
+      if (!t.slack_ts.empty())
+        index.thread_by_slack[t.channel_id + "|" + t.slack_ts] = t.id;
+    }
   }
   return index;
 }

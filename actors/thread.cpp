@@ -18,6 +18,7 @@ struct thread_actor_state {
   thread_state thread;
   journal_actor journal;
   slack_port_actor slack;
+  directory_actor directory;
 };
 
 using thread_pointer = thread_actor::stateful_pointer<thread_actor_state>;
@@ -33,7 +34,12 @@ void record_quietly(thread_pointer self, append_request req, std::function<void(
                     bool hold_commands = false) {
   auto on_reply = [self, req, after](append_reply& r) {
     if (r.status.ok() && !r.value.duplicate) {
-      apply_thread_event(self->state.thread, detail::as_record(req, r.value));
+      auto& t = self->state.thread;
+      bool had_parent = !t.slack_ts.empty();
+      apply_thread_event(t, detail::as_record(req, r.value));
+      // The parent's ts is how Slack's replies find this thread.
+      if (!had_parent && !t.slack_ts.empty())
+        self->send(self->state.directory, atoms::slack_tsix::value, t.channel_id, t.slack_ts, t.id);
       after();
     }
   };
@@ -142,15 +148,34 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
       return record(
         self, cmd, "thread_done", {}, [](const thread_state& s) { return json_reply(200, thread_json(s)); },
         [] {});
+    case verb::slack_reply: {
+      // Each Slack message reaches the thread once, whichever way it came.
+      auto body = detail::body_of(cmd);
+      auto ts = detail::field(body, "slack_ts");
+      for (const auto& m : t.messages)
+        if (m.direction == "from_slack" && m.slack_ts == ts)
+          return json_reply(200, thread_json(t));
+      json::object payload{{"id", inbox::new_id("m-")},
+                           {"slack_ts", ts},
+                           {"author_id", detail::field(body, "user_id")},
+                           {"author_name", detail::field(body, "user_name")},
+                           {"text", detail::field(body, "text")},
+                           {"late", t.done},
+                           {"files", json::array{}}};
+      return record(self, cmd, "slack_reply_received", payload,
+                    [](const thread_state& s) { return json_reply(201, thread_json(s)); }, [] {});
+    }
     default:
       return error_reply(400, "invalid_request", "not a thread command");
   }
 }
 
 thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id, std::string creation,
-                                            journal_actor journal, slack_port_actor slack) {
+                                            journal_actor journal, slack_port_actor slack,
+                                            directory_actor directory) {
   self->state.journal = std::move(journal);
   self->state.slack = std::move(slack);
+  self->state.directory = std::move(directory);
   self->state.thread.id = id;
   // Activation: rebuild from the stream. A thread its chat recorded but whose
   // own stream is empty (a crash between the two writes) is created now.
@@ -182,8 +207,9 @@ thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id,
 } // namespace
 
 thread_actor spawn_thread_actor(caf::local_actor* parent, const std::string& id, const std::string& creation,
-                                const journal_actor& journal, const slack_port_actor& slack) {
-  return parent->spawn<caf::linked>(thread_behavior, id, creation, journal, slack);
+                                const journal_actor& journal, const slack_port_actor& slack,
+                                const directory_actor& directory) {
+  return parent->spawn<caf::linked>(thread_behavior, id, creation, journal, slack, directory);
 }
 
 } // namespace backline

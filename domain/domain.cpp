@@ -205,7 +205,7 @@ void apply_thread_event(thread_state& t, const event_record& e) {
                           files_from(p), mentions_from(p), "pending", e.time, ""});
   } else if (e.type == "slack_reply_received") {
     t.messages.push_back({str(p, "id"), "from_slack", str(p, "text"), str(p, "author_id"), str(p, "author_name"),
-                          files_from(p), {}, "", e.time, str(p, "slack_ts")});
+                          files_from(p), {}, "", e.time, str(p, "slack_ts"), t.done});
     t.unread += 1;
   } else if (e.type == "slack_delivered") {
     if (auto* m = find_message(t, str(p, "message_id"))) {
@@ -253,6 +253,8 @@ json::object thread_message_json(const thread_message& m) {
   o["mentions"] = std::move(mentions);
   if (m.direction == "to_slack")
     o["delivery"] = m.delivery;
+  if (m.late)
+    o["late"] = true;
   o["created_at"] = m.created_at;
   return o;
 }

@@ -138,8 +138,13 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
     }
     ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
   };
-  if (std::string(method) == "GET")
+  std::string m = method;
+  if (m == "GET")
     s.Get(pattern, handler);
+  else if (m == "PUT")
+    s.Put(pattern, handler);
+  else if (m == "DELETE")
+    s.Delete(pattern, handler);
   else
     s.Post(pattern, handler);
 }
@@ -207,6 +212,66 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
   command_route(s, d, "GET", R"(/api/v1/threads/([^/]+)/messages)", verb::thread_messages, true, {});
   command_route(s, d, "POST", R"(/api/v1/threads/([^/]+)/messages)", verb::thread_post, true, {"text"});
   command_route(s, d, "POST", R"(/api/v1/threads/([^/]+)/done)", verb::thread_done, true, {});
+  command_route(s, d, "PUT", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_focus, false, {});
+  command_route(s, d, "DELETE", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_unfocus, false, {});
+
+  // Long poll: answers at once when something is pending, else after `wait` seconds (≤ 30).
+  s.Get("/api/v1/notifications", [d](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(d, req, res);
+    if (!who)
+      return;
+    if (who->kind != role::agent) {
+      write(res, error_reply(403, "forbidden", "notifications are for agents"));
+      return;
+    }
+    uint64_t after = 0;
+    double wait = 0;
+    try {
+      if (req.has_param("after") && !req.get_param_value("after").empty())
+        after = std::stoull(req.get_param_value("after"));
+      if (req.has_param("wait"))
+        wait = std::stod(req.get_param_value("wait"));
+    } catch (const std::exception&) {
+      write(res, error_reply(400, "invalid_field", "after: a cursor from an earlier answer; wait: seconds 0-30"));
+      return;
+    }
+    if (!(wait >= 0 && wait <= 30)) {
+      write(res, error_reply(400, "invalid_field", "wait: seconds from 0 to 30"));
+      return;
+    }
+    auto wait_ms = static_cast<uint32_t>(wait * 1000);
+    auto r = ask<api_reply>(*d.sys, d.notifications, std::chrono::milliseconds(wait_ms) + d.deadline,
+                            atoms::poll::value, who->id, after, wait_ms);
+    write(res, r ? *r : error_reply(503, "unavailable", "notifications did not answer"));
+  });
+
+  // Sandbox: a person (or a test) acts as an L2 user replying in a thread.
+  s.Post("/api/v1/sandbox/slack/replies", [d](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(d, req, res);
+    if (!who)
+      return;
+    auto body = json_body(req, res);
+    if (!body || !require_strings(*body, {"channel_id", "thread_ts", "user_name", "text"}, res))
+      return;
+    auto thread = ask<std::string>(*d.sys, d.directory, d.deadline, atoms::resolve::value,
+                                   std::string(body->at("channel_id").as_string()),
+                                   std::string(body->at("thread_ts").as_string()));
+    if (!thread || thread->empty()) {
+      write(res, error_reply(404, "not_found", "no thread with that channel_id and thread_ts"));
+      return;
+    }
+    command cmd;
+    cmd.what = verb::slack_reply;
+    cmd.who = caller{"slack", "Slack", role::bot, false};
+    cmd.thread_id = *thread;
+    cmd.chat_id = chat_of_thread(*thread);
+    auto user_name = std::string(body->at("user_name").as_string());
+    cmd.body = json::serialize(json::object{{"slack_ts", inbox::new_id("sandbox-")},
+                                            {"user_id", "sandbox:" + user_name},
+                                            {"user_name", user_name},
+                                            {"text", body->at("text")}});
+    ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
+  });
 }
 
 } // namespace backline::http

@@ -16,6 +16,7 @@ struct api_deps {
   caf::actor_system* sys = nullptr;
   journal_actor journal;
   directory_actor directory;
+  notifications_actor notifications;
   users_actor user_admin;
   std::shared_ptr<backline::users_view> users;  // the published users table
   std::chrono::milliseconds deadline{5000};

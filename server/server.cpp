@@ -21,6 +21,7 @@ struct server::impl {
   std::unique_ptr<caf::actor_system> sys;
   journal_actor journal;
   slack_port_actor slack;
+  notifications_actor notifications;
   directory_actor directory;
   users_actor users;
   std::shared_ptr<users_view> users_table = std::make_shared<users_view>();
@@ -119,7 +120,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   if (auto st = bootstrap_admin(*s->store, cfg, **users, log); !st)
     return st;
   s->users_table->publish(*users);
-  auto index = inbox::load_chat_index(*s->store);
+  auto index = inbox::load_directory_index(*s->store);
   if (!index)
     return index.error();
   s->caf_cfg.set("logger.console-verbosity", caf::atom("quiet"));
@@ -127,7 +128,8 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   s->sys = std::make_unique<caf::actor_system>(s->caf_cfg);
   s->journal = journal::spawn(*s->sys, s->store);
   s->slack = inbox::spawn_memory_slack_port(*s->sys);
-  s->directory = inbox::spawn_directory(*s->sys, s->journal, s->slack, std::move(index.value()));
+  s->notifications = inbox::spawn_notifications(*s->sys);
+  s->directory = inbox::spawn_directory(*s->sys, s->journal, s->slack, s->notifications, std::move(index.value()));
   s->users = inbox::spawn_users(*s->sys, s->journal, s->users_table);
   s->http = std::make_unique<http::http_server>(http_settings_of(cfg));
   register_operational_routes(*s);
@@ -135,6 +137,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.sys = s->sys.get();
   deps.journal = s->journal;
   deps.directory = s->directory;
+  deps.notifications = s->notifications;
   deps.user_admin = s->users;
   deps.users = s->users_table;
   deps.deadline = std::chrono::milliseconds(cfg.request_timeout_ms);
@@ -170,15 +173,16 @@ void server::stop() {
   {
     caf::scoped_actor self{*impl_->sys};
     for (auto a : {caf::actor_cast<caf::actor>(impl_->directory), caf::actor_cast<caf::actor>(impl_->users),
-                   caf::actor_cast<caf::actor>(impl_->slack)})
+                   caf::actor_cast<caf::actor>(impl_->slack), caf::actor_cast<caf::actor>(impl_->notifications)})
       self->send_exit(a, caf::exit_reason::user_shutdown);
-    self->wait_for(impl_->directory, impl_->users, impl_->slack);
+    self->wait_for(impl_->directory, impl_->users, impl_->slack, impl_->notifications);
     self->send_exit(impl_->journal, caf::exit_reason::user_shutdown);
     self->wait_for(impl_->journal);
   }
   impl_->directory = nullptr;
   impl_->users = nullptr;
   impl_->slack = nullptr;
+  impl_->notifications = nullptr;
   impl_->journal = nullptr;
   // 3. The routes (they hold actor handles), the actor system, the store.
   impl_->http.reset();

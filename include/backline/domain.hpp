@@ -107,6 +107,7 @@ struct thread_message {
   std::string delivery;   // pending | sent | failed (to_slack only)
   std::string created_at;
   std::string slack_ts;
+  bool late = false;      // a Slack reply that came after the thread was done
 };
 
 struct thread_state {

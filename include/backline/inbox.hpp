@@ -25,6 +25,18 @@ using slack_port_actor = caf::typed_actor<
   caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>,
   caf::replies_to<atoms::sent_log>::with<std::vector<outbound_post>>>;
 
+/// Notifications for agents: which chat each agent has open (focus), what
+/// is pending for them, and the long polls waiting for it.
+using notifications_actor = caf::typed_actor<
+  // agent id, chat id, focused?
+  caf::reacts_to<atoms::focus, std::string, std::string, bool>,
+  // agent id, chat id, thread id, unread: kept only while the agent has that chat open.
+  caf::reacts_to<atoms::notify, std::string, std::string, std::string, uint64_t>,
+  // agent id, after cursor, wait ms: answered at once if something is pending, else within wait.
+  caf::replies_to<atoms::poll, std::string, uint64_t, uint32_t>::with<api_reply>,
+  // Internal: a poll's wait is over (agent id, poll number).
+  caf::reacts_to<atoms::poll_end, std::string, uint64_t>>;
+
 /// The directory: creates chats, routes commands to chat actors (activating
 /// them from the log), and keeps the chat index that lists serve.
 using directory_actor = caf::typed_actor<
@@ -34,7 +46,11 @@ using directory_actor = caf::typed_actor<
   // List chats: caller, view (mine | active | resolved).
   caf::replies_to<atoms::list, caller, std::string>::with<api_reply>,
   // A chat actor reports its current JSON: chat id, status, agent id, JSON.
-  caf::reacts_to<atoms::indexed, std::string, bool, std::string, std::string>>;
+  caf::reacts_to<atoms::indexed, std::string, bool, std::string, std::string>,
+  // A thread reports where it lives in Slack: channel id, parent ts, thread id.
+  caf::reacts_to<atoms::slack_tsix, std::string, std::string, std::string>,
+  // Which thread is Slack's (channel id, thread ts)? "" when none.
+  caf::replies_to<atoms::resolve, std::string, std::string>::with<std::string>>;
 
 /// Users: immutable snapshots published for the HTTP front to authenticate
 /// against without a round trip; the users actor is the only writer.
@@ -73,14 +89,22 @@ std::string new_id(std::string_view prefix);
 
 slack_port_actor spawn_memory_slack_port(caf::actor_system& sys);
 
+/// What the directory starts from: the chat index and where threads live in Slack.
+struct directory_index {
+  std::unordered_map<std::string, chat_index_entry> chats;
+  std::unordered_map<std::string, std::string> thread_by_slack;  // "channel|ts" -> thread id
+};
+
 directory_actor spawn_directory(caf::actor_system& sys, journal_actor journal, slack_port_actor slack,
-                                std::unordered_map<std::string, chat_index_entry> index);
+                                notifications_actor notifications, directory_index index);
+
+notifications_actor spawn_notifications(caf::actor_system& sys);
 
 users_actor spawn_users(caf::actor_system& sys, journal_actor journal, std::shared_ptr<users_view> view);
 
 /// Loads what the directory and the users actor start from (run before the
 /// actors, off CAF's threads).
-result<std::unordered_map<std::string, chat_index_entry>> load_chat_index(const event_store& store);
+result<directory_index> load_directory_index(const event_store& store);
 result<std::shared_ptr<users_table>> load_users(const event_store& store);
 
 } // namespace inbox

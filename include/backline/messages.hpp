@@ -92,6 +92,8 @@ typename Inspector::result_type inspect(Inspector& f, journal_stats& x) {
 enum class verb : uint8_t {
   chat_create, chat_get, chat_assign, chat_transfer, chat_resolve, chat_reopen, chat_messages, chat_message_post,
   thread_list, thread_create, thread_get, thread_messages, thread_post, thread_done,
+  chat_focus, chat_unfocus,  // the agent opened / left the chat
+  slack_reply,               // a reply from Slack arrived for a thread (body: slack_ts, user_id, user_name, text)
 };
 
 /// One command: who asks, what, on which chat/thread, with which validated
@@ -160,6 +162,12 @@ CAF_BEGIN_TYPE_ID_BLOCK(backline, caf::first_custom_type_id)
   CAF_ADD_ATOM(backline, backline::atoms, post, "post")
   CAF_ADD_ATOM(backline, backline::atoms, delivered, "delivered")
   CAF_ADD_ATOM(backline, backline::atoms, sent_log, "sent_log")
+  CAF_ADD_ATOM(backline, backline::atoms, focus, "focus")
+  CAF_ADD_ATOM(backline, backline::atoms, notify, "notify")
+  CAF_ADD_ATOM(backline, backline::atoms, poll, "poll")
+  CAF_ADD_ATOM(backline, backline::atoms, poll_end, "poll_end")
+  CAF_ADD_ATOM(backline, backline::atoms, slack_tsix, "slack_tsix")
+  CAF_ADD_ATOM(backline, backline::atoms, resolve, "resolve")
   CAF_ADD_TYPE_ID(backline, (backline::reply_status))
   CAF_ADD_TYPE_ID(backline, (backline::event_record))
   CAF_ADD_TYPE_ID(backline, (backline::new_event))

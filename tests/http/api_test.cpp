@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <sstream>
+#include <thread>
 
 #include "backline/server.hpp"
 #include "support/temp_dir.hpp"
@@ -59,7 +60,10 @@ public:
       h.emplace("Authorization", "Bearer " + token);
     if (!idem.empty())
       h.emplace("Idempotency-Key", idem);
-    httplib::Result r = method == "GET" ? cli.Get(path.c_str(), h) : cli.Post(path.c_str(), h, body, "application/json");
+    httplib::Result r = method == "GET"      ? cli.Get(path.c_str(), h)
+                        : method == "PUT"    ? cli.Put(path.c_str(), h, body, "application/json")
+                        : method == "DELETE" ? cli.Delete(path.c_str(), h)
+                                             : cli.Post(path.c_str(), h, body, "application/json");
     REQUIRE(r);
     answer a;
     a.status = r->status;
@@ -218,4 +222,84 @@ TEST_CASE_METHOD(inbox_fixture, "restart: statuses, threads and users are as bef
   CHECK(get("/api/v1/threads/" + closed, agent).get("status") == "done");
   CHECK(get("/api/v1/chats?view=mine", agent).body.at("chats").as_array().size() == 1);
   CHECK(post("/api/v1/threads/" + closed + "/messages", agent, json::object{{"text", "x"}}).status == 409);
+}
+
+namespace {
+
+// The thread's Slack ts appears once the Slack port has taken the parent.
+std::string slack_ts_of(inbox_fixture& f, const std::string& thread) {
+  for (int i = 0; i < 200; ++i) {
+    auto t = f.get("/api/v1/threads/" + thread, f.agent);
+    if (!t.get("slack_ts").empty())
+      return t.get("slack_ts");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL("the thread never got a Slack ts");
+  return {};
+}
+
+} // namespace
+
+TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifies the focused owner; reading clears it") {
+  auto thread = open_thread();
+  auto ts = slack_ts_of(*this, thread);
+  auto reply = [&] {
+    return post("/api/v1/sandbox/slack/replies", agent,
+                json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin (finance)"},
+                             {"text", "Refund went out today"}});
+  };
+  // Not focused: the reply is recorded, nobody is notified.
+  REQUIRE(reply().status == 201);
+  auto none = get("/api/v1/notifications?wait=0.3", agent);
+  REQUIRE(none.status == 200);
+  CHECK(none.body.at("notifications").as_array().empty());
+  CHECK(get("/api/v1/threads/" + thread, agent).body.at("unread") == 1);
+
+  // Focused: the next reply wakes a waiting long poll.
+  REQUIRE(call("PUT", "/api/v1/chats/" + chat + "/focus", agent).status == 204);
+  std::thread later([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    reply();
+  });
+  auto woke = get("/api/v1/notifications?wait=10", agent);
+  later.join();
+  REQUIRE(woke.status == 200);
+  auto notes = woke.body.at("notifications").as_array();
+  REQUIRE(notes.size() == 1);
+  CHECK(notes[0].at("type") == "thread_reply");
+  CHECK(notes[0].at("thread_id") == json::value(thread));
+  CHECK(notes[0].at("unread") == 2);
+  auto cursor = woke.get("cursor");
+  CHECK(get("/api/v1/notifications?wait=0&after=" + cursor, agent).body.at("notifications").as_array().empty());
+
+  // The admin reads without clearing; the owner's read clears unread.
+  auto as_admin = get("/api/v1/threads/" + thread + "/messages", admin);
+  CHECK(as_admin.body.at("messages").as_array().size() == 3);
+  CHECK(get("/api/v1/threads/" + thread, agent).body.at("unread") == 2);
+  auto messages = get("/api/v1/threads/" + thread + "/messages", agent);
+  CHECK(messages.body.at("messages").at(1).at("direction") == "from_slack");
+  CHECK(messages.body.at("messages").at(1).at("author").at("name") == "Erin (finance)");
+  CHECK(get("/api/v1/threads/" + thread, agent).body.at("unread") == 0);
+
+  // Admins get no notifications; leaving the chat stops them.
+  CHECK(get("/api/v1/notifications", admin).status == 403);
+  CHECK(call("PUT", "/api/v1/chats/" + chat + "/focus", admin).status == 403);
+  REQUIRE(call("DELETE", "/api/v1/chats/" + chat + "/focus", agent).status == 204);
+  REQUIRE(reply().status == 201);
+  CHECK(get("/api/v1/notifications?wait=0.3&after=" + cursor, agent).body.at("notifications").as_array().empty());
+}
+
+TEST_CASE_METHOD(inbox_fixture, "a Slack reply to a done thread is kept as a late reply; the thread stays done") {
+  auto thread = open_thread();
+  auto ts = slack_ts_of(*this, thread);
+  REQUIRE(post("/api/v1/threads/" + thread + "/done", agent, json::object{}).status == 200);
+  auto r = post("/api/v1/sandbox/slack/replies", agent,
+                json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "late"}});
+  REQUIRE(r.status == 201);
+  CHECK(r.get("status") == "done");
+  auto messages = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
+  CHECK(messages.back().at("late") == true);
+  CHECK(post("/api/v1/sandbox/slack/replies", agent,
+             json::object{{"channel_id", "C-hr"}, {"thread_ts", ts}, {"user_name", "E"}, {"text", "x"}})
+          .status == 404);
 }

@@ -269,6 +269,13 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
         return detail::rule_error(s);
       return self->delegate(thread_of(self, cmd.thread_id), atoms::command::value, std::move(cmd));
     }
+    case verb::chat_reopen:
+      // The directory creates the successor; the old chat only says whether it may.
+      if (who.kind != role::bot && who.kind != role::admin)
+        return error_reply(403, "forbidden", "chats are reopened by the bot or an admin");
+      if (!c.resolved)
+        return error_reply(409, "chat_open", "chat " + c.id + " is not resolved");
+      return chat_reply(200, c);
     case verb::chat_focus:
     case verb::chat_unfocus:
       if (who.kind != role::agent)

@@ -63,6 +63,35 @@ api_reply list_chats(directory_pointer self, const caller& who, const std::strin
   return json_reply(200, json::object{{"chats", std::move(list)}});
 }
 
+// Reopen: the resolved chat agrees, then a new chat is created that names it
+// as its predecessor; the old chat's threads stay with the old chat.
+caf::result<api_reply> reopen(directory_pointer self, const command& cmd) {
+  auto rp = self->make_response_promise<api_reply>();
+  self->request(chat_of(self, cmd.chat_id), std::chrono::seconds(30), atoms::command::value, cmd)
+    .then(
+      [self, rp, cmd](const api_reply& verdict) mutable {
+        if (verdict.status != 200) {
+          rp.deliver(verdict);
+          return;
+        }
+        auto old = json::parse(verdict.body).as_object();
+        auto& customer = old.at("customer").as_object();
+        command create;
+        create.what = verb::chat_create;
+        create.who = cmd.who;
+        create.chat_id = inbox::new_id("ch-");
+        create.idempotency_key = cmd.idempotency_key;
+        create.body = json::serialize(json::object{{"customer_id", customer.at("id")},
+                                                   {"customer_name", customer.at("name")},
+                                                   {"previous_chat_id", cmd.chat_id}});
+        self->request(chat_of(self, create.chat_id), std::chrono::seconds(30), atoms::command::value, create)
+          .then([rp](const api_reply& r) mutable { rp.deliver(r); },
+                [rp](caf::error&) mutable { rp.deliver(error_reply(503, "unavailable", "the new chat did not answer")); });
+      },
+      [rp](caf::error&) mutable { rp.deliver(error_reply(503, "unavailable", "the chat did not answer")); });
+  return rp;
+}
+
 directory_actor::behavior_type directory_behavior(directory_pointer self, journal_actor journal,
                                                   slack_port_actor slack, notifications_actor notifications,
                                                   inbox::directory_index index) {
@@ -75,6 +104,8 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
     [self](atoms::command, command& cmd) -> caf::result<api_reply> {
       if (!plausible_chat_id(cmd.chat_id) || !self->state.index.count(cmd.chat_id))
         return error_reply(404, "not_found", "no chat " + cmd.chat_id);
+      if (cmd.what == verb::chat_reopen)
+        return reopen(self, cmd);
       return self->delegate(chat_of(self, cmd.chat_id), atoms::command::value, std::move(cmd));
     },
     [self](atoms::create, const caller& who, const std::string& body,

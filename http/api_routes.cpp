@@ -203,6 +203,7 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
   command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/assign)", verb::chat_assign, false, {"agent_id"});
   command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/transfer)", verb::chat_transfer, false, {"agent_id"});
   command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/resolve)", verb::chat_resolve, false, {});
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/reopen)", verb::chat_reopen, false, {});
   command_route(s, d, "GET", R"(/api/v1/chats/([^/]+)/messages)", verb::chat_messages, false, {});
   command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/messages)", verb::chat_message_post, false, {"text"});
   command_route(s, d, "GET", R"(/api/v1/chats/([^/]+)/threads)", verb::thread_list, false, {});

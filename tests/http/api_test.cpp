@@ -303,3 +303,20 @@ TEST_CASE_METHOD(inbox_fixture, "a Slack reply to a done thread is kept as a lat
              json::object{{"channel_id", "C-hr"}, {"thread_ts", ts}, {"user_name", "E"}, {"text", "x"}})
           .status == 404);
 }
+
+TEST_CASE_METHOD(inbox_fixture, "rule 8: reopen creates a new chat linked to the old; the old threads stay behind") {
+  open_thread();
+  CHECK(post("/api/v1/chats/" + chat + "/reopen", bot, json::object{}).status == 409);  // still open
+  REQUIRE(post("/api/v1/chats/" + chat + "/resolve", agent, json::object{}).status == 200);
+  CHECK(post("/api/v1/chats/" + chat + "/reopen", agent, json::object{}).status == 403);
+  auto next = post("/api/v1/chats/" + chat + "/reopen", bot, json::object{}, "reopen-1");
+  REQUIRE(next.status == 201);
+  CHECK(next.get("previous_chat_id") == chat);
+  CHECK(next.get("status") == "open");
+  CHECK(next.get("id") != chat);
+  auto again = post("/api/v1/chats/" + chat + "/reopen", bot, json::object{}, "reopen-1");
+  CHECK(again.get("id") == next.get("id"));
+  REQUIRE(post("/api/v1/chats/" + next.get("id") + "/assign", bot, json::object{{"agent_id", "alice"}}).status == 200);
+  CHECK(count_of(get("/api/v1/chats/" + next.get("id") + "/threads", agent), "threads") == 0);
+  CHECK(get("/api/v1/chats/" + chat, agent).get("status") == "resolved");
+}

@@ -126,7 +126,8 @@ caf::result<api_reply> create_thread(chat_pointer self, const command& cmd) {
   json::object thread{{"id", thread_id},          {"chat_id", c.id},       {"channel_id", channel},
                       {"created_by", cmd.who.id}, {"created_by_name", cmd.who.name},
                       {"title", title},           {"text", opening},       {"message_id", inbox::new_id("m-")},
-                      {"mentions", mentions},     {"files", json::array{}}};
+                      {"mentions", mentions},
+                      {"files", body.contains("files") ? body.at("files") : json::value(json::array{})}};
   json::object payload{{"thread_id", thread_id},
                        {"note_id", inbox::new_id("n-")},
                        {"note", "Internal thread " + thread_id + " opened in Slack channel " + channel + ": " + title},
@@ -276,6 +277,10 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
       if (!c.resolved)
         return error_reply(409, "chat_open", "chat " + c.id + " is not resolved");
       return chat_reply(200, c);
+    case verb::file_access:
+      if (auto s = may_read_threads(who, c); !s)
+        return detail::rule_error(s);
+      return api_reply{204, ""};
     case verb::chat_focus:
     case verb::chat_unfocus:
       if (who.kind != role::agent)

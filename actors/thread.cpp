@@ -61,7 +61,7 @@ void deliver_pending(thread_pointer self) {
 // Hands an outbound message to the Slack port and records its Slack ts.
 void deliver(thread_pointer self, const thread_message& m) {
   auto& t = self->state.thread;
-  outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions};
+  outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions, m.files};
   self->request(self->state.slack, std::chrono::seconds(30), atoms::post::value, std::move(post))
     .then(
       [self, id = m.id](const reply_status& st, const std::string& ts) {
@@ -130,13 +130,15 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
     case verb::thread_post: {
       if (t.done)
         return error_reply(409, "thread_done", "thread " + t.id + " is done: it is read-only");
-      auto text = detail::field(detail::body_of(cmd), "text");
+      auto body = detail::body_of(cmd);
+      auto text = detail::field(body, "text");
       json::array mentions;
       for (const auto& m : extract_mentions(text))
         mentions.push_back(json::object{{"kind", m.kind}, {"handle", m.handle}});
       json::object payload{{"id", inbox::new_id("m-")}, {"text", text},
                            {"author_id", cmd.who.id},    {"author_name", cmd.who.name},
-                           {"mentions", mentions},       {"files", json::array{}}};
+                           {"mentions", mentions},
+                           {"files", body.contains("files") ? body.at("files") : json::value(json::array{})}};
       return record(
         self, cmd, "thread_message_sent", payload,
         [](const thread_state& s) { return json_reply(201, thread_message_json(s.messages.back())); },

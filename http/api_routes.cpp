@@ -86,6 +86,37 @@ void ask_and_write(const api_deps& d, httplib::Response& res, const Handle& dest
     write(res, error_reply(503, "unavailable", "the server is busy: " + r.error().message()));
 }
 
+/// A multipart thread message or thread creation: the form fields `text`
+/// (and `channel_id`), and every part named `files`, stored durably before
+/// the command that names them. Nullopt answers the error.
+std::optional<json::object> multipart_body(const api_deps& d, const httplib::Request& req, httplib::Response& res,
+                                           const std::string& chat_id) {
+  json::object body;
+  for (const char* field : {"text", "channel_id"})
+    if (req.has_file(field))
+      body[field] = req.get_file_value(field).content;
+  json::array files;
+  auto parts = req.files.equal_range("files");
+  for (auto p = parts.first; p != parts.second; ++p) {
+    const auto& part = p->second;
+    if (part.content.size() > d.max_file_bytes) {
+      write(res, error_reply(413, "file_too_large",
+                             "file " + safe_file_name(part.filename) + " is larger than " +
+                               std::to_string(d.max_file_bytes) + " bytes"));
+      return std::nullopt;
+    }
+    auto ref = d.files->put(part.filename, part.content_type, part.content, chat_id);
+    if (!ref) {
+      write(res, error_reply(503, "unavailable", "cannot store the file: " + ref.error().message()));
+      return std::nullopt;
+    }
+    files.push_back(json::object{{"id", ref->id}, {"name", ref->name}, {"mimetype", ref->mimetype},
+                                 {"size", ref->size}});
+  }
+  body["files"] = std::move(files);
+  return body;
+}
+
 /// Thread ids are "<chat id>.t<n>": the chat owns the thread.
 std::string chat_of_thread(const std::string& thread_id) {
   auto dot = thread_id.rfind(".t");
@@ -109,13 +140,24 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
     }
     if (req.method == "POST" || req.method == "PUT") {
       cmd.idempotency_key = req.get_header_value("Idempotency-Key");
-      if (!required.empty() || !req.body.empty()) {
-        auto body = json_body(req, res);
+      if (replay_idempotent(d, *who, cmd.idempotency_key, res))
+        return;
+      bool with_files = req.is_multipart_form_data() && (what == verb::thread_post || what == verb::thread_create);
+      if (with_files || !required.empty() || !req.body.empty()) {
+        auto body = with_files ? multipart_body(d, req, res, cmd.chat_id) : json_body(req, res);
         if (!body)
           return;
-        for (const char* n : required)
+        bool has_files = body->contains("files") && !body->at("files").as_array().empty();
+        for (const char* n : required) {
+          // A thread message may be files alone.
+          if (what == verb::thread_post && has_files && std::string_view(n) == "text" && !body->contains("text"))
+            continue;
+          if (what == verb::thread_post && has_files && std::string_view(n) == "text" &&
+              body->at("text").is_string() && body->at("text").as_string().empty())
+            continue;
           if (!require_strings(*body, {n}, res))
             return;
+        }
         if (what == verb::chat_assign || what == verb::chat_transfer) {
           auto table = d.users->current();
           auto agent = table->by_id.find(std::string(body->at("agent_id").as_string()));
@@ -133,8 +175,6 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
         }
         cmd.body = json::serialize(*body);
       }
-      if (replay_idempotent(d, *who, cmd.idempotency_key, res))
-        return;
     }
     ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
   };
@@ -215,6 +255,33 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
   command_route(s, d, "POST", R"(/api/v1/threads/([^/]+)/done)", verb::thread_done, true, {});
   command_route(s, d, "PUT", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_focus, false, {});
   command_route(s, d, "DELETE", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_unfocus, false, {});
+
+  // A file of a thread message: to whoever may read the chat's threads.
+  s.Get(R"(/api/v1/files/([^/]+))", [d](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(d, req, res);
+    if (!who)
+      return;
+    auto file = d.files->get(std::string(req.matches[1]));
+    if (!file) {
+      write(res, error_reply(404, "not_found", file.error().message()));
+      return;
+    }
+    command cmd;
+    cmd.what = verb::file_access;
+    cmd.who = *who;
+    cmd.chat_id = file->chat_id;
+    auto verdict = ask<api_reply>(*d.sys, d.directory, d.deadline, atoms::command::value, std::move(cmd));
+    if (!verdict || verdict->status != 204) {
+      write(res, verdict ? *verdict : error_reply(503, "unavailable", "the chat did not answer"));
+      return;
+    }
+    bool image = file->ref.mimetype.rfind("image/", 0) == 0;
+    res.set_header("Content-Disposition",
+                   std::string(image ? "inline" : "attachment") + "; filename=\"" + file->ref.name + "\"");
+    res.set_header("X-Content-Type-Options", "nosniff");
+    res.set_header("Cache-Control", "private, max-age=3600");
+    res.set_content(std::move(file->bytes), file->ref.mimetype);
+  });
 
   // Long poll: answers at once when something is pending, else after `wait` seconds (≤ 30).
   s.Get("/api/v1/notifications", [d](const httplib::Request& req, httplib::Response& res) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 
+#include "backline/file_store.hpp"
 #include "backline/inbox.hpp"
 
 namespace backline::http {
@@ -19,6 +20,8 @@ struct api_deps {
   notifications_actor notifications;
   users_actor user_admin;
   std::shared_ptr<backline::users_view> users;  // the published users table
+  std::shared_ptr<file_store> files;
+  size_t max_file_bytes = 10u << 20;
   std::chrono::milliseconds deadline{5000};
 };
 

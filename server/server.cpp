@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "backline/file_store.hpp"
 #include "backline/inbox.hpp"
 #include "backline/journal.hpp"
 #include "http/api_routes.hpp"
@@ -138,6 +139,8 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.journal = s->journal;
   deps.directory = s->directory;
   deps.notifications = s->notifications;
+  deps.files = std::make_shared<file_store>(cfg.data_dir + "/files");
+  deps.max_file_bytes = cfg.max_file_bytes;
   deps.user_admin = s->users;
   deps.users = s->users_table;
   deps.deadline = std::chrono::milliseconds(cfg.request_timeout_ms);

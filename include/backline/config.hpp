@@ -19,6 +19,7 @@ struct server_config {
   std::string admin_token;                // BACKLINE_ADMIN_TOKEN (else generated once)
   size_t http_threads = 512;              // --http-threads, one per open connection
   size_t max_body_bytes = 16u << 20;      // --max-body-bytes, larger bodies get 413
+  size_t max_file_bytes = 10u << 20;      // --max-file-bytes, larger attached files get 413
   uint32_t request_timeout_ms = 5000;     // --request-timeout-ms, actor answer deadline
   uint32_t read_timeout_s = 10;           // --read-timeout-s, slow clients are dropped
   uint32_t keep_alive_timeout_s = 30;     // --keep-alive-timeout-s

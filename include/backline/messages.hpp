@@ -94,6 +94,7 @@ enum class verb : uint8_t {
   thread_list, thread_create, thread_get, thread_messages, thread_post, thread_done,
   chat_focus, chat_unfocus,  // the agent opened / left the chat
   slack_reply,               // a reply from Slack arrived for a thread (body: slack_ts, user_id, user_name, text)
+  file_access,               // may the caller read the files of this chat's threads?
 };
 
 /// One command: who asks, what, on which chat/thread, with which validated
@@ -115,6 +116,7 @@ struct outbound_post {
   std::string thread_ts;  // "" for the thread's parent message
   std::string text;
   std::vector<mention> mentions;
+  std::vector<file_ref> files;  // sent with the text as one Slack message
 };
 
 template <class Inspector>
@@ -134,9 +136,13 @@ typename Inspector::result_type inspect(Inspector& f, mention& x) {
   return f(caf::meta::type_name("mention"), x.kind, x.handle);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, file_ref& x) {
+  return f(caf::meta::type_name("file_ref"), x.id, x.name, x.mimetype, x.size);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, outbound_post& x) {
   return f(caf::meta::type_name("outbound_post"), x.thread_id, x.message_id, x.channel_id, x.thread_ts, x.text,
-           x.mentions);
+           x.mentions, x.files);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, user& x) {
@@ -181,6 +187,7 @@ CAF_BEGIN_TYPE_ID_BLOCK(backline, caf::first_custom_type_id)
   CAF_ADD_TYPE_ID(backline, (backline::api_reply))
   CAF_ADD_TYPE_ID(backline, (backline::command))
   CAF_ADD_TYPE_ID(backline, (backline::mention))
+  CAF_ADD_TYPE_ID(backline, (backline::file_ref))
   CAF_ADD_TYPE_ID(backline, (backline::outbound_post))
   CAF_ADD_TYPE_ID(backline, (backline::user))
 CAF_END_TYPE_ID_BLOCK(backline)

@@ -41,6 +41,7 @@ public:
     cfg.data_dir = dir.path();
     cfg.http_threads = 8;
     cfg.admin_token = admin;
+    cfg.max_file_bytes = 64 * 1024;
     std::ostringstream log;
     auto s = server::start(cfg, log);
     REQUIRE(s);
@@ -319,4 +320,78 @@ TEST_CASE_METHOD(inbox_fixture, "rule 8: reopen creates a new chat linked to the
   REQUIRE(post("/api/v1/chats/" + next.get("id") + "/assign", bot, json::object{{"agent_id", "alice"}}).status == 200);
   CHECK(count_of(get("/api/v1/chats/" + next.get("id") + "/threads", agent), "threads") == 0);
   CHECK(get("/api/v1/chats/" + chat, agent).get("status") == "resolved");
+}
+
+namespace {
+
+answer post_multipart(api_fixture& f, const std::string& path, const std::string& token,
+                      const httplib::MultipartFormDataItems& items) {
+  httplib::Client cli("127.0.0.1", f.srv->port());
+  httplib::Headers h{{"Authorization", "Bearer " + token}};
+  auto r = cli.Post(path.c_str(), h, items);
+  REQUIRE(r);
+  answer a;
+  a.status = r->status;
+  boost::system::error_code ec;
+  a.body = json::parse(r->body, ec);
+  return a;
+}
+
+const std::string png_bytes("\x89PNG\r\n\x1a\n\0\0\0\rIHDR fake image body", 29);
+
+} // namespace
+
+TEST_CASE_METHOD(inbox_fixture, "rule 4: text and files sent together are one message; files download to readers only") {
+  auto thread = open_thread();
+  auto m = post_multipart(*this, "/api/v1/threads/" + thread + "/messages", agent,
+                          {{"text", "Receipt attached", "", ""}, {"files", png_bytes, "../receipt.png", "image/png"},
+                           {"files", "a,b\n1,2\n", "totals.csv", "text/csv"}});
+  REQUIRE(m.status == 201);
+  CHECK(m.get("text") == "Receipt attached");
+  auto files = m.body.at("files").as_array();
+  REQUIRE(files.size() == 2);
+  CHECK(files[0].at("name") == "receipt.png");  // no path from the client survives
+  CHECK(files[0].at("mimetype") == "image/png");
+  CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 2);  // opening + this one
+
+  auto id = std::string(files[0].at("id").as_string());
+  httplib::Client cli("127.0.0.1", srv->port());
+  auto download = cli.Get(("/api/v1/files/" + id).c_str(), {{"Authorization", "Bearer " + agent}});
+  REQUIRE(download);
+  CHECK(download->status == 200);
+  CHECK(download->body == png_bytes);
+  CHECK(download->get_header_value("Content-Type") == "image/png");
+  CHECK_THAT(download->get_header_value("Content-Disposition"), Catch::StartsWith("inline"));
+  auto csv = cli.Get(("/api/v1/files/" + std::string(files[1].at("id").as_string())).c_str(),
+                     {{"Authorization", "Bearer " + admin}});
+  REQUIRE(csv);
+  CHECK(csv->status == 200);
+  CHECK_THAT(csv->get_header_value("Content-Disposition"), Catch::StartsWith("attachment"));
+  for (const auto& token : {bot, other}) {
+    auto denied = cli.Get(("/api/v1/files/" + id).c_str(), {{"Authorization", "Bearer " + token}});
+    REQUIRE(denied);
+    CHECK(denied->status == 403);
+  }
+  auto missing = cli.Get("/api/v1/files/f-0000", {{"Authorization", "Bearer " + agent}});
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+
+  // Files alone are a message; a thread can open with a file.
+  CHECK(post_multipart(*this, "/api/v1/threads/" + thread + "/messages", agent,
+                       {{"files", png_bytes, "again.png", "image/png"}})
+          .status == 201);
+  auto opened = post_multipart(*this, "/api/v1/chats/" + chat + "/threads", agent,
+                               {{"channel_id", "C-hr", "", ""}, {"text", "See the contract", "", ""},
+                                {"files", "%PDF-1.4", "contract.pdf", "application/pdf"}});
+  REQUIRE(opened.status == 201);
+  auto first = get("/api/v1/threads/" + opened.get("id") + "/messages", agent).body.at("messages").at(0);
+  CHECK(first.at("files").as_array().size() == 1);
+  // An oversized file is refused whole: no message.
+  auto big = post_multipart(*this, "/api/v1/threads/" + thread + "/messages", agent,
+                            {{"text", "big", "", ""}, {"files", std::string(100 * 1024, 'x'), "big.bin", ""}});
+  CHECK(big.status == 413);
+  CHECK(big.body.at("error").at("code") == "file_too_large");
+  CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 3);
+  // Neither text nor files: nothing to send.
+  CHECK(post_multipart(*this, "/api/v1/threads/" + thread + "/messages", agent, {{"text", "", "", ""}}).status == 400);
 }

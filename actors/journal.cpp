@@ -171,6 +171,13 @@ journal_actor::behavior_type journal_behavior(journal_pointer self,
   return {
     [self](atoms::append, append_request& req) -> caf::result<append_reply> {
       auto& st = self->state;
+      // A bounded queue: when the disk falls behind, callers hear "busy"
+      // at once instead of waiting without bound.
+      size_t waiting = st.pending.size();
+      for (const auto& b : st.unsynced)
+        waiting += b.promises.size();
+      if (waiting >= st.opts.max_waiting_requests)
+        return append_reply{reply_status{errc::busy, "the event log is behind; try again shortly"}, {}};
       auto promise = self->make_response_promise<append_reply>();
       st.pending.push_back(pending_append{std::move(req), promise});
       if (st.pending.size() >= st.opts.max_batch_requests) {

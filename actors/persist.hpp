@@ -29,6 +29,8 @@ inline api_reply storage_error(const reply_status& s) {
     return error_reply(409, "conflict", "the record changed meanwhile; retry: " + s.message);
   if (s.code == errc::invalid_argument)
     return error_reply(400, "invalid_request", s.message);
+  if (s.code == errc::busy)
+    return error_reply(503, "overloaded", s.message);
   return error_reply(503, "unavailable", "the event log could not store the change: " + s.message);
 }
 

@@ -35,6 +35,7 @@ using journal_actor = caf::typed_actor<
 struct journal_options {
   bool detached = true;          // run on its own thread (blocking writes)
   size_t max_batch_requests = 1024;  // flush at once when this many are waiting
+  size_t max_waiting_requests = 65536;  // more than this collected or unsynced: answer busy (503)
 };
 
 namespace journal {

@@ -223,3 +223,25 @@ TEST_CASE("64 concurrent appenders x 1000 events: all acknowledged, none lost or
     positions[e.position]++;
   CHECK(positions.size() == static_cast<size_t>(appenders * per_appender));
 }
+
+TEST_CASE_METHOD(caf_fixture, "a journal with too many waiting appends answers busy instead of queueing") {
+  temp_dir dir;
+  auto store = open_store(dir.path());
+  journal_options opts;
+  opts.detached = false;
+  opts.max_waiting_requests = 3;
+  auto j = journal::spawn(sys, store, opts);
+  for (int i = 0; i < 5; ++i)
+    self->send(j, atoms::append::value, one_event("chat-1", "{}"));
+  run();
+  int ok = 0, busy = 0;
+  for (int i = 0; i < 5; ++i)
+    self->receive([&](const append_reply& r) {
+      ok += r.status.ok() ? 1 : 0;
+      busy += r.status.code == errc::busy ? 1 : 0;
+    });
+  CHECK(ok == 3);
+  CHECK(busy == 2);
+  CHECK(store->head().position == 3);  // the refused appends wrote nothing
+  self->send_exit(j, caf::exit_reason::user_shutdown);
+}

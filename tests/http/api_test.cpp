@@ -212,11 +212,23 @@ TEST_CASE_METHOD(inbox_fixture, "Idempotency-Key: a repeat returns the first ans
   CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 2);  // opening + once
 }
 
-TEST_CASE_METHOD(inbox_fixture, "restart: statuses, threads and users are as before") {
+std::string slack_ts_of(inbox_fixture& f, const std::string& thread);
+
+TEST_CASE_METHOD(inbox_fixture, "restart: statuses, threads, unread counts and users are as before") {
   auto open = open_thread();
   auto closed = open_thread();
   REQUIRE(post("/api/v1/threads/" + closed + "/done", agent, json::object{}).status == 200);
+  auto ts = slack_ts_of(*this, open);
+  REQUIRE(post("/api/v1/sandbox/slack/replies", agent,
+               json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "ok"}})
+            .status == 201);
   restart();
+  CHECK(get("/api/v1/threads/" + open, agent).body.at("unread") == 1);
+  // Slack replies still find their thread after a restart.
+  CHECK(post("/api/v1/sandbox/slack/replies", agent,
+             json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "again"}})
+          .status == 201);
+  CHECK(get("/api/v1/threads/" + open, agent).body.at("unread") == 2);
   CHECK(get("/api/v1/me", agent).get("id") == "alice");
   CHECK(get("/api/v1/chats/" + chat, agent).get("agent_id") == "alice");
   CHECK(get("/api/v1/threads/" + open, agent).get("status") == "open");
@@ -224,8 +236,6 @@ TEST_CASE_METHOD(inbox_fixture, "restart: statuses, threads and users are as bef
   CHECK(get("/api/v1/chats?view=mine", agent).body.at("chats").as_array().size() == 1);
   CHECK(post("/api/v1/threads/" + closed + "/messages", agent, json::object{{"text", "x"}}).status == 409);
 }
-
-namespace {
 
 // The thread's Slack ts appears once the Slack port has taken the parent.
 std::string slack_ts_of(inbox_fixture& f, const std::string& thread) {
@@ -238,8 +248,6 @@ std::string slack_ts_of(inbox_fixture& f, const std::string& thread) {
   FAIL("the thread never got a Slack ts");
   return {};
 }
-
-} // namespace
 
 TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifies the focused owner; reading clears it") {
   auto thread = open_thread();

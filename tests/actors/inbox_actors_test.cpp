@@ -1,0 +1,99 @@
+// The inbox actors on the deterministic scheduler: directory, chat and
+// thread actors over a real journal, with the in-memory Slack port.
+
+#include <boost/json.hpp>
+#include <catch2/catch.hpp>
+
+#include "backline/inbox.hpp"
+#include "support/caf_fixture.hpp"
+#include "support/temp_dir.hpp"
+
+namespace json = boost::json;
+using namespace backline;
+using backline::testing::caf_fixture;
+using backline::testing::temp_dir;
+
+namespace {
+
+struct inbox_actors : caf_fixture {
+  temp_dir dir;
+  std::shared_ptr<event_store> store;
+  journal_actor journal;
+  slack_port_actor slack;
+  notifications_actor notifications;
+  directory_actor directory;
+  caller bot{"bot", "Bot", role::bot, false};
+  caller alice{"alice", "Alice", role::agent, true};
+  caller admin{"root", "Root", role::admin, false};
+
+  inbox_actors() {
+    auto s = event_store::open(dir.path());
+    REQUIRE(s);
+    store = std::shared_ptr<event_store>(std::move(s.value()));
+    journal = journal::spawn(sys, store, {.detached = false});
+    slack = inbox::spawn_memory_slack_port(sys);
+    notifications = inbox::spawn_notifications(sys);
+    directory = inbox::spawn_directory(sys, journal, slack, notifications, {});
+    run();
+  }
+  ~inbox_actors() override {
+    for (auto a : {caf::actor_cast<caf::actor>(directory), caf::actor_cast<caf::actor>(slack),
+                   caf::actor_cast<caf::actor>(notifications), caf::actor_cast<caf::actor>(journal)})
+      self->send_exit(a, caf::exit_reason::user_shutdown);
+    run();
+  }
+
+  api_reply cmd(verb what, const caller& who, std::string chat_id, std::string thread_id = "",
+                json::object body = {}) {
+    command c{what, who, std::move(chat_id), std::move(thread_id), json::serialize(body), ""};
+    return request<api_reply>(directory, atoms::command::value, c);
+  }
+  static std::string id_of(const api_reply& r) {
+    return std::string(json::parse(r.body).as_object().at("id").as_string());
+  }
+};
+
+} // namespace
+
+TEST_CASE_METHOD(inbox_actors, "a chat's thread goes from creation to done, each step durable in its stream") {
+  auto created = request<api_reply>(directory, atoms::create::value, bot,
+                                    std::string(R"({"customer_id":"c1","customer_name":"Dana","text":""})"),
+                                    std::string());
+  REQUIRE(created.status == 201);
+  auto chat = id_of(created);
+  REQUIRE(cmd(verb::chat_assign, bot, chat, "", {{"agent_id", "alice"}}).status == 200);
+  CHECK(cmd(verb::thread_create, admin, chat, "", {{"channel_id", "C1"}, {"text", "q"}}).status == 403);
+  auto thread = cmd(verb::thread_create, alice, chat, "", {{"channel_id", "C1"}, {"text", "Refund?"}});
+  REQUIRE(thread.status == 201);
+  auto thread_id = id_of(thread);
+  REQUIRE(cmd(verb::thread_post, alice, chat, thread_id, {{"text", "@here any news?"}}).status == 201);
+  REQUIRE(cmd(verb::thread_done, alice, chat, thread_id).status == 200);
+  CHECK(cmd(verb::thread_post, alice, chat, thread_id, {{"text", "late"}}).status == 409);
+
+  // The Slack port got the parent, then the reply in the parent's thread.
+  auto sent = request<std::vector<outbound_post>>(slack, atoms::sent_log::value);
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[0].thread_ts.empty());
+  CHECK_THAT(sent[0].text, Catch::Contains("Dana") && Catch::Contains("Refund?"));
+  CHECK(!sent[1].thread_ts.empty());
+  REQUIRE(sent[1].mentions.size() == 1);
+  CHECK(sent[1].mentions[0].kind == "here");
+
+  // Every change is an event in the right stream.
+  auto chat_events = store->read_stream("chat-" + chat).value();
+  auto thread_events = store->read_stream("thread-" + thread_id).value();
+  std::vector<std::string> chat_types, thread_types;
+  for (auto& e : chat_events)
+    chat_types.push_back(e.type);
+  for (auto& e : thread_events)
+    thread_types.push_back(e.type);
+  CHECK(chat_types == std::vector<std::string>{"chat_created", "chat_assigned", "thread_opened"});
+  CHECK(thread_types == std::vector<std::string>{"thread_created", "slack_delivered", "thread_message_sent",
+                                                 "slack_delivered", "thread_done"});
+}
+
+TEST_CASE_METHOD(inbox_actors, "unknown chats and threads are 404 and create nothing") {
+  CHECK(cmd(verb::chat_get, admin, "ch-nope").status == 404);
+  CHECK(cmd(verb::thread_get, admin, "ch-nope", "ch-nope.t1").status == 404);
+  CHECK(store->head().position == 0);
+}

@@ -27,6 +27,15 @@ struct answer {
   }
 };
 
+answer answer_of(const httplib::Result& r) {
+  REQUIRE(r);
+  answer a;
+  a.status = r->status;
+  boost::system::error_code ec;
+  a.body = json::parse(r->body, ec);
+  return a;
+}
+
 class api_fixture {
 public:
   temp_dir dir;
@@ -65,12 +74,7 @@ public:
                         : method == "PUT"    ? cli.Put(path.c_str(), h, body, "application/json")
                         : method == "DELETE" ? cli.Delete(path.c_str(), h)
                                              : cli.Post(path.c_str(), h, body, "application/json");
-    REQUIRE(r);
-    answer a;
-    a.status = r->status;
-    boost::system::error_code ec;
-    a.body = json::parse(r->body, ec);
-    return a;
+    return answer_of(r);
   }
   answer post(const std::string& path, const std::string& token, const json::value& body, const std::string& idem = "") {
     return call("POST", path, token, json::serialize(body), idem);
@@ -336,13 +340,7 @@ answer post_multipart(api_fixture& f, const std::string& path, const std::string
                       const httplib::MultipartFormDataItems& items) {
   httplib::Client cli("127.0.0.1", f.srv->port());
   httplib::Headers h{{"Authorization", "Bearer " + token}};
-  auto r = cli.Post(path.c_str(), h, items);
-  REQUIRE(r);
-  answer a;
-  a.status = r->status;
-  boost::system::error_code ec;
-  a.body = json::parse(r->body, ec);
-  return a;
+  return answer_of(cli.Post(path.c_str(), h, items));
 }
 
 const std::string png_bytes("\x89PNG\r\n\x1a\n\0\0\0\rIHDR fake image body", 29);

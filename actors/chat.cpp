@@ -90,7 +90,7 @@ caf::result<api_reply> list_threads(chat_pointer self, const command& cmd) {
     command get = cmd;
     get.what = verb::thread_get;
     get.thread_id = ids[i];
-    self->request(thread_of(self, ids[i]), std::chrono::seconds(10), atoms::command::value, get)
+    self->request(thread_of(self, ids[i]), caf::infinite, atoms::command::value, get)
       .then(
         [rp, results, remaining, i](const api_reply& r) mutable {
           (*results)[i] = r.status == 200 ? r.body : std::string{};
@@ -151,7 +151,7 @@ caf::result<api_reply> forward_slack_reply(chat_pointer self, const command& cmd
   if (!self->state.chat.thread_payloads.count(cmd.thread_id))
     return error_reply(404, "not_found", "no thread " + cmd.thread_id);
   auto rp = self->make_response_promise<api_reply>();
-  self->request(thread_of(self, cmd.thread_id), std::chrono::seconds(30), atoms::command::value, cmd)
+  self->request(thread_of(self, cmd.thread_id), caf::infinite, atoms::command::value, cmd)
     .then(
       [self, rp, thread_id = cmd.thread_id](const api_reply& r) mutable {
         if (r.status == 201) {
@@ -193,7 +193,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
                     json::object m{{"id", inbox::new_id("m-")}, {"kind", "customer"}, {"text", text},
                                    {"author", c.customer_id}};
                     auto req = detail::one_event(chat_stream(c.id), detail::at_head(c.version), "chat_message_added", cmd.who.id, m, "");
-                    self->request(self->state.journal, std::chrono::seconds(30), atoms::append::value, req)
+                    self->request(self->state.journal, caf::infinite, atoms::append::value, req)
                       .await([self, req](append_reply& r) {
                                if (r.status.ok() && !r.value.duplicate)
                                  apply_chat_event(self->state.chat, detail::as_record(req, r.value));
@@ -305,7 +305,7 @@ chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, journ
   self->state.notifications = std::move(notifications);
   self->state.chat.id = id;
   // Activation: rebuild from the stream before taking any command.
-  self->request(self->state.journal, std::chrono::seconds(30), atoms::read_strm::value, chat_stream(id), uint64_t{1},
+  self->request(self->state.journal, caf::infinite, atoms::read_strm::value, chat_stream(id), uint64_t{1},
                 uint64_t{0})
     .await(
       [self](read_reply& r) {

@@ -67,7 +67,7 @@ api_reply list_chats(directory_pointer self, const caller& who, const std::strin
 // as its predecessor; the old chat's threads stay with the old chat.
 caf::result<api_reply> reopen(directory_pointer self, const command& cmd) {
   auto rp = self->make_response_promise<api_reply>();
-  self->request(chat_of(self, cmd.chat_id), std::chrono::seconds(30), atoms::command::value, cmd)
+  self->request(chat_of(self, cmd.chat_id), caf::infinite, atoms::command::value, cmd)
     .then(
       [self, rp, cmd](const api_reply& verdict) mutable {
         if (verdict.status != 200) {
@@ -84,7 +84,7 @@ caf::result<api_reply> reopen(directory_pointer self, const command& cmd) {
         create.body = json::serialize(json::object{{"customer_id", customer.at("id")},
                                                    {"customer_name", customer.at("name")},
                                                    {"previous_chat_id", cmd.chat_id}});
-        self->request(chat_of(self, create.chat_id), std::chrono::seconds(30), atoms::command::value, create)
+        self->request(chat_of(self, create.chat_id), caf::infinite, atoms::command::value, create)
           .then([rp](const api_reply& r) mutable { rp.deliver(r); },
                 [rp](caf::error&) mutable { rp.deliver(error_reply(503, "unavailable", "the new chat did not answer")); });
       },

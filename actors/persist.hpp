@@ -1,4 +1,9 @@
 #pragma once
+// Requests between the inbox actors and the journal carry no timeout
+// (caf::infinite): each timed request puts an entry in CAF's clock, and at
+// thousands of requests per second those entries cost more than the work.
+// The HTTP front keeps the one deadline a caller waits for.
+//
 // How an inbox actor makes a change: it computes the answer the change will
 // give, appends the change's events with that answer as the idempotency
 // record, and only when the journal says the events are durable does it
@@ -40,7 +45,7 @@ template <class Self, class OnDurable>
 void persist(Self self, const journal_actor& journal, append_request req, const api_reply& reply,
              caf::typed_response_promise<api_reply> rp, OnDurable on_durable) {
   req.idempotency_result = encode_reply(reply);
-  self->request(journal, std::chrono::seconds(30), atoms::append::value, std::move(req))
+  self->request(journal, caf::infinite, atoms::append::value, std::move(req))
     .await(
       [rp, reply, on_durable](append_reply& r) mutable {
         if (!r.status.ok()) {

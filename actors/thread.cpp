@@ -43,7 +43,7 @@ void record_quietly(thread_pointer self, append_request req, std::function<void(
       after();
     }
   };
-  auto handle = self->request(self->state.journal, std::chrono::seconds(30), atoms::append::value, req);
+  auto handle = self->request(self->state.journal, caf::infinite, atoms::append::value, req);
   if (hold_commands)  // e.g. the thread's own creation: nothing may run before it
     handle.await(on_reply, [](caf::error&) {});
   else
@@ -62,7 +62,7 @@ void deliver_pending(thread_pointer self) {
 void deliver(thread_pointer self, const thread_message& m) {
   auto& t = self->state.thread;
   outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions, m.files};
-  self->request(self->state.slack, std::chrono::seconds(30), atoms::post::value, std::move(post))
+  self->request(self->state.slack, caf::infinite, atoms::post::value, std::move(post))
     .then(
       [self, id = m.id](const reply_status& st, const std::string& ts) {
         if (!st.ok())
@@ -181,7 +181,7 @@ thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id,
   self->state.thread.id = id;
   // Activation: rebuild from the stream. A thread its chat recorded but whose
   // own stream is empty (a crash between the two writes) is created now.
-  self->request(self->state.journal, std::chrono::seconds(30), atoms::read_strm::value, thread_stream(id),
+  self->request(self->state.journal, caf::infinite, atoms::read_strm::value, thread_stream(id),
                 uint64_t{1}, uint64_t{0})
     .await(
       [self, id, creation](read_reply& r) {

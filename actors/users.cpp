@@ -54,7 +54,7 @@ api_reply create_user(users_actor::stateful_pointer<users_state> self, const cal
   auto req = detail::one_event("user-" + id, expected_version::no_stream(), "user_created", who.id, payload, detail::scoped_key(who, key));
   auto reply = json_reply(201, answer);
   req.idempotency_result = detail::encode_reply(stored);
-  self->request(self->state.journal, std::chrono::seconds(30), atoms::append::value, std::move(req))
+  self->request(self->state.journal, caf::infinite, atoms::append::value, std::move(req))
     .await(
       [self, rp, reply, u](append_reply& r) mutable {
         if (!r.status.ok()) {

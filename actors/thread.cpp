@@ -6,6 +6,7 @@
 #include "actors/thread.hpp"
 
 #include "actors/persist.hpp"
+#include "slack/format.hpp"
 
 namespace json = boost::json;
 
@@ -157,11 +158,15 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
       for (const auto& m : t.messages)
         if (m.direction == "from_slack" && m.slack_ts == ts)
           return json_reply(200, thread_json(t));
+      // Slack's markup becomes readable: mentions, links, emoji, mrkdwn.
+      auto shown = slack::render_inbound(detail::field(body, "text"), {});
       json::object payload{{"id", inbox::new_id("m-")},
                            {"slack_ts", ts},
                            {"author_id", detail::field(body, "user_id")},
                            {"author_name", detail::field(body, "user_name")},
-                           {"text", detail::field(body, "text")},
+                           {"text", shown.text},
+                           {"markdown", shown.markdown},
+                           {"slack_text", detail::field(body, "text")},
                            {"late", t.done},
                            {"files", json::array{}}};
       return record(self, cmd, "slack_reply_received", payload,

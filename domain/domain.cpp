@@ -198,14 +198,14 @@ void apply_thread_event(thread_state& t, const event_record& e) {
     t.created_by = str(p, "created_by");
     t.title = str(p, "title");
     t.created_at = e.time;
-    t.messages.push_back({str(p, "message_id"), "to_slack", str(p, "text"), str(p, "created_by"),
+    t.messages.push_back({str(p, "message_id"), "to_slack", str(p, "text"), "", str(p, "created_by"),
                           str(p, "created_by_name"), files_from(p), mentions_from(p), "pending", e.time, ""});
   } else if (e.type == "thread_message_sent") {
-    t.messages.push_back({str(p, "id"), "to_slack", str(p, "text"), str(p, "author_id"), str(p, "author_name"),
+    t.messages.push_back({str(p, "id"), "to_slack", str(p, "text"), "", str(p, "author_id"), str(p, "author_name"),
                           files_from(p), mentions_from(p), "pending", e.time, ""});
   } else if (e.type == "slack_reply_received") {
-    t.messages.push_back({str(p, "id"), "from_slack", str(p, "text"), str(p, "author_id"), str(p, "author_name"),
-                          files_from(p), {}, "", e.time, str(p, "slack_ts"), t.done});
+    t.messages.push_back({str(p, "id"), "from_slack", str(p, "text"), str(p, "markdown"), str(p, "author_id"),
+                          str(p, "author_name"), files_from(p), {}, "", e.time, str(p, "slack_ts"), t.done});
     t.unread += 1;
   } else if (e.type == "slack_delivered") {
     if (auto* m = find_message(t, str(p, "message_id"))) {
@@ -240,7 +240,7 @@ json::object thread_message_json(const thread_message& m) {
   o["id"] = m.id;
   o["direction"] = m.direction;
   o["text"] = m.text;
-  o["markdown"] = m.text;
+  o["markdown"] = m.markdown.empty() ? m.text : m.markdown;
   o["author"] = json::object{{"id", m.author_id}, {"name", m.author_name}};
   json::array files;
   for (const auto& f : m.files)

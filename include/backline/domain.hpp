@@ -100,6 +100,7 @@ struct thread_message {
   std::string id;
   std::string direction;  // to_slack | from_slack
   std::string text;
+  std::string markdown;   // CommonMark rendering (Slack replies); "" means the text itself
   std::string author_id;
   std::string author_name;
   std::vector<file_ref> files;

@@ -292,6 +292,7 @@ TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifie
   auto messages = get("/api/v1/threads/" + thread + "/messages", agent);
   CHECK(messages.body.at("messages").at(1).at("direction") == "from_slack");
   CHECK(messages.body.at("messages").at(1).at("author").at("name") == "Erin (finance)");
+  CHECK(messages.body.at("messages").at(1).at("text") == "Refund went out today");
   CHECK(get("/api/v1/threads/" + thread, agent).body.at("unread") == 0);
 
   // Admins get no notifications; leaving the chat stops them.
@@ -307,11 +308,14 @@ TEST_CASE_METHOD(inbox_fixture, "a Slack reply to a done thread is kept as a lat
   auto ts = slack_ts_of(*this, thread);
   REQUIRE(post("/api/v1/threads/" + thread + "/done", agent, json::object{}).status == 200);
   auto r = post("/api/v1/sandbox/slack/replies", agent,
-                json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "late"}});
+                json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin"},
+                             {"text", "*late* :white_check_mark: &lt;3"}});
   REQUIRE(r.status == 201);
   CHECK(r.get("status") == "done");
   auto messages = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
   CHECK(messages.back().at("late") == true);
+  CHECK(messages.back().at("text") == "late \u2705 <3");
+  CHECK(messages.back().at("markdown") == "**late** \u2705 \\<3");
   CHECK(post("/api/v1/sandbox/slack/replies", agent,
              json::object{{"channel_id", "C-hr"}, {"thread_ts", ts}, {"user_name", "E"}, {"text", "x"}})
           .status == 404);

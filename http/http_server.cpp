@@ -1,14 +1,248 @@
 #include "http/http_server.hpp"
 
+#include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
-#include <cstdlib>
-#include <filesystem>
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <iostream>
 
 namespace backline::http {
+namespace {
 
-http_server::http_server(const http_settings& settings) : settings_(settings) {
+using steady = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+/// One connection's socket as cpp-httplib's Stream, kept for the whole
+/// connection. Unlike cpp-httplib's own (one per request, and the read-ahead
+/// of a pipelined request lost with it), it enforces a deadline per request,
+/// not only a timeout per read, and every wait also wakes on stop().
+class connection_stream final : public httplib::Stream {
+public:
+  connection_stream(int sock, int stop_fd, milliseconds idle_read, milliseconds write_timeout)
+    : sock_(sock), stop_fd_(stop_fd), idle_read_(idle_read), write_timeout_(write_timeout) {}
+
+  /// Waits for the first byte of the next request; false on the keep-alive
+  /// timeout, stop(), or an error.
+  bool wait_for_request(milliseconds keep_alive) const {
+    return off_ < len_ || wait(POLLIN, keep_alive, true) == waited::ready;
+  }
+  /// Reads fail once `deadline` has passed.
+  void set_deadline(steady::time_point deadline) { deadline_ = deadline; }
+  /// Whether a read failed because the client was too slow (then cleared).
+  bool take_timed_out() { return std::exchange(timed_out_, false); }
+  /// Reads fail once `bytes` more have been read (SIZE_MAX: no limit).
+  void set_read_budget(size_t bytes) {
+    budget_ = bytes;
+    over_budget_ = false;
+  }
+  /// Whether a read failed because the budget was spent.
+  bool over_budget() const { return over_budget_; }
+
+  bool is_readable() const override {
+    if (off_ < len_)
+      return true;
+    auto now = steady::now();
+    if (now >= deadline_) {
+      timed_out_ = true;
+      return false;
+    }
+    auto left = std::chrono::ceil<milliseconds>(deadline_ - now);
+    switch (wait(POLLIN, std::min(idle_read_, left), true)) {
+    case waited::ready:
+      return true;
+    case waited::timeout:
+      timed_out_ = true;
+      return false;
+    default:
+      return false;
+    }
+  }
+
+  // Writes do not wake on stop(): a request being handled gets its answer.
+  bool is_writable() const override { return wait(POLLOUT, write_timeout_, false) == waited::ready; }
+
+  ssize_t read(char* ptr, size_t size) override { return charge(read_some(ptr, size)); }
+
+  ssize_t write(const char* ptr, size_t size) override {
+    if (!is_writable())
+      return -1;
+    return ::send(sock_, ptr, size, MSG_NOSIGNAL);
+  }
+
+  void get_remote_ip_and_port(std::string& ip, int& port) const override {
+    if (!remote_.known)
+      remote_ = address_of(sock_, ::getpeername);
+    ip = remote_.ip;
+    port = remote_.port;
+  }
+  void get_local_ip_and_port(std::string& ip, int& port) const override {
+    if (!local_.known)
+      local_ = address_of(sock_, ::getsockname);
+    ip = local_.ip;
+    port = local_.port;
+  }
+  socket_t socket() const override { return sock_; }
+
+private:
+  enum class waited { ready, timeout, stopped, error };
+
+  ssize_t read_some(char* ptr, size_t size) {
+    if (off_ < len_) {
+      size_t n = std::min(size, len_ - off_);
+      std::memcpy(ptr, buf_.data() + off_, n);
+      off_ += n;
+      return static_cast<ssize_t>(n);
+    }
+    if (!is_readable())
+      return -1;
+    // cpp-httplib reads request lines a byte at a time: read ahead into a buffer.
+    if (size < buf_.size()) {
+      ssize_t n = ::recv(sock_, buf_.data(), buf_.size(), 0);
+      if (n <= 0)
+        return n;
+      len_ = static_cast<size_t>(n);
+      off_ = std::min(size, len_);
+      std::memcpy(ptr, buf_.data(), off_);
+      return static_cast<ssize_t>(off_);
+    }
+    return ::recv(sock_, ptr, size, 0);
+  }
+
+  // Counts bytes handed to cpp-httplib against the budget.
+  ssize_t charge(ssize_t n) {
+    if (n <= 0 || budget_ == SIZE_MAX)
+      return n;
+    if (static_cast<size_t>(n) > budget_) {
+      over_budget_ = true;
+      return -1;
+    }
+    budget_ -= static_cast<size_t>(n);
+    return n;
+  }
+
+  struct address {
+    bool known = false;
+    std::string ip;
+    int port = 0;
+  };
+
+  static address address_of(int sock, int (*get)(int, sockaddr*, socklen_t*)) {
+    address a;
+    a.known = true;
+    sockaddr_storage addr{};
+    socklen_t len = sizeof addr;
+    if (get(sock, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      return a;
+    if (addr.ss_family == AF_INET)
+      a.port = ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port);
+    else if (addr.ss_family == AF_INET6)
+      a.port = ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port);
+    else
+      return a;
+    std::array<char, NI_MAXHOST> host{};
+    if (::getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host.data(), host.size(), nullptr, 0,
+                      NI_NUMERICHOST) == 0)
+      a.ip = host.data();
+    return a;
+  }
+
+  waited wait(short events, milliseconds timeout, bool wake_on_stop) const {
+    pollfd fds[2] = {{sock_, events, 0}, {stop_fd_, POLLIN, 0}};
+    int ms = static_cast<int>(std::clamp<milliseconds::rep>(timeout.count(), 0, INT_MAX));
+    int r;
+    do
+      r = ::poll(fds, wake_on_stop ? 2 : 1, ms);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+      return waited::error;
+    if (r == 0)
+      return waited::timeout;
+    if (wake_on_stop && fds[1].revents != 0)
+      return waited::stopped;
+    // A hang-up or error is "ready" too: the read or write that follows reports it.
+    return waited::ready;
+  }
+
+  int sock_;
+  int stop_fd_;
+  milliseconds idle_read_;
+  milliseconds write_timeout_;
+  steady::time_point deadline_ = steady::time_point::max();
+  mutable bool timed_out_ = false;
+  size_t budget_ = SIZE_MAX;
+  bool over_budget_ = false;
+  std::array<char, 4096> buf_{};
+  size_t off_ = 0, len_ = 0;
+  mutable address remote_, local_;
+};
+
+// The stream of the connection this worker thread serves (for the body deadline).
+thread_local connection_stream* current_stream = nullptr;
+
+std::string error_body(std::string_view code, std::string_view message) {
+  return boost::json::serialize(
+    boost::json::object{{"error", boost::json::object{{"code", code}, {"message", message}}}});
+}
+
+// The API error for a status cpp-httplib answered by itself.
+std::string error_body_of(int status, size_t max_body_bytes) {
+  switch (status) {
+  case 400: return error_body("bad_request", "the request is malformed");
+  case 404: return error_body("not_found", "no route for this method and path");
+  case 405: return error_body("method_not_allowed", "this method is not allowed here");
+  case 408: return error_body("request_timeout", "the request did not arrive in time");
+  case 413:
+    return error_body("payload_too_large",
+                      "the request body is larger than " + std::to_string(max_body_bytes) + " bytes");
+  case 414: return error_body("uri_too_long", "the request line is too long");
+  case 416: return error_body("range_not_satisfiable", "the requested range cannot be served");
+  case 417: return error_body("expectation_failed", "the Expect header cannot be met");
+  case 429: return error_body("too_many_requests", "too many requests; retry later");
+  case 500: return error_body("internal", "internal server error");
+  case 503: return error_body("unavailable", "the server cannot answer now; retry later");
+  default:
+    return error_body("http_" + std::to_string(status),
+                      status >= 500 ? "the server failed to answer" : "the request cannot be served");
+  }
+}
+
+// /api/v1 requests count against the admission limit, except long polls,
+// which wait by design and are bounded by their own timeout.
+bool admission_counts(const std::string& path) {
+  return path.rfind("/api/v1/", 0) == 0 && path != "/api/v1/notifications";
+}
+
+// The announced body size: Content-Length, or `unknown` for a chunked body.
+size_t announced_body(const httplib::Request& req, size_t unknown) {
+  if (req.has_header("Transfer-Encoding"))
+    return unknown;
+  auto text = req.get_header_value("Content-Length");
+  size_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec == std::errc::result_out_of_range)
+    return SIZE_MAX;
+  return ec == std::errc{} && end == text.data() + text.size() ? n : 0;
+}
+
+} // namespace
+
+http_server::http_server(const http_settings& settings) : settings_(settings), server_(*this) {
+  stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  metrics_.max_in_flight = settings.max_in_flight;
+  if (settings.log_requests)
+    log_ = std::make_unique<line_writer>(settings.request_log != nullptr ? *settings.request_log : std::cout);
   server_.set_tcp_nodelay(true);
   server_.set_keep_alive_max_count(settings.keep_alive_max);
   server_.set_keep_alive_timeout(static_cast<time_t>(settings.keep_alive_timeout_s));
@@ -17,9 +251,17 @@ http_server::http_server(const http_settings& settings) : settings_(settings) {
   server_.set_payload_max_length(settings.max_body_bytes);
   auto threads = settings.threads;
   server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  install_hooks();
+}
+
+http_server::~http_server() {
+  if (stop_fd_ >= 0)
+    ::close(stop_fd_);
 }
 
 result<int> http_server::bind(const std::string& host, int port) {
+  if (stop_fd_ < 0)
+    return status{errc::io_error, "cannot create the stop eventfd: " + std::string(std::strerror(errno))};
   int bound = port;
   if (port == 0) {
     bound = server_.bind_to_any_port(host);
@@ -33,34 +275,245 @@ result<int> http_server::bind(const std::string& host, int port) {
   // on the bound socket sets the new backlog.
   if (::listen(server_.listening_socket(), settings_.listen_backlog) != 0)
     return status{errc::io_error, "cannot raise the listen backlog"};
-  port_ = bound;
   return bound;
 }
 
 bool http_server::run() { return server_.listen_after_bind(); }
 
 void http_server::stop() {
-  server_.stop();
-  close_accepted_connections();
+  stopping_ = true;
+  uint64_t one = 1;
+  if (stop_fd_ >= 0 && ::write(stop_fd_, &one, sizeof one) < 0) {
+    // Cannot fail on a fresh eventfd; the keep-alive timeout would still end connections.
+  }
+  if (server_.is_running())
+    server_.stop();
+  else
+    // run() is not accepting yet (or never will): make its accept fail at
+    // once instead of waiting for a connection. cpp-httplib's stop() does
+    // nothing before it runs.
+    ::shutdown(server_.listening_socket(), SHUT_RDWR);
 }
 
-void http_server::close_accepted_connections() {
-  std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
-    int fd = std::atoi(entry.path().filename().c_str());
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    int listening = 0;
-    socklen_t optlen = sizeof listening;
-    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-      continue;
-    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &optlen) != 0 || listening)
-      continue;
-    int local_port = addr.ss_family == AF_INET
-                       ? ntohs(reinterpret_cast<sockaddr_in*>(&addr)->sin_port)
-                       : addr.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port) : -1;
-    if (local_port == port_)
-      ::shutdown(fd, SHUT_RD);
+// cpp-httplib's loop over one connection's requests (process_and_close_socket
+// in 0.11.4) with our stream: the same keep-alive rules, plus a per-request
+// read deadline, a request context for the hooks, and stop() waking it.
+bool http_server::tuned_server::process_and_close_socket(socket_t sock) {
+  auto& o = owner_;
+  const auto& s = o.settings_;
+  connection_stream strm(sock, o.stop_fd_, milliseconds(s.read_timeout_s * 1000),
+                         milliseconds(s.write_timeout_s * 1000));
+  current_stream = &strm;
+  bool ret = false;
+  for (size_t left = s.keep_alive_max; left > 0 && !o.stopping_; --left) {
+    if (!strm.wait_for_request(milliseconds(s.keep_alive_timeout_s * 1000)))
+      break;
+    request_state state;
+    state.start = steady::now();
+    request_scope scope(state);
+    // The request line and headers must all arrive within the read timeout;
+    // before_routing moves the deadline for the body.
+    strm.set_deadline(state.start + std::chrono::seconds(s.read_timeout_s));
+    strm.set_read_budget(SIZE_MAX);
+    bool connection_closed = false;
+    try {
+      ret = process_request(strm, left == 1, connection_closed, nullptr);
+    } catch (...) {
+      // Handlers' exceptions are answered inside; this is cpp-httplib itself
+      // failing (out of memory): drop the connection, keep the worker.
+      ret = false;
+    }
+    const bool timed_out = strm.take_timed_out();
+    o.end_request(state, timed_out);
+    // A request not read to its end leaves the connection mid-stream: what
+    // follows cannot be parsed as the next request, so the connection ends.
+    if (!ret || connection_closed || state.close_after || timed_out || strm.over_budget())
+      break;
+  }
+  current_stream = nullptr;
+  ::shutdown(sock, SHUT_RDWR);
+  ::close(sock);
+  return ret;
+}
+
+void http_server::install_hooks() {
+  server_.set_pre_routing_handler(
+    [this](const httplib::Request& req, httplib::Response& res) { return before_routing(req, res); });
+
+  // An error cpp-httplib answers by itself has no body: give it the API's.
+  server_.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty() || res.content_length_ > 0 || res.content_provider_)
+      return httplib::Server::HandlerResponse::Unhandled;
+    // A chunked body past its budget fails as a read error (400) in cpp-httplib.
+    if (current_stream != nullptr && current_stream->over_budget())
+      res.status = 413;
+    if (auto* st = current_request()) {
+      st->no_handler = true;
+      // Past a 404 (no route; the body was read) the request was not read to
+      // its end: the connection closes (and says so, see post-routing).
+      if (res.status != 404)
+        st->close_after = true;
+    }
+    res.set_content(error_body_of(res.status, settings_.max_body_bytes), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+
+  // A handler that throws: 500 with the API's error; what it said goes to the
+  // log line, not to the client.
+  server_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    if (auto* st = current_request())
+      st->error = what.substr(0, 200);
+    res.status = 500;
+    res.set_content(error_body("internal", "internal server error"), "application/json");
+  });
+
+  // Just before the answer's head is written, whoever produced it. The
+  // request's work is done: its slots are released here, so a client holding
+  // its answer never sees them still taken.
+  server_.set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+    if (auto* st = current_request()) {
+      release(*st);
+      if (st->id.empty())
+        st->id = new_request_id();
+      if (!res.has_header("X-Request-Id"))
+        res.set_header("X-Request-Id", st->id);
+      // cpp-httplib has just added its Keep-Alive header (or a second
+      // Connection: close): one Connection: close is what the client must see.
+      if (st->close_after) {
+        res.headers.erase("Keep-Alive");
+        res.headers.erase("Connection");
+        res.set_header("Connection", "close");
+      }
+    }
+    if ((res.status == 503 || res.status == 429) && !res.has_header("Retry-After"))
+      res.set_header("Retry-After", "1");
+  });
+
+  // After the answer is written: metrics and the log line.
+  server_.set_logger([this](const httplib::Request& req, const httplib::Response& res) { after_answer(req, res); });
+}
+
+httplib::Server::HandlerResponse http_server::before_routing(const httplib::Request& req, httplib::Response& res) {
+  auto* st = current_request();
+  if (st == nullptr)
+    return httplib::Server::HandlerResponse::Unhandled;
+  st->past_headers = true;
+  st->id = sanitize_request_id(req.get_header_value("X-Request-Id"));
+  if (st->id.empty())
+    st->id = new_request_id();
+  st->in_flight = true;
+  metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
+
+  const size_t body = announced_body(req, settings_.max_body_bytes);
+  const bool has_body = body > 0;
+  // A body announced too large is refused before it is read (cpp-httplib
+  // would read and discard all of it first).
+  if (body > settings_.max_body_bytes && !req.has_header("Transfer-Encoding")) {
+    st->no_handler = true;
+    st->close_after = true;
+    res.status = 413;
+    res.set_content(error_body_of(413, settings_.max_body_bytes), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }
+
+  if (admission_counts(req.path)) {
+    st->admitted = true;
+    auto now_in = metrics_.api_in_flight.fetch_add(1, std::memory_order_acq_rel) + 1;
+    if (static_cast<size_t>(now_in) > settings_.max_in_flight) {
+      st->rejected = true;
+      metrics_.overloaded.fetch_add(1, std::memory_order_relaxed);
+      res.status = 503;
+      res.set_header("Retry-After", "1");
+      res.set_content(error_body("overloaded", "the server is at its limit of requests in flight; retry later"),
+                      "application/json");
+      // The body was not read: the connection cannot carry another request.
+      st->close_after = has_body;
+      return httplib::Server::HandlerResponse::Handled;
+    }
+  }
+
+  // cpp-httplib 0.11.4 limits Content-Length bodies (413) but reads chunked
+  // ones without limit: cap those at max_body_bytes on the wire, framing
+  // included.
+  if (req.has_header("Transfer-Encoding") && current_stream != nullptr)
+    current_stream->set_read_budget(settings_.max_body_bytes);
+
+  // The body must come at min_body_bytes_per_s on average (plus the read
+  // timeout), so a client dripping it cannot hold a worker for long.
+  if (has_body && current_stream != nullptr) {
+    auto rate = std::max<size_t>(settings_.min_body_bytes_per_s, 1);
+    auto allowance = std::chrono::seconds(settings_.read_timeout_s + std::min(body, settings_.max_body_bytes) / rate);
+    current_stream->set_deadline(steady::now() + allowance);
+  }
+  return httplib::Server::HandlerResponse::Unhandled;
+}
+
+void http_server::after_answer(const httplib::Request& req, const httplib::Response& res) {
+  auto* st = current_request();
+  if (st == nullptr || st->logged)
+    return;
+  st->logged = true;
+  // The route label is bounded: the pattern of a path a handler answered, and
+  // for answers given before any handler ran, that pattern only when a
+  // handler has answered it before (else "unmatched").
+  std::string route = "unmatched";
+  if (st->past_headers) {
+    route = route_pattern(req.path);
+    if (st->no_handler || st->rejected)
+      route = metrics_.label_for_unhandled(route);
+    else
+      metrics_.note_handled(route);
+  }
+  std::string_view method = st->past_headers ? std::string_view(req.method) : std::string_view("-");
+  auto took = steady::now() - st->start;
+  metrics_.observe(route, method, res.status, took);
+  if (log_) {
+    request_log_fields f;
+    f.when = std::chrono::system_clock::now();
+    f.id = st->id;
+    f.method = method;
+    f.route = route;
+    f.user = st->user;
+    f.error = st->error;
+    f.status = res.status;
+    f.dur_ms = std::chrono::duration<double, std::milli>(took).count();
+    log_->write(format_request_line(f));
+  }
+}
+
+void http_server::release(request_state& st) {
+  if (std::exchange(st.in_flight, false))
+    metrics_.in_flight.fetch_sub(1, std::memory_order_relaxed);
+  if (std::exchange(st.admitted, false))
+    metrics_.api_in_flight.fetch_sub(1, std::memory_order_acq_rel);
+}
+
+void http_server::end_request(request_state& st, bool timed_out) {
+  release(st);
+  if (!timed_out)
+    return;
+  metrics_.read_timeouts.fetch_add(1, std::memory_order_relaxed);
+  // Nothing was answered when the request line itself did not arrive in
+  // time; the line still says a slow client was dropped.
+  if (log_ && !st.logged) {
+    if (st.id.empty())
+      st.id = new_request_id();
+    request_log_fields f;
+    f.when = std::chrono::system_clock::now();
+    f.id = st.id;
+    f.method = "-";
+    f.route = "unmatched";
+    f.status = 0;
+    f.error = "read timeout: the request did not arrive in time; connection closed";
+    f.dur_ms = std::chrono::duration<double, std::milli>(steady::now() - st.start).count();
+    log_->write(format_request_line(f));
   }
 }
 

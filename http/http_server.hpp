@@ -2,57 +2,97 @@
 // cpp-httplib with a server's settings instead of its defaults: TCP_NODELAY
 // on (off costs 40 ms delayed-ACK stalls per keep-alive request), keep-alive
 // limits raised, a worker pool sized from configuration (each worker serves
-// one connection), read/write timeouts so a slow client cannot hold a worker
-// forever, and a listen backlog raised past the compiled-in 5.
+// one connection), a listen backlog raised past the compiled-in 5 — and the
+// operations layer every route gets without asking:
+//
+// - a request id per request (the client's X-Request-Id, sanitised, or a new
+//   one), echoed back as X-Request-Id, and one logfmt line per request;
+// - metrics (http/metrics.hpp) by route pattern, method and status;
+// - admission control: past max_in_flight /api/v1 requests at once (long
+//   polls to /api/v1/notifications excluded) a request is answered 503
+//   overloaded with Retry-After before any handler runs, changing nothing;
+// - JSON errors: an error cpp-httplib answers by itself (404 no route, 413,
+//   400…) gets the API's {"error":{"code","message"}} body, and every 503 or
+//   429 carries Retry-After;
+// - slow clients: a request's line and headers must arrive within
+//   read_timeout_s in total (not per byte: a client dripping a byte a second
+//   is dropped), and its body at min_body_bytes_per_s on average.
+//
+// These hooks own cpp-httplib's pre-routing, post-routing, error, exception
+// and logger handlers: routes must not set those.
 
 #include <httplib.h>
 
+#include <atomic>
 #include <cstddef>
+#include <memory>
+#include <ostream>
 #include <string>
 
 #include "backline/status.hpp"
+#include "http/metrics.hpp"
+#include "http/request_log.hpp"
 
 namespace backline::http {
 
 struct http_settings {
   size_t threads = 512;
   size_t max_body_bytes = 16u << 20;
-  unsigned read_timeout_s = 10;
+  unsigned read_timeout_s = 10;       // a request's line and headers arrive within this; the longest silence mid-body
   unsigned write_timeout_s = 10;
   unsigned keep_alive_timeout_s = 30;
   size_t keep_alive_max = 100000;
   int listen_backlog = 4096;
+  size_t max_in_flight = 2048;        // /api/v1 requests served at once (long polls excluded); more get 503
+  size_t min_body_bytes_per_s = 16u << 10;  // a body arriving slower than this on average is dropped
+  bool log_requests = false;          // one line per request (backline serve: on, see --log-requests)
+  std::ostream* request_log = nullptr;  // where those lines go; nullptr: std::cout
 };
 
 class http_server {
 public:
   explicit http_server(const http_settings& settings);
+  ~http_server();
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
 
   /// Where routes are registered.
   httplib::Server& routes() { return server_; }
+  /// The front's figures, for /metrics.
+  http_metrics& metrics() { return metrics_; }
 
   /// Binds and starts listening; returns the bound port (port 0: any free one).
   result<int> bind(const std::string& host, int port);
   /// Serves until stop(); in-flight requests finish before it returns.
   bool run();
+  /// No new connections or requests; requests being handled finish and are
+  /// answered; idle and half-received connections are closed at once.
   void stop();
 
 private:
-  // Exposes the listening socket so its backlog can be raised.
   class tuned_server : public httplib::Server {
   public:
+    explicit tuned_server(http_server& owner) : owner_(owner) {}
     socket_t listening_socket() const { return svr_sock_; }
+
+  private:
+    // cpp-httplib's per-connection loop, replaced (see http_server.cpp).
+    bool process_and_close_socket(socket_t sock) override;
+    http_server& owner_;
   };
 
-  // httplib's stop() leaves an idle keep-alive connection holding its worker
-  // until the keep-alive timeout, and keeps its sockets private; so stop()
-  // finds the accepted sockets of our port among the process's descriptors
-  // and shuts their read side (a request being handled still gets its answer).
-  void close_accepted_connections();
+  void install_hooks();
+  httplib::Server::HandlerResponse before_routing(const httplib::Request& req, httplib::Response& res);
+  void after_answer(const httplib::Request& req, const httplib::Response& res);
+  void release(request_state& state);  // gives back its in-flight and admission slots
+  void end_request(request_state& state, bool timed_out);
 
   http_settings settings_;
-  tuned_server server_;
-  int port_ = 0;
+  http_metrics metrics_;
+  std::unique_ptr<line_writer> log_;
+  int stop_fd_ = -1;  // an eventfd, readable once stop() is called: wakes every waiting connection
+  std::atomic<bool> stopping_{false};
+  tuned_server server_;  // last: its workers use the members above
 };
 
 } // namespace backline::http

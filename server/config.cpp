@@ -80,6 +80,23 @@ const std::vector<option_row>& option_table() {
                           &server_config::keep_alive_max, 1, size_t{1} << 40),
     number_option<int>("--listen-backlog", "BACKLINE_LISTEN_BACKLOG", "pending connections the kernel queues",
                        &server_config::listen_backlog, 1, 65535),
+    number_option<size_t>("--max-in-flight", "BACKLINE_MAX_IN_FLIGHT",
+                          "/api/v1 requests served at once (long polls excluded); more get 503 + Retry-After",
+                          &server_config::max_in_flight, 1, 1000000),
+    {"--log-requests", "BACKLINE_LOG_REQUESTS", "on|off",
+     "one logfmt line per request on stdout: request id, route, status, duration (never tokens or bodies)",
+     [](server_config& c, const std::string& v) -> status {
+       if (v == "on" || v == "true" || v == "yes" || v == "1") {
+         c.log_requests = true;
+         return {};
+       }
+       if (v == "off" || v == "false" || v == "no" || v == "0") {
+         c.log_requests = false;
+         return {};
+       }
+       return {errc::invalid_argument, "--log-requests: expected on or off, got '" + v + "'"};
+     },
+     [](const server_config& c) { return c.log_requests ? std::string("on") : std::string("off"); }},
     {"--no-sync", "BACKLINE_NO_SYNC", nullptr,
      "do not fsync the log (loses acknowledged writes on a crash: benchmarks only)",
      [](server_config& c, const std::string&) -> status {

@@ -43,6 +43,9 @@ http::http_settings http_settings_of(const server_config& cfg) {
   s.keep_alive_timeout_s = cfg.keep_alive_timeout_s;
   s.keep_alive_max = cfg.keep_alive_max;
   s.listen_backlog = cfg.listen_backlog;
+  s.max_in_flight = cfg.max_in_flight;
+  s.log_requests = cfg.log_requests;
+  s.request_log = cfg.request_log;
   return s;
 }
 
@@ -64,6 +67,22 @@ void register_operational_routes(server::impl& s) {
     }
     std::string why = health ? health->message : health.error().message();
     send_json(res, 503, {{"status", "unavailable"}, {"reason", "event log: " + why}});
+  });
+  // Prometheus text; no auth (bind the listener to a private address).
+  // /metrics must answer even when the journal does not: its figures are
+  // left out then, and backline_journal_up says so.
+  auto* front = s.http.get();
+  auto stats_deadline = std::min(deadline, std::chrono::milliseconds(1000));
+  routes.Get("/metrics", [sys, journal, front, stats_deadline](const httplib::Request&, httplib::Response& res) {
+    std::string out;
+    front->metrics().render(out);
+    auto stats = http::ask<journal_stats>(*sys, journal, stats_deadline, atoms::stats::value);
+    http::render_gauge(out, "backline_journal_up", "1 when the journal answered for these figures.", stats ? 1 : 0);
+    if (stats)
+      http::render_journal_stats(*stats, out);
+    http::render_gauge(out, "backline_actors_running", "Actors running in the actor system.",
+                       static_cast<double>(sys->registry().running()));
+    res.set_content(out, http::metrics_content_type);
   });
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iosfwd>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct server_config {
   uint32_t keep_alive_timeout_s = 30;     // --keep-alive-timeout-s
   size_t keep_alive_max = 100000;         // --keep-alive-max, requests per connection
   int listen_backlog = 4096;              // --listen-backlog
+  size_t max_in_flight = 2048;            // --max-in-flight: /api/v1 requests at once (long polls excluded); more get 503
+  bool log_requests = true;               // --log-requests on|off: one logfmt line per request
+  std::ostream* request_log = nullptr;    // where those lines go (nullptr: stdout); for tests, no flag
   bool sync_writes = true;                // --no-sync: skip fsync (benchmarks only)
   std::string ready_file;                 // --ready-file: write "host:port" when serving
 };

@@ -1,0 +1,112 @@
+#include "http/request_log.hpp"
+
+#include <cstdio>
+#include <ctime>
+#include <random>
+
+namespace backline::http {
+namespace {
+
+thread_local request_state* current = nullptr;
+
+constexpr size_t max_request_id = 64;
+
+bool id_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+         c == ':' || c == '-';
+}
+
+bool bare_char(char c) { return id_char(c) || c == '/' || c == '{' || c == '}' || c == '@' || c == '+'; }
+
+std::string rfc3339_millis(std::chrono::system_clock::time_point t) {
+  auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
+  std::time_t secs = static_cast<std::time_t>(since_epoch.count() / 1000);
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[80];  // room for any int year, so the compiler sees no truncation
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(since_epoch.count() % 1000));
+  return buf;
+}
+
+} // namespace
+
+request_state* current_request() { return current; }
+
+request_scope::request_scope(request_state& state) : previous_(current) { current = &state; }
+
+request_scope::~request_scope() { current = previous_; }
+
+void note_request_user(std::string_view user_id) {
+  if (current != nullptr)
+    current->user = std::string(user_id);
+}
+
+std::string_view current_request_id() { return current != nullptr ? std::string_view(current->id) : std::string_view{}; }
+
+std::string sanitize_request_id(std::string_view client_id) {
+  std::string out;
+  for (char c : client_id) {
+    if (out.size() == max_request_id)
+      break;
+    if (id_char(c))
+      out += c;
+  }
+  return out;
+}
+
+std::string new_request_id() {
+  // Not a secret, only unique enough to find a request's lines: a per-thread
+  // generator seeded once from the OS.
+  thread_local std::mt19937_64 gen{(static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()};
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(gen()));
+  return buf;
+}
+
+std::string logfmt_value(std::string_view v) {
+  bool bare = !v.empty();
+  for (char c : v)
+    bare = bare && bare_char(c);
+  if (bare)
+    return std::string(v);
+  std::string out = "\"";
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+  return out;
+}
+
+std::string format_request_line(const request_log_fields& f) {
+  const char* level = f.status >= 500 ? (f.status == 500 ? "error" : "warn") : "info";
+  char dur[32];
+  std::snprintf(dur, sizeof dur, "%.3f", f.dur_ms);
+  std::string line = "ts=" + rfc3339_millis(f.when) + " level=" + level + " req=" + logfmt_value(f.id) +
+                     " method=" + logfmt_value(f.method.empty() ? "-" : f.method) + " route=" +
+                     logfmt_value(f.route) + " status=" + std::to_string(f.status) + " dur_ms=" + dur;
+  if (!f.user.empty())
+    line += " user=" + logfmt_value(f.user);
+  if (!f.error.empty())
+    line += " error=" + logfmt_value(f.error);
+  return line;
+}
+
+void line_writer::write(const std::string& line) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  out_ << line << '\n';
+  out_.flush();
+}
+
+} // namespace backline::http

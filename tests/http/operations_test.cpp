@@ -1,0 +1,674 @@
+// The operations layer of the HTTP front, end to end against real in-process
+// servers: /metrics, request logs with request ids, admission control (503
+// overloaded), JSON errors for what cpp-httplib answers itself, slow clients.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/json.hpp>
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <sstream>
+#include <streambuf>
+#include <thread>
+
+#include "backline/server.hpp"
+#include "http/http_server.hpp"
+#include "http/metrics.hpp"
+#include "http/request_log.hpp"
+#include "support/temp_dir.hpp"
+
+namespace json = boost::json;
+using namespace backline;
+using namespace std::chrono_literals;
+using backline::testing::temp_dir;
+
+namespace {
+
+// A stream many server threads may write while the test reads it.
+class shared_log : public std::ostream {
+public:
+  shared_log() : std::ostream(&buf_) {}
+  std::string text() const {
+    std::lock_guard<std::mutex> lock(buf_.mutex);
+    return buf_.data;
+  }
+  // Waits until the log contains `needle` (lines are written just after the
+  // answer, so a client may see the answer first).
+  bool wait_for(const std::string& needle, std::chrono::milliseconds limit = 5s) const {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+      if (text().find(needle) != std::string::npos)
+        return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+private:
+  struct locked_buf : std::streambuf {
+    mutable std::mutex mutex;
+    std::string data;
+    int_type overflow(int_type c) override {
+      if (c != traits_type::eof()) {
+        std::lock_guard<std::mutex> lock(mutex);
+        data += static_cast<char>(c);
+      }
+      return c;
+    }
+    std::streamsize xsputn(const char* s, std::streamsize n) override {
+      std::lock_guard<std::mutex> lock(mutex);
+      data.append(s, static_cast<size_t>(n));
+      return n;
+    }
+  } buf_;
+};
+
+// A raw client socket, for what httplib::Client will not send.
+class raw_client {
+public:
+  explicit raw_client(int port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  }
+  ~raw_client() { ::close(fd_); }
+  bool send(const std::string& bytes) {
+    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
+  }
+  // Reads until the peer closes or `limit` passes.
+  std::string read_all(std::chrono::milliseconds limit = 5s) {
+    std::string out;
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0)
+        continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0)
+        break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  // Reads until `needle` has arrived (or the peer closes, or `limit` passes).
+  std::string read_until(const std::string& needle, std::chrono::milliseconds limit = 5s) {
+    std::string out;
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (out.find(needle) == std::string::npos && std::chrono::steady_clock::now() < until) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0)
+        continue;
+      char buf[4096];
+      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0)
+        break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+  }
+  // Whether the server gave up on our request, without blocking: it closed
+  // the connection or answered (an error) before the request was complete.
+  bool server_gave_up() {
+    pollfd p{fd_, POLLIN, 0};
+    return ::poll(&p, 1, 0) > 0;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+json::value parse(const std::string& body) {
+  boost::system::error_code ec;
+  auto v = json::parse(body, ec);
+  return ec ? json::value{} : v;
+}
+
+std::string error_code_of(const std::string& body) {
+  auto v = parse(body);
+  if (!v.is_object() || !v.as_object().contains("error"))
+    return {};
+  auto& e = v.as_object().at("error").as_object();
+  return e.contains("code") ? std::string(e.at("code").as_string()) : std::string{};
+}
+
+class ops_fixture {
+public:
+  temp_dir dir;
+  shared_log log;
+  std::unique_ptr<server> srv;
+  std::string admin = "admin-secret-token-for-ops-tests";
+
+  explicit ops_fixture(const std::function<void(server_config&)>& tune = {}) {
+    server_config cfg;
+    cfg.listen_port = 0;
+    cfg.data_dir = dir.path();
+    cfg.http_threads = 8;
+    cfg.admin_token = admin;
+    cfg.request_log = &log;
+    if (tune)
+      tune(cfg);
+    std::ostringstream progress;
+    auto s = server::start(cfg, progress);
+    REQUIRE(s);
+    srv = std::move(s.value());
+  }
+
+  httplib::Client client() const {
+    httplib::Client cli("127.0.0.1", srv->port());
+    cli.set_read_timeout(10, 0);
+    return cli;
+  }
+  static httplib::Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
+
+  std::string new_user(const std::string& id, const std::string& role) {
+    auto cli = client();
+    auto r = cli.Post("/api/v1/users", bearer(admin),
+                      json::serialize(json::object{{"id", id}, {"name", "User " + id}, {"role", role},
+                                                   {"inbox_access", role == "agent"}}),
+                      "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 201);
+    return std::string(parse(r->body).as_object().at("token").as_string());
+  }
+
+  std::string metrics() {
+    auto cli = client();
+    auto r = cli.Get("/metrics");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    return r->body;
+  }
+
+  // Waits until /metrics shows `sample` (a whole line).
+  bool wait_for_metric(const std::string& sample, std::chrono::milliseconds limit = 5s) {
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < until) {
+      if (("\n" + metrics()).find("\n" + sample + "\n") != std::string::npos)
+        return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+};
+
+// A bare http_server with the test's own routes (no actors).
+class front_fixture {
+public:
+  shared_log log;
+  std::unique_ptr<http::http_server> front;
+  std::thread runner;
+  int port = 0;
+
+  explicit front_fixture(http::http_settings s = {}) {
+    s.log_requests = true;
+    s.request_log = &log;
+    front = std::make_unique<http::http_server>(s);
+  }
+  void start() {
+    auto p = front->bind("127.0.0.1", 0);
+    REQUIRE(p);
+    port = p.value();
+    runner = std::thread([this] { front->run(); });
+  }
+  ~front_fixture() {
+    front->stop();
+    if (runner.joinable())
+      runner.join();
+  }
+};
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// Pure parts
+
+TEST_CASE("route labels are patterns: the id after chats or threads or files or users becomes {id}") {
+  CHECK(http::route_pattern("/api/v1/chats") == "/api/v1/chats");
+  CHECK(http::route_pattern("/api/v1/chats/c-17") == "/api/v1/chats/{id}");
+  CHECK(http::route_pattern("/api/v1/chats/c-17/threads") == "/api/v1/chats/{id}/threads");
+  CHECK(http::route_pattern("/api/v1/threads/c-17.t2/messages") == "/api/v1/threads/{id}/messages");
+  CHECK(http::route_pattern("/api/v1/files/f9") == "/api/v1/files/{id}");
+  CHECK(http::route_pattern("/api/v1/users/u1") == "/api/v1/users/{id}");
+  CHECK(http::route_pattern("/api/v1/me") == "/api/v1/me");
+  // An id that happens to be a collection name is still an id.
+  CHECK(http::route_pattern("/api/v1/chats/threads/threads") == "/api/v1/chats/{id}/threads");
+  CHECK(http::route_pattern("/" + std::string(300, 'x')) == "other");
+}
+
+TEST_CASE("request ids: a client's is sanitised and bounded and a new one is 16 hex digits") {
+  CHECK(http::sanitize_request_id("abc-123_X.y:z") == "abc-123_X.y:z");
+  CHECK(http::sanitize_request_id("a b\"c=d\\e\tf") == "abcdef");
+  CHECK(http::sanitize_request_id(std::string(100, 'a')).size() == 64);
+  CHECK(http::sanitize_request_id("   ").empty());
+  auto id = http::new_request_id();
+  CHECK(std::regex_match(id, std::regex("[0-9a-f]{16}")));
+  CHECK(http::new_request_id() != id);
+}
+
+TEST_CASE("log values cannot forge fields or lines") {
+  CHECK(http::logfmt_value("/api/v1/chats/{id}") == "/api/v1/chats/{id}");
+  CHECK(http::logfmt_value("a b") == "\"a b\"");
+  CHECK(http::logfmt_value("x=1 level=error") == "\"x=1 level=error\"");
+  CHECK(http::logfmt_value("line\nts=forged") == "\"line\\nts=forged\"");
+  CHECK(http::logfmt_value("q\"uote") == "\"q\\\"uote\"");
+  CHECK(http::logfmt_value("") == "\"\"");
+}
+
+TEST_CASE("the metrics registry keeps counting past its series limit under one overflow series") {
+  http::http_metrics m;
+  for (int i = 0; i < 2000; ++i)
+    m.observe("/r" + std::to_string(i), "GET", 200, 1ms);
+  std::string out;
+  m.render(out);
+  CHECK_THAT(out, Catch::Contains(R"(backline_http_requests_total{route="other",method="other",status="0"})"));
+  // Every observation is counted somewhere.
+  uint64_t total = 0;
+  std::istringstream lines(out);
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("backline_http_requests_total{", 0) == 0)
+      total += std::stoull(line.substr(line.rfind(' ') + 1));
+  CHECK(total == 2000);
+}
+
+// ---------------------------------------------------------------------------
+// /metrics
+
+TEST_CASE("/metrics: Prometheus text by route pattern with journal figures and actors and no auth") {
+  ops_fixture f;
+  auto bot = f.new_user("bot", "bot");
+  auto cli = f.client();
+  auto chat = cli.Post("/api/v1/chats", ops_fixture::bearer(bot),
+                       R"({"customer":{"id":"cust-42","name":"Dana"},"text":"hi"})", "application/json");
+  REQUIRE(chat);
+  REQUIRE(chat->status == 201);
+  std::string chat_id(parse(chat->body).as_object().at("id").as_string());
+  for (int i = 0; i < 2; ++i) {
+    auto r = cli.Get(("/api/v1/chats/" + chat_id).c_str(), ops_fixture::bearer(bot));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  auto missing = cli.Get("/no/such/route/zq9x");
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+  // Lines are counted after the answer is written: wait for the last one.
+  REQUIRE(f.wait_for_metric(R"(backline_http_requests_total{route="unmatched",method="GET",status="404"} 1)"));
+
+  auto r = cli.Get("/metrics");  // no Authorization header
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK_THAT(r->get_header_value("Content-Type"), Catch::StartsWith("text/plain; version=0.0.4"));
+  const auto& m = r->body;
+  CHECK_THAT(m, Catch::Contains("# TYPE backline_http_requests_total counter"));
+  CHECK_THAT(m, Catch::Contains(R"(backline_http_requests_total{route="/api/v1/chats/{id}",method="GET",status="200"} 2)"));
+  CHECK_THAT(m, Catch::Contains(R"(backline_http_requests_total{route="/api/v1/chats",method="POST",status="201"} 1)"));
+  CHECK_THAT(m, Catch::Contains("# TYPE backline_http_request_duration_seconds histogram"));
+  CHECK_THAT(m, Catch::Contains(
+                  R"(backline_http_request_duration_seconds_bucket{route="/api/v1/chats/{id}",method="GET",le="+Inf"} 2)"));
+  CHECK_THAT(m, Catch::Contains(
+                  R"(backline_http_request_duration_seconds_bucket{route="/api/v1/chats/{id}",method="GET",le="0.0005"})"));
+  CHECK_THAT(m, Catch::Contains(R"(backline_http_request_duration_seconds_count{route="/api/v1/chats/{id}",method="GET"} 2)"));
+  // Raw paths never become labels: neither the chat id nor the unknown path.
+  CHECK_THAT(m, !Catch::Contains(chat_id));
+  CHECK_THAT(m, !Catch::Contains("zq9x"));
+  CHECK_THAT(m, Catch::Contains("\nbackline_http_in_flight 1\n"));  // this request
+  CHECK_THAT(m, Catch::Contains("\nbackline_http_max_in_flight 2048\n"));
+  CHECK_THAT(m, Catch::Contains("\nbackline_journal_up 1\n"));
+  CHECK_THAT(m, Catch::Contains("# TYPE backline_journal_batches_total counter"));
+  CHECK_THAT(m, Catch::Contains("backline_journal_events_total "));
+  CHECK_THAT(m, Catch::Contains("backline_journal_failed_requests_total 0"));
+  CHECK_THAT(m, Catch::Contains("# TYPE backline_journal_batch_size histogram"));
+  CHECK_THAT(m, Catch::Contains(R"(backline_journal_batch_size_bucket{le="+Inf"})"));
+  CHECK_THAT(m, Catch::Contains("# TYPE backline_journal_write_duration_seconds histogram"));
+  CHECK_THAT(m, Catch::Contains(R"(backline_journal_write_duration_seconds_bucket{le="0.0005"})"));
+  CHECK_THAT(m, Catch::Contains("backline_actors_running "));
+
+  // Every line is a comment or a well-formed sample; every histogram's buckets
+  // are cumulative and end in its count.
+  std::regex sample(R"(^[a-z_]+(\{([a-z_]+="[^"\\\n]*",?)*\})? (-?[0-9.e+]+|\+Inf)$)");
+  std::istringstream lines(m);
+  std::map<std::string, uint64_t> last_bucket;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# ", 0) == 0)
+      continue;
+    INFO(line);
+    CHECK(std::regex_match(line, sample));
+    auto at = line.find("_bucket{");
+    if (at != std::string::npos) {
+      auto series = line.substr(0, line.find(",le=") == std::string::npos ? line.find("le=") : line.find(",le="));
+      uint64_t v = std::stoull(line.substr(line.rfind(' ') + 1));
+      CHECK(v >= last_bucket[series]);
+      last_bucket[series] = v;
+    }
+  }
+  // Journal figures are real: creating the bot and the chat wrote events.
+  std::smatch events;
+  REQUIRE(std::regex_search(m, events, std::regex("\nbackline_journal_events_total ([0-9]+)\n")));
+  CHECK(std::stoull(events[1]) >= 2);
+}
+
+// ---------------------------------------------------------------------------
+// Request logs
+
+TEST_CASE("request log: one logfmt line per request with its id and never a token or body or query") {
+  ops_fixture f;
+  auto cli = f.client();
+
+  auto me = cli.Get("/api/v1/me", {{"Authorization", "Bearer " + f.admin}, {"X-Request-Id", "trace-abc.123"}});
+  REQUIRE(me);
+  CHECK(me->status == 200);
+  CHECK(me->get_header_value("X-Request-Id") == "trace-abc.123");
+  REQUIRE(f.log.wait_for("req=trace-abc.123"));
+
+  // A token in a query string, a secret in a body, an unknown bearer token.
+  auto q = cli.Get("/api/v1/me?token=QUERYSECRET-999&x=1", ops_fixture::bearer(f.admin));
+  REQUIRE(q);
+  auto post = cli.Post("/api/v1/users", ops_fixture::bearer(f.admin),
+                       R"({"id":"u1","name":"BODYSECRET-777","role":"agent"})", "application/json");
+  REQUIRE(post);
+  CHECK(post->status == 201);
+  std::string new_token(parse(post->body).as_object().at("token").as_string());
+  auto wrong = cli.Get("/api/v1/me", ops_fixture::bearer("WRONGTOKEN-SECRET-555"));
+  REQUIRE(wrong);
+  CHECK(wrong->status == 401);
+  auto as_new = cli.Get("/api/v1/me", {{"Authorization", "Bearer " + new_token}, {"X-Request-Id", "last-one"}});
+  REQUIRE(as_new);
+  REQUIRE(f.log.wait_for("req=last-one"));
+
+  // Without X-Request-Id the server makes one, echoes it and logs it.
+  auto anon = cli.Get("/healthz");
+  REQUIRE(anon);
+  auto made = anon->get_header_value("X-Request-Id");
+  CHECK(std::regex_match(made, std::regex("[0-9a-f]{16}")));
+  REQUIRE(f.log.wait_for("req=" + made));
+
+  // A hostile request id is sanitised before it is echoed or logged.
+  auto hostile = cli.Get("/healthz", {{"X-Request-Id", "evil id=1 level=error " + std::string(80, 'z')}});
+  REQUIRE(hostile);
+  auto clean = hostile->get_header_value("X-Request-Id");
+  CHECK(clean == ("evilid1levelerror" + std::string(80, 'z')).substr(0, 64));
+  REQUIRE(f.log.wait_for("req=" + clean + " "));
+
+  auto text = f.log.text();
+  INFO(text);
+  for (const auto& secret : {f.admin, new_token, std::string("QUERYSECRET"), std::string("BODYSECRET"),
+                             std::string("WRONGTOKEN"), std::string("Bearer"), std::string("token=")})
+    CHECK(text.find(secret) == std::string::npos);
+  std::istringstream lines(text);
+  std::regex line_shape(R"(^ts=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z level=(info|warn|error) req=\S+ method=[A-Z-]+ )"
+                        R"(route=\S+ status=\d+ dur_ms=\d+\.\d{3}( user=\S+)?( error=.*)?$)");
+  int count = 0;
+  for (std::string line; std::getline(lines, line); ++count) {
+    INFO(line);
+    CHECK(std::regex_match(line, line_shape));
+  }
+  CHECK(count >= 7);
+  CHECK_THAT(text, Catch::Contains("req=trace-abc.123 method=GET route=/api/v1/me status=200 dur_ms="));
+  CHECK_THAT(text, Catch::Contains("method=POST route=/api/v1/users status=201"));
+  CHECK_THAT(text, Catch::Contains("route=/api/v1/me status=401"));
+}
+
+TEST_CASE("request log: --log-requests off writes no lines") {
+  ops_fixture f([](server_config& c) { c.log_requests = false; });
+  auto cli = f.client();
+  auto r = cli.Get("/healthz");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK_FALSE(r->get_header_value("X-Request-Id").empty());  // still echoed
+  std::this_thread::sleep_for(100ms);
+  CHECK(f.log.text().empty());
+}
+
+TEST_CASE("front: a handler names the caller for the log and exceptions and bare 503s are answered properly") {
+  front_fixture f;
+  f.front->routes().Get("/api/v1/probe", [](const httplib::Request&, httplib::Response& res) {
+    http::note_request_user("alice");
+    res.set_content(std::string(http::current_request_id()), "text/plain");
+  });
+  f.front->routes().Get("/busy", [](const httplib::Request&, httplib::Response& res) { res.status = 503; });
+  f.front->routes().Get("/boom", [](const httplib::Request&, httplib::Response&) {
+    throw std::runtime_error("internal detail the client must not see");
+  });
+  f.start();
+  httplib::Client cli("127.0.0.1", f.port);
+
+  auto probe = cli.Get("/api/v1/probe", {{"X-Request-Id", "probe-1"}});
+  REQUIRE(probe);
+  CHECK(probe->body == "probe-1");  // the handler sees the request id
+  REQUIRE(f.log.wait_for("req=probe-1 method=GET route=/api/v1/probe status=200"));
+  CHECK_THAT(f.log.text(), Catch::Contains(" user=alice"));
+
+  auto busy = cli.Get("/busy");
+  REQUIRE(busy);
+  CHECK(busy->status == 503);
+  CHECK(busy->get_header_value("Retry-After") == "1");
+  CHECK(error_code_of(busy->body) == "unavailable");
+
+  auto boom = cli.Get("/boom");
+  REQUIRE(boom);
+  CHECK(boom->status == 500);
+  CHECK(error_code_of(boom->body) == "internal");
+  CHECK(boom->body.find("internal detail") == std::string::npos);
+  CHECK_FALSE(boom->has_header("EXCEPTION_WHAT"));
+  REQUIRE(f.log.wait_for("route=/boom status=500"));
+  CHECK_THAT(f.log.text(), Catch::Contains("level=error"));
+}
+
+// ---------------------------------------------------------------------------
+// Overload
+
+TEST_CASE("overload: past --max-in-flight an /api/v1 request gets 503 overloaded with Retry-After and changes nothing") {
+  ops_fixture f([](server_config& c) { c.max_in_flight = 1; });
+  auto bot = f.new_user("bot", "bot");
+  {
+    // A chat before the overload (so the route has been answered once: an
+    // answer given before routing is labelled with a route only then).
+    auto cli = f.client();
+    auto first = cli.Post("/api/v1/chats", ops_fixture::bearer(bot), R"({"customer":{"id":"cust-0","name":"Zed"}})",
+                          "application/json");
+    REQUIRE(first);
+    REQUIRE(first->status == 201);
+  }
+
+  // Request A holds the only slot: its headers are in (admission happens
+  // there), its body is still coming. (Every earlier request has answered,
+  // so the slot is A's once the gauge reads 1.)
+  REQUIRE(f.wait_for_metric("backline_http_api_in_flight 0"));
+  std::string body_a = R"({"customer":{"id":"cust-A","name":"Ann"},"text":"first"})";
+  raw_client a(f.srv->port());
+  REQUIRE(a.send("POST /api/v1/chats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer " + bot +
+                 "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body_a.size()) +
+                 "\r\nConnection: close\r\n\r\n" + body_a.substr(0, 10)));
+  REQUIRE(f.wait_for_metric("backline_http_api_in_flight 1"));
+
+  // Request B: a complete, valid command, refused before any handler runs.
+  auto cli = f.client();
+  auto b = cli.Post("/api/v1/chats", ops_fixture::bearer(bot),
+                    R"({"customer":{"id":"cust-B","name":"Ben"},"text":"second"})", "application/json");
+  REQUIRE(b);
+  CHECK(b->status == 503);
+  CHECK(b->get_header_value("Retry-After") == "1");
+  CHECK(error_code_of(b->body) == "overloaded");
+  CHECK(b->get_header_value("Connection") == "close");  // its body was never read
+  CHECK_FALSE(b->get_header_value("X-Request-Id").empty());
+
+  // Not counted: long polls, /healthz, /metrics.
+  auto poll = cli.Get("/api/v1/notifications?wait=0", ops_fixture::bearer(f.admin));
+  REQUIRE(poll);
+  CHECK(poll->status != 503);
+  auto health = cli.Get("/healthz");
+  REQUIRE(health);
+  CHECK(health->status == 200);
+
+  // A finishes and is served; then the slot is free again.
+  REQUIRE(a.send(body_a.substr(10)));
+  auto answer_a = a.read_all();
+  CHECK_THAT(answer_a, Catch::StartsWith("HTTP/1.1 201"));
+  REQUIRE(f.wait_for_metric("backline_http_api_in_flight 0"));
+  auto active = cli.Get("/api/v1/chats?view=active", ops_fixture::bearer(f.admin));
+  REQUIRE(active);
+  REQUIRE(active->status == 200);
+  auto chats = json::serialize(parse(active->body).as_object().at("chats"));
+  CHECK(parse(active->body).as_object().at("chats").as_array().size() == 2);
+  CHECK_THAT(chats, Catch::Contains("cust-A"));
+  CHECK_THAT(chats, !Catch::Contains("cust-B"));  // B left nothing behind
+  CHECK_THAT(f.metrics(), Catch::Contains("\nbackline_http_overloaded_total 1\n"));
+  CHECK_THAT(f.metrics(), Catch::Contains(R"(backline_http_requests_total{route="/api/v1/chats",method="POST",status="503"} 1)"));
+}
+
+// ---------------------------------------------------------------------------
+// JSON errors
+
+TEST_CASE("errors cpp-httplib answers by itself carry the API's JSON error") {
+  ops_fixture f([](server_config& c) { c.max_body_bytes = 1024; });
+  auto cli = f.client();
+
+  SECTION("a body over --max-body-bytes is 413 payload_too_large") {
+    auto r = cli.Post("/api/v1/chats", ops_fixture::bearer(f.admin), std::string(5000, 'x'), "application/json");
+    REQUIRE(r);
+    CHECK(r->status == 413);
+    CHECK(r->get_header_value("Content-Type") == "application/json");
+    CHECK(error_code_of(r->body) == "payload_too_large");
+  }
+  SECTION("a chunked body over the limit is 413 payload_too_large too") {
+    raw_client c(f.srv->port());
+    std::string chunk(2000, 'x');
+    std::ostringstream hex;
+    hex << std::hex << chunk.size();
+    REQUIRE(c.send("POST /api/v1/chats HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+                   hex.str() + "\r\n" + chunk + "\r\n0\r\n\r\n"));
+    auto answer = c.read_all();
+    CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 413"));
+    CHECK_THAT(answer, Catch::Contains(R"("code":"payload_too_large")"));
+  }
+  SECTION("an unknown path is 404 not_found") {
+    auto r = cli.Get("/api/v1/nowhere");
+    REQUIRE(r);
+    CHECK(r->status == 404);
+    CHECK(r->get_header_value("Content-Type") == "application/json");
+    CHECK(error_code_of(r->body) == "not_found");
+    CHECK_FALSE(r->get_header_value("X-Request-Id").empty());
+  }
+  SECTION("a malformed request line is 400 bad_request") {
+    raw_client c(f.srv->port());
+    REQUIRE(c.send("NONSENSE\r\n\r\n"));
+    auto answer = c.read_all(3s);
+    CHECK_THAT(answer, Catch::StartsWith("HTTP/1.1 400"));
+    CHECK_THAT(answer, Catch::Contains(R"("code":"bad_request")"));
+  }
+  SECTION("a handler's own error body is kept") {
+    auto r = cli.Get("/api/v1/me");
+    REQUIRE(r);
+    CHECK(r->status == 401);
+    CHECK(error_code_of(r->body) == "unauthenticated");
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Slow clients and connections
+
+TEST_CASE("slow clients: a byte a second is dropped by the read timeout and does not hold the only worker") {
+  ops_fixture f([](server_config& c) {
+    c.http_threads = 1;
+    c.read_timeout_s = 1;
+  });
+
+  SECTION("dripping the request line and headers") {
+    auto started = std::chrono::steady_clock::now();
+    std::atomic<bool> dropped{false};
+    std::atomic<double> dropped_after_s{0};
+    raw_client slow(f.srv->port());
+    std::thread dripper([&] {
+      const std::string request = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Padding: aaaaaaaaaa\r\n\r\n";
+      for (char c : request) {
+        if (slow.server_gave_up() || !slow.send(std::string(1, c))) {
+          dropped = true;
+          dropped_after_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+          return;
+        }
+        std::this_thread::sleep_for(1s);
+        if (std::chrono::steady_clock::now() - started > 10s)
+          return;
+      }
+    });
+    std::this_thread::sleep_for(200ms);  // the slow client holds the only worker now
+    httplib::Client cli("127.0.0.1", f.srv->port());
+    cli.set_connection_timeout(5, 0);
+    cli.set_read_timeout(5, 0);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = cli.Get("/healthz");
+    double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(waited < 4.0);
+    dripper.join();
+    CHECK(dropped);
+    CHECK(dropped_after_s < 4.0);
+    REQUIRE(f.log.wait_for("read timeout"));
+    CHECK_THAT(f.metrics(), Catch::Contains("\nbackline_http_read_timeouts_total 1\n"));
+  }
+  SECTION("dripping the body") {
+    raw_client slow(f.srv->port());
+    REQUIRE(slow.send("POST /api/v1/chats HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                      "Content-Length: 100\r\n\r\n{"));
+    auto t0 = std::chrono::steady_clock::now();
+    bool dropped = false;
+    for (int i = 0; i < 6 && !dropped; ++i) {
+      std::this_thread::sleep_for(700ms);
+      dropped = slow.server_gave_up() || !slow.send(" ");
+    }
+    CHECK(dropped);
+    CHECK(std::chrono::steady_clock::now() - t0 < 4s);
+    httplib::Client cli("127.0.0.1", f.srv->port());
+    cli.set_read_timeout(5, 0);
+    auto r = cli.Get("/healthz");
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK_THAT(f.metrics(), Catch::Contains("\nbackline_http_read_timeouts_total 1\n"));
+  }
+}
+
+TEST_CASE("front: pipelined requests on one connection are all answered and stop() closes idle keep-alive at once") {
+  http::http_settings s;
+  s.threads = 2;
+  s.keep_alive_timeout_s = 30;
+  front_fixture f(s);
+  f.front->routes().Get("/ping", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("pong", "text/plain");
+  });
+  f.start();
+
+  raw_client pipelined(f.port);
+  REQUIRE(pipelined.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\nGET /ping HTTP/1.1\r\nHost: t\r\n\r\n"
+                         "GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  auto answers = pipelined.read_all();
+  size_t pongs = 0;
+  for (size_t at = answers.find("pong"); at != std::string::npos; at = answers.find("pong", at + 1))
+    ++pongs;
+  CHECK(pongs == 3);
+
+  // An idle keep-alive connection does not hold stop() for the keep-alive timeout.
+  raw_client idle(f.port);
+  REQUIRE(idle.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
+  REQUIRE_THAT(idle.read_until("pong"), Catch::Contains("pong"));
+  auto t0 = std::chrono::steady_clock::now();
+  f.front->stop();
+  f.runner.join();
+  CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+  CHECK_THAT(idle.read_all(2s), Catch::Equals(""));  // closed, nothing more
+}

@@ -4,6 +4,7 @@
 
 #include "actors/persist.hpp"
 #include "http/front.hpp"
+#include "http/request_log.hpp"
 
 namespace json = boost::json;
 
@@ -29,6 +30,7 @@ std::optional<caller> authenticate(const api_deps& d, const httplib::Request& re
     write(res, error_reply(401, "unauthenticated", token.empty() ? "missing bearer token" : "unknown token"));
     return std::nullopt;
   }
+  note_request_user(i->second);  // the caller's id for the request log line
   return caller_of(table->by_id.at(i->second));
 }
 

@@ -6,7 +6,7 @@
 
 using namespace backline;
 
-TEST_CASE("mentions: @here, @channel, handles; addresses and trailing dots are not mentions") {
+TEST_CASE("mentions: @here, @channel and handles, but not addresses or trailing dots") {
   auto m = extract_mentions("@here ask @finance-team and @john.doe. Mail a@b.com, @here again, @channel");
   REQUIRE(m.size() == 4);
   CHECK(m[0].kind == "here");

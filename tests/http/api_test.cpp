@@ -169,7 +169,7 @@ TEST_CASE_METHOD(inbox_fixture, "rule 6: done makes a thread read-only") {
   CHECK(get("/api/v1/threads/" + thread + "/messages", agent).status == 200);
 }
 
-TEST_CASE_METHOD(inbox_fixture, "rules 7 and 8: transfer moves threads; resolve makes them read-only") {
+TEST_CASE_METHOD(inbox_fixture, "rules 7 and 8: transfer moves threads, resolve makes them read-only") {
   auto thread = open_thread();
   REQUIRE(post("/api/v1/chats/" + chat + "/transfer", agent, json::object{{"agent_id", "bob"}}).status == 200);
   CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "x"}}).status == 403);
@@ -180,7 +180,7 @@ TEST_CASE_METHOD(inbox_fixture, "rules 7 and 8: transfer moves threads; resolve 
   CHECK(get("/api/v1/chats?view=mine", other).body.at("chats").as_array().empty());
 }
 
-TEST_CASE_METHOD(inbox_fixture, "rule 9: mentions are recorded; the Slack port receives the message") {
+TEST_CASE_METHOD(inbox_fixture, "rule 9: mentions are recorded with the message") {
   auto thread = open_thread();
   auto m = post("/api/v1/threads/" + thread + "/messages", agent,
                 json::object{{"text", "@here @finance-team please check, cc dana@example.com"}});
@@ -253,7 +253,7 @@ std::string slack_ts_of(inbox_fixture& f, const std::string& thread) {
   return {};
 }
 
-TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifies the focused owner; reading clears it") {
+TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifies the focused owner, reading clears it") {
   auto thread = open_thread();
   auto ts = slack_ts_of(*this, thread);
   auto reply = [&] {
@@ -303,7 +303,7 @@ TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifie
   CHECK(get("/api/v1/notifications?wait=0.3&after=" + cursor, agent).body.at("notifications").as_array().empty());
 }
 
-TEST_CASE_METHOD(inbox_fixture, "a Slack reply to a done thread is kept as a late reply; the thread stays done") {
+TEST_CASE_METHOD(inbox_fixture, "a Slack reply to a done thread is kept as a late reply, the thread stays done") {
   auto thread = open_thread();
   auto ts = slack_ts_of(*this, thread);
   REQUIRE(post("/api/v1/threads/" + thread + "/done", agent, json::object{}).status == 200);
@@ -321,7 +321,7 @@ TEST_CASE_METHOD(inbox_fixture, "a Slack reply to a done thread is kept as a lat
           .status == 404);
 }
 
-TEST_CASE_METHOD(inbox_fixture, "rule 8: reopen creates a new chat linked to the old; the old threads stay behind") {
+TEST_CASE_METHOD(inbox_fixture, "rule 8: reopen creates a new chat linked to the old, the old threads stay behind") {
   open_thread();
   CHECK(post("/api/v1/chats/" + chat + "/reopen", bot, json::object{}).status == 409);  // still open
   REQUIRE(post("/api/v1/chats/" + chat + "/resolve", agent, json::object{}).status == 200);
@@ -351,7 +351,7 @@ const std::string png_bytes("\x89PNG\r\n\x1a\n\0\0\0\rIHDR fake image body", 29)
 
 } // namespace
 
-TEST_CASE_METHOD(inbox_fixture, "rule 4: text and files sent together are one message; files download to readers only") {
+TEST_CASE_METHOD(inbox_fixture, "rule 4: text and files sent together are one message, files download to readers only") {
   auto thread = open_thread();
   auto m = post_multipart(*this, "/api/v1/threads/" + thread + "/messages", agent,
                           {{"text", "Receipt attached", "", ""}, {"files", png_bytes, "../receipt.png", "image/png"},

@@ -63,7 +63,7 @@ TEST_CASE("backline serve stops on SIGTERM and SIGINT with exit code 0, keeping 
   }
 }
 
-TEST_CASE("backline serve --help lists options and defaults; bad options exit 2") {
+TEST_CASE("backline serve --help lists options and defaults, bad options exit 2") {
   temp_dir dir;
   child_process help({backline_binary(), "serve", "--help"}, dir.sub("help"));
   CHECK(help.wait(10s) == 0);

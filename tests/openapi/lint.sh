@@ -14,20 +14,8 @@ if [[ ! -f "$spec" ]]; then
 fi
 spec="$(cd "$(dirname "$spec")" && pwd)/$(basename "$spec")"
 
-for tool in node npm; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "lint.sh: $tool is not installed (run scripts/deps.sh --test)" >&2
-    exit 2
-  fi
-done
-
-cd "$here"
-# npm writes node_modules/.package-lock.json on every install: (re)install when
-# it is missing or older than the committed lock file.
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-audit --no-fund
-  touch node_modules/.package-lock.json
-fi
+source "$here/../support/npm_install.sh"
+npm_install_here "$here" lint.sh
 
 # No telemetry, update notices or other notifications: this is a test.
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true REDOCLY_SUPPRESS_NOTIFICATIONS=true

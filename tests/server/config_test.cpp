@@ -2,20 +2,11 @@
 
 #include <catch2/catch.hpp>
 
-#include <map>
+#include "support/env.hpp"
 
 using namespace backline;
 
-namespace {
-
-auto env_of(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const char* name) -> const char* {
-    auto i = vars.find(name);
-    return i == vars.end() ? nullptr : i->second.c_str();
-  };
-}
-
-} // namespace
+using backline::testing::env_of;
 
 TEST_CASE("serve runs on the embedded default with no options") {
   auto cfg = parse_serve_options({}, env_of({}));

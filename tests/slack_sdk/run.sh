@@ -13,20 +13,8 @@ if (( $# != 4 )); then
 fi
 
 here="$(cd "$(dirname "$0")" && pwd)"
-for tool in node npm; do
-  if ! command -v "$tool" >/dev/null; then
-    echo "run.sh: $tool is not installed (run scripts/deps.sh --test)" >&2
-    exit 2
-  fi
-done
-
-cd "$here"
-# npm writes node_modules/.package-lock.json on every install: (re)install when
-# it is missing or older than the committed lock file.
-if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
-  npm ci --no-audit --no-fund
-  touch node_modules/.package-lock.json
-fi
+source "$here/../support/npm_install.sh"
+npm_install_here "$here" run.sh
 
 export FAKE_SLACK_URL="$1" FAKE_SLACK_TOKEN="$2" FAKE_SLACK_SIGNING_SECRET="$3" FAKE_SLACK_CONTROL_URL="$4"
 exec node "$here/conformance.mjs"

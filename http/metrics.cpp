@@ -53,16 +53,8 @@ void append_family(std::string& out, std::string_view name, std::string_view typ
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
 }
 
-void append_sample(std::string& out, std::string_view name, std::string_view labels, uint64_t value) {
-  out.append(name);
-  if (!labels.empty())
-    out.append("{").append(labels).append("}");
-  out += ' ';
-  append_number(out, value);
-  out += '\n';
-}
-
-void append_sample(std::string& out, std::string_view name, std::string_view labels, double value) {
+template <class Number>  // uint64_t or double (see append_number)
+void append_sample(std::string& out, std::string_view name, std::string_view labels, Number value) {
   out.append(name);
   if (!labels.empty())
     out.append("{").append(labels).append("}");

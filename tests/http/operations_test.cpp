@@ -91,26 +91,13 @@ public:
     return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
   }
   // Reads until the peer closes or `limit` passes.
-  std::string read_all(std::chrono::milliseconds limit = 5s) {
-    std::string out;
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0)
-        continue;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0)
-        break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-  // Reads until `needle` has arrived (or the peer closes, or `limit` passes).
+  std::string read_all(std::chrono::milliseconds limit = 5s) { return read_until({}, limit); }
+  // Reads until `needle` has arrived (or the peer closes, or `limit` passes);
+  // an empty needle reads until the peer closes or `limit` passes.
   std::string read_until(const std::string& needle, std::chrono::milliseconds limit = 5s) {
     std::string out;
     auto until = std::chrono::steady_clock::now() + limit;
-    while (out.find(needle) == std::string::npos && std::chrono::steady_clock::now() < until) {
+    while ((needle.empty() || out.find(needle) == std::string::npos) && std::chrono::steady_clock::now() < until) {
       pollfd p{fd_, POLLIN, 0};
       if (::poll(&p, 1, 50) <= 0)
         continue;

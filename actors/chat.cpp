@@ -51,7 +51,7 @@ caf::result<api_reply> record(chat_pointer self, const command& cmd, std::string
   auto& c = self->state.chat;
   auto req = detail::one_event(chat_stream(cmd.chat_id), detail::at_head(c.version), std::move(type), cmd.who.id, payload,
                                detail::scoped_key(cmd.who, cmd.idempotency_key));
-  auto next = c;
+  auto next = preview_of(c);  // the answer as the chat will be, without copying its transcript
   apply_chat_event(next, detail::as_record(req, append_result{0, c.version + 1, false, {}}));
   auto rp = self->make_response_promise<api_reply>();
   detail::persist(self, self->state.journal, req, answer(next), rp, [self, req, after](const append_result& r) {

@@ -91,21 +91,9 @@ caf::result<api_reply> record(thread_pointer self, const command& cmd, std::stri
   auto req = detail::one_event(thread_stream(t.id), expected_version::any(), std::move(type), cmd.who.id, payload,
                                detail::scoped_key(cmd.who, cmd.idempotency_key));
   // The answer is computed on the state as it will be, so it can be stored
-  // as the idempotent answer in the same write. The preview copies the
-  // thread without its messages (a copy of them all per command made posting
-  // quadratic in the thread's length): it holds only what the event adds.
-  thread_state next;
-  next.id = t.id;
-  next.chat_id = t.chat_id;
-  next.exists = t.exists;
-  next.channel_id = t.channel_id;
-  next.created_by = t.created_by;
-  next.created_at = t.created_at;
-  next.title = t.title;
-  next.done = t.done;
-  next.unread = t.unread;
-  next.slack_ts = t.slack_ts;
-  next.version = t.version;
+  // as the idempotent answer in the same write; the preview holds only what
+  // the event adds to the thread, not its messages.
+  auto next = preview_of(t);
   apply_thread_event(next, detail::as_record(req, append_result{0, t.version + 1, false, {}}));
   auto rp = self->make_response_promise<api_reply>();
   detail::persist(self, self->state.journal, req, answer(next), rp, [self, req, after](const append_result& r) {

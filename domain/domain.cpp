@@ -105,6 +105,21 @@ void apply_chat_event(chat_state& chat, const event_record& e) {
   }
 }
 
+chat_state preview_of(const chat_state& chat) {
+  chat_state p;
+  p.id = chat.id;
+  p.exists = chat.exists;
+  p.resolved = chat.resolved;
+  p.customer_id = chat.customer_id;
+  p.customer_name = chat.customer_name;
+  p.agent_id = chat.agent_id;
+  p.previous_chat_id = chat.previous_chat_id;
+  p.created_at = chat.created_at;
+  p.thread_ids = chat.thread_ids;
+  p.version = chat.version;
+  return p;
+}
+
 json::object chat_json(const chat_state& chat) {
   json::object o;
   o["id"] = chat.id;
@@ -219,6 +234,22 @@ void apply_thread_event(thread_state& t, const event_record& e) {
   } else if (e.type == "thread_done") {
     t.done = true;
   }
+}
+
+thread_state preview_of(const thread_state& t) {
+  thread_state p;
+  p.id = t.id;
+  p.chat_id = t.chat_id;
+  p.exists = t.exists;
+  p.channel_id = t.channel_id;
+  p.created_by = t.created_by;
+  p.created_at = t.created_at;
+  p.title = t.title;
+  p.done = t.done;
+  p.unread = t.unread;
+  p.slack_ts = t.slack_ts;
+  p.version = t.version;
+  return p;
 }
 
 json::object thread_json(const thread_state& t) {

@@ -76,6 +76,10 @@ struct chat_state {
 
 /// Applies one event of a chat's stream (events it does not know are ignored).
 void apply_chat_event(chat_state& chat, const event_record& e);
+/// The chat without its transcript: what an actor applies a planned event to
+/// when it needs the answer before the event is durable (copying the whole
+/// transcript per command would make each command cost the chat's length).
+chat_state preview_of(const chat_state& chat);
 boost::json::object chat_json(const chat_state& chat);
 
 // -- threads -----------------------------------------------------------------
@@ -127,6 +131,8 @@ struct thread_state {
 };
 
 void apply_thread_event(thread_state& thread, const event_record& e);
+/// The thread without its messages (see the chat's preview_of).
+thread_state preview_of(const thread_state& thread);
 boost::json::object thread_json(const thread_state& thread);
 boost::json::object thread_message_json(const thread_message& m);
 

@@ -66,9 +66,14 @@ void deliver(thread_pointer self, const thread_message& m) {
   self->request(self->state.slack, caf::infinite, atoms::post::value, std::move(post))
     .then(
       [self, id = m.id](const reply_status& st, const std::string& ts) {
-        if (!st.ok())
-          return;  // stays pending; redelivery is the Slack side's outbox
         auto& t = self->state.thread;
+        if (!st.ok()) {
+          // The Slack port retries what can succeed; a failure here is final
+          // for this message (channel archived, app removed, refused).
+          record_quietly(self, detail::one_event(thread_stream(t.id), expected_version::any(), "slack_delivery_failed",
+                                                 "slack", json::object{{"message_id", id}, {"reason", st.message}}, ""));
+          return;
+        }
         record_quietly(self, detail::one_event(thread_stream(t.id), expected_version::any(), "slack_delivered",
                                                "slack", json::object{{"message_id", id}, {"slack_ts", ts}}, ""));
       },

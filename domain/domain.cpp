@@ -214,13 +214,13 @@ void apply_thread_event(thread_state& t, const event_record& e) {
     t.title = str(p, "title");
     t.created_at = e.time;
     t.messages.push_back({str(p, "message_id"), "to_slack", str(p, "text"), "", str(p, "created_by"),
-                          str(p, "created_by_name"), files_from(p), mentions_from(p), "pending", e.time, ""});
+                          str(p, "created_by_name"), files_from(p), mentions_from(p), "pending", "", e.time, ""});
   } else if (e.type == "thread_message_sent") {
     t.messages.push_back({str(p, "id"), "to_slack", str(p, "text"), "", str(p, "author_id"), str(p, "author_name"),
-                          files_from(p), mentions_from(p), "pending", e.time, ""});
+                          files_from(p), mentions_from(p), "pending", "", e.time, ""});
   } else if (e.type == "slack_reply_received") {
     t.messages.push_back({str(p, "id"), "from_slack", str(p, "text"), str(p, "markdown"), str(p, "author_id"),
-                          str(p, "author_name"), files_from(p), {}, "", e.time, str(p, "slack_ts"), t.done});
+                          str(p, "author_name"), files_from(p), {}, "", "", e.time, str(p, "slack_ts"), t.done});
     t.unread += 1;
   } else if (e.type == "slack_delivered") {
     if (auto* m = find_message(t, str(p, "message_id"))) {
@@ -229,6 +229,11 @@ void apply_thread_event(thread_state& t, const event_record& e) {
     }
     if (t.slack_ts.empty())
       t.slack_ts = str(p, "slack_ts");
+  } else if (e.type == "slack_delivery_failed") {
+    if (auto* m = find_message(t, str(p, "message_id"))) {
+      m->delivery = "failed";
+      m->delivery_error = str(p, "reason");
+    }
   } else if (e.type == "thread_read") {
     t.unread = 0;
   } else if (e.type == "thread_done") {
@@ -284,6 +289,8 @@ json::object thread_message_json(const thread_message& m) {
   o["mentions"] = std::move(mentions);
   if (m.direction == "to_slack")
     o["delivery"] = m.delivery;
+  if (!m.delivery_error.empty())
+    o["delivery_error"] = m.delivery_error;
   if (m.late)
     o["late"] = true;
   o["created_at"] = m.created_at;

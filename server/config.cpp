@@ -104,6 +104,14 @@ const std::vector<option_row>& option_table() {
        return {};
      },
      [](const server_config& c) { return c.sync_writes ? std::string("off") : std::string("on"); }},
+    {"--slack-api-url", "SLACK_API_URL", "URL", "the Slack Web API (tests point it at a local fake)",
+     [](server_config& c, const std::string& v) -> status {
+       if (v.rfind("http://", 0) != 0 && v.rfind("https://", 0) != 0)
+         return {errc::invalid_argument, "--slack-api-url: must start with http:// or https://"};
+       c.slack_api_url = v;
+       return {};
+     },
+     [](const server_config& c) { return c.slack_api_url; }},
     {"--ready-file", "BACKLINE_READY_FILE", "FILE", "write HOST:PORT to FILE once serving (for scripts)",
      [](server_config& c, const std::string& v) -> status {
        c.ready_file = v;
@@ -149,6 +157,8 @@ result<server_config> parse_serve_options(const std::vector<std::string>& args,
   }
   if (const char* token = getenv("BACKLINE_ADMIN_TOKEN"))
     cfg.admin_token = token;
+  if (const char* token = getenv("SLACK_BOT_TOKEN"))
+    cfg.slack_token = token;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     std::string value;
@@ -187,7 +197,9 @@ std::string serve_help() {
         << std::string(30, ' ') << "env " << row.env << ", default " << row.show(defaults) << "\n";
   }
   out << "\n  BACKLINE_ADMIN_TOKEN        the first admin's token on a fresh data directory\n"
-         "                              (default: a random one, printed once)\n";
+         "                              (default: a random one, printed once)\n"
+         "  SLACK_BOT_TOKEN             the Slack app's bot token (xoxb-…); without it outbound\n"
+         "                              thread messages are kept in memory (sandbox)\n";
   return out.str();
 }
 

@@ -147,7 +147,17 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   s->caf_cfg.set("logger.file-verbosity", caf::atom("quiet"));
   s->sys = std::make_unique<caf::actor_system>(s->caf_cfg);
   s->journal = journal::spawn(*s->sys, s->store);
-  s->slack = inbox::spawn_memory_slack_port(*s->sys);
+  auto files = std::make_shared<file_store>(cfg.data_dir + "/files");
+  if (cfg.slack_token.empty()) {
+    s->slack = inbox::spawn_memory_slack_port(*s->sys);
+    log << "backline: Slack: no SLACK_BOT_TOKEN, outbound thread messages are recorded in memory (sandbox)\n";
+  } else {
+    slack_port_options slack_opts;
+    slack_opts.api_url = cfg.slack_api_url;
+    slack_opts.token = cfg.slack_token;
+    s->slack = inbox::spawn_web_slack_port(*s->sys, slack_opts, files);
+    log << "backline: Slack: Web API at " << cfg.slack_api_url << "\n";
+  }
   s->notifications = inbox::spawn_notifications(*s->sys);
   s->directory = inbox::spawn_directory(*s->sys, s->journal, s->slack, s->notifications, std::move(index.value()));
   s->users = inbox::spawn_users(*s->sys, s->journal, s->users_table);
@@ -158,7 +168,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.journal = s->journal;
   deps.directory = s->directory;
   deps.notifications = s->notifications;
-  deps.files = std::make_shared<file_store>(cfg.data_dir + "/files");
+  deps.files = files;
   deps.max_file_bytes = cfg.max_file_bytes;
   deps.user_admin = s->users;
   deps.users = s->users_table;

@@ -18,6 +18,8 @@ struct server_config {
   int listen_port = 8080;                 // 0 picks a free port (tests)
   std::string data_dir = "./backline-data";  // --data DIR, BACKLINE_DATA
   std::string admin_token;                // BACKLINE_ADMIN_TOKEN (else generated once)
+  std::string slack_token;                // SLACK_BOT_TOKEN (environment only; never printed)
+  std::string slack_api_url = "https://slack.com/api/";  // --slack-api-url, SLACK_API_URL
   size_t http_threads = 512;              // --http-threads, one per open connection
   size_t max_body_bytes = 16u << 20;      // --max-body-bytes, larger bodies get 413
   size_t max_file_bytes = 10u << 20;      // --max-file-bytes, larger attached files get 413

@@ -110,6 +110,7 @@ struct thread_message {
   std::vector<file_ref> files;
   std::vector<mention> mentions;
   std::string delivery;   // pending | sent | failed (to_slack only)
+  std::string delivery_error;  // why it failed
   std::string created_at;
   std::string slack_ts;
   bool late = false;      // a Slack reply that came after the thread was done

@@ -79,6 +79,19 @@ struct chat_index_entry {
   std::string json;
 };
 
+class file_store;
+
+/// How the Web API Slack port paces and retries (every field says its default).
+struct slack_port_options {
+  std::string api_url = "https://slack.com/api/";  // SLACK_API_URL
+  std::string token;                               // SLACK_BOT_TOKEN
+  std::chrono::milliseconds timeout{10000};        // per Web API call
+  std::chrono::milliseconds min_interval{1000};    // per channel: about 1 message a second
+  int burst = 3;                                   // posts a quiet channel may send at once
+  std::chrono::milliseconds max_backoff{30000};    // longest wait after 5xx / timeouts
+  size_t callers = 4;                              // threads making blocking Web API calls
+};
+
 namespace inbox {
 
 /// Hex SHA-256 of a token, and a new random 256-bit token.
@@ -88,6 +101,12 @@ std::string new_token();
 std::string new_id(std::string_view prefix);
 
 slack_port_actor spawn_memory_slack_port(caf::actor_system& sys);
+
+/// The Slack port over the Web API: one actor per Slack channel posts in
+/// order, paced, retrying rate limits and transient failures; a channel Slack
+/// rejects fails its messages with the reason (the others carry on).
+slack_port_actor spawn_web_slack_port(caf::actor_system& sys, slack_port_options opts,
+                                      std::shared_ptr<file_store> files);
 
 /// What the directory starts from: the chat index and where threads live in Slack.
 struct directory_index {

@@ -1,0 +1,253 @@
+// The Slack port over the Web API. The port routes each outbound post to the
+// actor of its channel; a channel actor keeps its queue in order and sends
+// one post at a time, paced to Slack's per-channel rate; the blocking Web API
+// calls run on a few detached caller actors, never on CAF's scheduler.
+
+#include <deque>
+#include <unordered_map>
+
+#include "actors/persist.hpp"
+#include "backline/file_store.hpp"
+#include "slack/format.hpp"
+#include "slack/web_client.hpp"
+
+namespace json = boost::json;
+
+namespace backline {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+/// What a caller reports for one post: the outcome and, when ok, the ts;
+/// for a retryable failure, how long to wait (ms; 0 = back off).
+using caller_actor = caf::typed_actor<
+  caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string, uint64_t, uint8_t>>;
+
+struct caller_state {
+  caller_state() = default;  // not an aggregate: CAF would build it from the self pointer
+  static inline const char* name = "slack_caller";
+  std::unique_ptr<slack::web_client> client;
+  std::shared_ptr<file_store> files;
+};
+
+// Posts one message: text (split into parts past Slack's limit) or files
+// with the text as their comment, so text and files are one Slack message.
+// Returns the outcome, the ts of the (first) message, and the failure kind.
+std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state& st, const outbound_post& p) {
+  auto fail = [](const slack::call_result& r) {
+    auto wait = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(r.retry_after).count());
+    return std::make_tuple(reply_status{errc::unavailable, r.error}, std::string{}, wait,
+                           static_cast<uint8_t>(r.failure));
+  };
+  auto text = slack::to_slack_text(p.text, {});
+  json::object metadata{{"event_type", "backline_outbox"},
+                        {"event_payload", json::object{{"outbox_id", p.message_id}, {"thread_id", p.thread_id}}}};
+  if (!p.files.empty()) {
+    json::array uploaded;
+    for (const auto& f : p.files) {
+      auto stored = st.files->get(f.id);
+      if (!stored)
+        return {reply_status{errc::not_found, "file " + f.id + " is gone"}, {}, 0,
+                static_cast<uint8_t>(slack::failure_kind::rejected)};
+      auto url = st.client->call("files.getUploadURLExternal",
+                                 {{"filename", f.name}, {"length", stored->bytes.size()}});
+      if (!url.ok())
+        return fail(url);
+      auto up = st.client->upload(std::string(url.body.at("upload_url").as_string()), stored->bytes, f.mimetype);
+      if (!up.ok())
+        return fail(up);
+      uploaded.push_back(json::object{{"id", url.body.at("file_id")}, {"title", f.name}});
+    }
+    json::object args{{"files", uploaded}, {"channel_id", p.channel_id}, {"initial_comment", text}};
+    if (!p.thread_ts.empty())
+      args["thread_ts"] = p.thread_ts;
+    auto done = st.client->call("files.completeUploadExternal", args);
+    if (!done.ok())
+      return fail(done);
+    return {reply_status{}, std::string{}, 0, 0};
+  }
+  std::string first_ts;
+  for (const auto& part : slack::split_for_slack(text.empty() ? std::string(" ") : text)) {
+    json::object args{{"channel", p.channel_id}, {"text", part}, {"unfurl_links", false}, {"metadata", metadata}};
+    if (!p.thread_ts.empty())
+      args["thread_ts"] = p.thread_ts;
+    else if (!first_ts.empty())
+      args["thread_ts"] = first_ts;  // the rest of a long parent goes into its thread
+    auto r = st.client->call("chat.postMessage", args);
+    if (!r.ok())
+      return fail(r);
+    if (first_ts.empty())
+      first_ts = std::string(r.body.at("ts").as_string());
+  }
+  return {reply_status{}, first_ts, 0, 0};
+}
+
+caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<caller_state> self,
+                                            slack_port_options opts, std::shared_ptr<file_store> files) {
+  auto client = slack::web_client::make({opts.api_url, opts.token, opts.timeout});
+  if (client)
+    self->state.client = std::move(client.value());
+  self->state.files = std::move(files);
+  return {
+    [self](atoms::post, const outbound_post& p) -> caf::result<reply_status, std::string, uint64_t, uint8_t> {
+      if (!self->state.client)
+        return {reply_status{errc::invalid_argument, "the Slack API URL is malformed"}, std::string{}, uint64_t{0},
+                static_cast<uint8_t>(slack::failure_kind::rejected)};
+      auto [st, ts, wait, kind] = post_once(self->state, p);
+      return {st, ts, wait, kind};
+    },
+  };
+}
+
+// -- one actor per channel ---------------------------------------------------
+
+struct queued_post {
+  outbound_post post;
+  caf::typed_response_promise<reply_status, std::string> promise;
+};
+
+struct channel_state {
+  channel_state() = default;  // not an aggregate: CAF would build it from the self pointer
+  static inline const char* name = "slack_channel";
+  slack_port_options opts;
+  caller_actor caller;
+  std::deque<queued_post> queue;
+  bool sending = false;
+  double tokens = 0;                  // the pacing bucket
+  clock_type::time_point refilled;
+  std::chrono::milliseconds backoff{0};
+};
+
+using channel_actor = caf::typed_actor<caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>,
+                                       caf::reacts_to<atoms::flush>>;
+using channel_pointer = channel_actor::stateful_pointer<channel_state>;
+
+void send_next(channel_pointer self);
+
+void retry_later(channel_pointer self, std::chrono::milliseconds wait) {
+  self->state.sending = true;  // nothing else goes out meanwhile: order is kept
+  self->delayed_send(self, wait, atoms::flush::value);
+}
+
+void send_next(channel_pointer self) {
+  auto& st = self->state;
+  if (st.sending || st.queue.empty())
+    return;
+  // Token bucket: min_interval per post sustained, `burst` at once.
+  auto now = clock_type::now();
+  auto interval = std::max<double>(1, static_cast<double>(st.opts.min_interval.count()));
+  st.tokens = std::min<double>(st.opts.burst,
+                               st.tokens + std::chrono::duration<double, std::milli>(now - st.refilled).count() / interval);
+  st.refilled = now;
+  if (st.tokens < 1) {
+    auto wait = std::chrono::milliseconds(static_cast<int64_t>((1 - st.tokens) * interval) + 1);
+    retry_later(self, wait);
+    return;
+  }
+  st.tokens -= 1;
+  st.sending = true;
+  self->request(st.caller, caf::infinite, atoms::post::value, st.queue.front().post)
+    .then(
+      [self](const reply_status& status, const std::string& ts, uint64_t wait_ms, uint8_t kind_raw) {
+        auto& st = self->state;
+        st.sending = false;
+        auto kind = static_cast<slack::failure_kind>(kind_raw);
+        if (status.ok()) {
+          st.backoff = std::chrono::milliseconds(0);
+          st.queue.front().promise.deliver(reply_status{}, ts);
+          st.queue.pop_front();
+          send_next(self);
+          return;
+        }
+        switch (kind) {
+          case slack::failure_kind::rate_limited:  // Slack said when: never sooner
+            retry_later(self, std::chrono::milliseconds(std::max<uint64_t>(wait_ms, 1000)));
+            return;
+          case slack::failure_kind::transient:
+          case slack::failure_kind::token_bad:  // keep everything queued until the token works
+            st.backoff = std::min(st.opts.max_backoff, std::max(std::chrono::milliseconds(500), st.backoff * 2));
+            retry_later(self, st.backoff);
+            return;
+          case slack::failure_kind::channel_unusable: {
+            // This channel only: its queued messages fail visibly, with the reason.
+            auto reason = reply_status{errc::unavailable, "Slack channel unusable: " + status.message};
+            for (auto& q : st.queue)
+              q.promise.deliver(reason, std::string{});
+            st.queue.clear();
+            return;
+          }
+          default:
+            st.queue.front().promise.deliver(reply_status{errc::invalid_argument, "Slack refused the message: " +
+                                                                                   status.message},
+                                             std::string{});
+            st.queue.pop_front();
+            send_next(self);
+        }
+      },
+      [self](caf::error&) {
+        self->state.sending = false;
+        retry_later(self, std::chrono::milliseconds(1000));
+      });
+}
+
+channel_actor::behavior_type channel_behavior(channel_pointer self, slack_port_options opts, caller_actor caller) {
+  self->state.opts = opts;
+  self->state.caller = std::move(caller);
+  self->state.tokens = opts.burst;
+  self->state.refilled = clock_type::now();
+  return {
+    [self](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string> {
+      auto rp = self->make_response_promise<reply_status, std::string>();
+      self->state.queue.push_back({std::move(p), rp});
+      send_next(self);
+      return rp;
+    },
+    [self](atoms::flush) {
+      self->state.sending = false;
+      send_next(self);
+    },
+  };
+}
+
+// -- the port: routes posts to their channel ---------------------------------
+
+struct port_state {
+  port_state() = default;  // not an aggregate: CAF would build it from the self pointer
+  static inline const char* name = "slack_port";
+  slack_port_options opts;
+  std::vector<caller_actor> callers;
+  std::unordered_map<std::string, channel_actor> channels;
+  std::vector<outbound_post> sent;  // what was handed to Slack (for sent_log)
+};
+
+slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer<port_state> self,
+                                              slack_port_options opts, std::shared_ptr<file_store> files) {
+  self->state.opts = opts;
+  for (size_t i = 0; i < std::max<size_t>(1, opts.callers); ++i)
+    self->state.callers.push_back(self->spawn<caf::detached + caf::linked>(caller_behavior, opts, files));
+  return {
+    [self](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string> {
+      auto& st = self->state;
+      auto i = st.channels.find(p.channel_id);
+      if (i == st.channels.end()) {
+        auto& caller = st.callers[std::hash<std::string>{}(p.channel_id) % st.callers.size()];
+        i = st.channels.emplace(p.channel_id, self->spawn<caf::linked>(channel_behavior, st.opts, caller)).first;
+      }
+      st.sent.push_back(p);
+      return self->delegate(i->second, atoms::post::value, std::move(p));
+    },
+    [self](atoms::sent_log) { return self->state.sent; },
+  };
+}
+
+} // namespace
+
+namespace inbox {
+
+slack_port_actor spawn_web_slack_port(caf::actor_system& sys, slack_port_options opts,
+                                      std::shared_ptr<file_store> files) {
+  return sys.spawn(port_behavior, std::move(opts), std::move(files));
+}
+
+} // namespace inbox
+} // namespace backline

@@ -1,0 +1,136 @@
+// The Slack port over the Web API, against the local Slack fake: order,
+// metadata, pacing, retries, a channel Slack rejects, and files.
+
+#include <caf/all.hpp>
+#include <catch2/catch.hpp>
+
+#include <chrono>
+
+#include "backline/file_store.hpp"
+#include "backline/inbox.hpp"
+#include "slack/fake_slack.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace backline;
+using namespace std::chrono_literals;
+using backline::testing::temp_dir;
+
+namespace {
+
+struct web_port_fixture {
+  temp_dir dir;
+  slack::fake_slack fake;
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::shared_ptr<file_store> files = std::make_shared<file_store>(dir.sub("files"));
+  slack_port_actor port;
+
+  explicit web_port_fixture(std::chrono::milliseconds min_interval = 20ms, int burst = 3) {
+    fake.start();
+    cfg.set("logger.console-verbosity", caf::atom("quiet"));
+    sys = std::make_unique<caf::actor_system>(cfg);
+    slack_port_options opts;
+    opts.api_url = fake.base_url();
+    opts.token = fake.config().bot_token;
+    opts.timeout = 2000ms;
+    opts.min_interval = min_interval;
+    opts.burst = burst;
+    opts.max_backoff = 1000ms;
+    port = inbox::spawn_web_slack_port(*sys, opts, files);
+  }
+  ~web_port_fixture() {
+    caf::anon_send_exit(port, caf::exit_reason::user_shutdown);
+    port = nullptr;
+    sys.reset();
+    fake.stop();
+  }
+
+  std::pair<reply_status, std::string> post(outbound_post p, std::chrono::milliseconds limit = 10s) {
+    caf::scoped_actor self{*sys};
+    std::pair<reply_status, std::string> out{reply_status{errc::timeout, "no answer"}, ""};
+    self->request(port, limit, atoms::post::value, std::move(p))
+      .receive([&](const reply_status& st, const std::string& ts) { out = {st, ts}; }, [](caf::error&) {});
+    return out;
+  }
+};
+
+outbound_post message(std::string channel, std::string thread_ts, std::string text, std::string id = "m-1") {
+  return outbound_post{"ch-1.t1", std::move(id), std::move(channel), std::move(thread_ts), std::move(text), {}, {}};
+}
+
+} // namespace
+
+TEST_CASE("the web port posts parents and replies with their outbox id in Slack metadata", "[slack]") {
+  web_port_fixture f;
+  auto parent = f.post(message("C0FINANCE", "", "Refund for Dana? @here & <b>", "m-parent"));
+  REQUIRE(parent.first.ok());
+  REQUIRE_FALSE(parent.second.empty());
+  auto reply = f.post(message("C0FINANCE", parent.second, "any news?", "m-reply"));
+  REQUIRE(reply.first.ok());
+  auto thread = f.fake.thread("C0FINANCE", parent.second);
+  REQUIRE(thread.size() == 2);
+  CHECK(thread[0].at("text") == "Refund for Dana? <!here> &amp; &lt;b&gt;");
+  CHECK(thread[1].at("text") == "any news?");
+  auto posts = f.fake.sent();
+  REQUIRE(posts.size() == 2);
+  CHECK(posts[1].args.at("metadata").at("event_payload").at("outbox_id") == "m-reply");
+}
+
+TEST_CASE("rate limits and server errors are retried: the message reaches Slack once", "[slack]") {
+  web_port_fixture f;
+  f.fake.inject_fault("chat.postMessage", {slack::fault_kind::ratelimit, 1, 1});
+  f.fake.inject_fault("chat.postMessage", {slack::fault_kind::server_error, 2});
+  auto start = std::chrono::steady_clock::now();
+  auto r = f.post(message("C0HR", "", "please check"));
+  REQUIRE(r.first.ok());
+  CHECK(std::chrono::steady_clock::now() - start >= 1s);  // Retry-After was honoured
+  size_t posted = 0;
+  for (auto& s : f.fake.sent())
+    posted += s.method == "chat.postMessage" ? 1 : 0;
+  CHECK(posted == 1);
+  CHECK(f.fake.call_count("chat.postMessage") == 4);
+}
+
+TEST_CASE("an archived channel fails its messages with the reason, other channels carry on", "[slack]") {
+  web_port_fixture f;
+  f.fake.archive_channel("C0OPS");
+  auto failed = f.post(message("C0OPS", "", "hello ops"));
+  CHECK_FALSE(failed.first.ok());
+  CHECK_THAT(failed.first.message, Catch::Contains("is_archived"));
+  CHECK(f.post(message("C0FINANCE", "", "hello finance")).first.ok());
+  f.fake.unarchive_channel("C0OPS");
+  CHECK(f.post(message("C0OPS", "", "hello again")).first.ok());  // it recovers
+}
+
+TEST_CASE("text with files is one Slack message: the text is the files' comment", "[slack]") {
+  web_port_fixture f;
+  auto parent = f.post(message("C0FINANCE", "", "parent"));
+  REQUIRE(parent.first.ok());
+  auto ref = f.files->put("receipt.png", "image/png", "PNGDATA", "ch-1");
+  REQUIRE(ref);
+  auto m = message("C0FINANCE", parent.second, "receipt attached", "m-file");
+  m.files.push_back(*ref);
+  REQUIRE(f.post(m).first.ok());
+  auto thread = f.fake.thread("C0FINANCE", parent.second);
+  REQUIRE(thread.size() == 2);
+  CHECK(thread[1].at("text") == "receipt attached");
+  REQUIRE(thread[1].at("files").as_array().size() == 1);
+  auto file_id = std::string(thread[1].at("files").at(0).at("id").as_string());
+  CHECK(f.fake.file_content(file_id) == std::optional<std::string>("PNGDATA"));
+}
+
+TEST_CASE("posts to one channel are paced and kept in order", "[slack]") {
+  web_port_fixture f(200ms, 1);
+  caf::scoped_actor self{*f.sys};
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 5; ++i)
+    self->send(f.port, atoms::post::value, message("C0HR", "", "n" + std::to_string(i), "m-" + std::to_string(i)));
+  for (int i = 0; i < 5; ++i)
+    self->receive([](const reply_status& st, const std::string&) { CHECK(st.ok()); },
+                  caf::after(10s) >> [] { FAIL("no answer"); });
+  CHECK(std::chrono::steady_clock::now() - start >= 750ms);  // 1 at once, then one per 200 ms
+  auto posts = f.fake.sent();
+  REQUIRE(posts.size() == 5);
+  for (int i = 0; i < 5; ++i)
+    CHECK(posts[i].text == "n" + std::to_string(i));
+}

@@ -1,0 +1,31 @@
+#include "slack/signature.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+namespace backline::slack {
+
+std::string slack_signature(const std::string& secret, const std::string& timestamp,
+                            const std::string& body) {
+  const std::string base = "v0:" + timestamp + ":" + body;
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(base.data()), base.size(), mac, &mac_len);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out = "v0=";
+  for (unsigned int i = 0; i < mac_len; ++i) {
+    out += hex[mac[i] >> 4];
+    out += hex[mac[i] & 0x0f];
+  }
+  return out;
+}
+
+bool signatures_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size())
+    return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+} // namespace backline::slack

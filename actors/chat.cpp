@@ -291,6 +291,11 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
       return api_reply{204, ""};
     case verb::slack_reply:
       return forward_slack_reply(self, cmd);
+    case verb::slack_edit:
+    case verb::slack_delete:
+      if (!c.thread_payloads.count(cmd.thread_id))
+        return error_reply(404, "not_found", "no thread " + cmd.thread_id);
+      return self->delegate(thread_of(self, cmd.thread_id), atoms::command::value, std::move(cmd));
     default:
       return error_reply(400, "invalid_request", "not a chat command");
   }

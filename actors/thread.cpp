@@ -165,6 +165,31 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
       return record(self, cmd, "slack_reply_received", payload,
                     [](const thread_state& s) { return json_reply(201, thread_json(s)); }, [] {});
     }
+    case verb::slack_edit:
+    case verb::slack_delete: {
+      // Edits and deletes in Slack reach the inbox copy (a tombstone for deletes).
+      auto body = detail::body_of(cmd);
+      auto ts = detail::field(body, "slack_ts");
+      const thread_message* target = nullptr;
+      for (const auto& m : t.messages)
+        if (m.direction == "from_slack" && m.slack_ts == ts)
+          target = &m;
+      if (target == nullptr)
+        return error_reply(404, "not_found", "no Slack reply " + ts + " in thread " + t.id);
+      if (target->deleted)
+        return json_reply(200, thread_json(t));  // nothing left to change
+      json::object payload{{"slack_ts", ts}};
+      if (cmd.what == verb::slack_edit) {
+        auto shown = slack::render_inbound(detail::field(body, "text"), {});
+        if (shown.text == target->text)
+          return json_reply(200, thread_json(t));  // the same edit again
+        payload["text"] = shown.text;
+        payload["markdown"] = shown.markdown;
+        payload["slack_text"] = detail::field(body, "text");
+      }
+      return record(self, cmd, cmd.what == verb::slack_edit ? "slack_reply_edited" : "slack_reply_deleted", payload,
+                    [](const thread_state& s) { return json_reply(200, thread_json(s)); }, [] {});
+    }
     default:
       return error_reply(400, "invalid_request", "not a thread command");
   }

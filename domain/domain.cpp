@@ -234,6 +234,20 @@ void apply_thread_event(thread_state& t, const event_record& e) {
       m->delivery = "failed";
       m->delivery_error = str(p, "reason");
     }
+  } else if (e.type == "slack_reply_edited" || e.type == "slack_reply_deleted") {
+    for (auto& m : t.messages)
+      if (m.direction == "from_slack" && m.slack_ts == str(p, "slack_ts")) {
+        if (e.type == "slack_reply_edited") {
+          m.text = str(p, "text");
+          m.markdown = str(p, "markdown");
+          m.edited_at = e.time;
+        } else {
+          m.deleted = true;
+          m.text.clear();
+          m.markdown.clear();
+          m.files.clear();
+        }
+      }
   } else if (e.type == "thread_read") {
     t.unread = 0;
   } else if (e.type == "thread_done") {
@@ -293,6 +307,10 @@ json::object thread_message_json(const thread_message& m) {
     o["delivery_error"] = m.delivery_error;
   if (m.late)
     o["late"] = true;
+  if (!m.edited_at.empty())
+    o["edited_at"] = m.edited_at;
+  if (m.deleted)
+    o["deleted"] = true;
   o["created_at"] = m.created_at;
   return o;
 }

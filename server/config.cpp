@@ -159,6 +159,8 @@ result<server_config> parse_serve_options(const std::vector<std::string>& args,
     cfg.admin_token = token;
   if (const char* token = getenv("SLACK_BOT_TOKEN"))
     cfg.slack_token = token;
+  if (const char* secret = getenv("SLACK_SIGNING_SECRET"))
+    cfg.slack_signing_secret = secret;
   for (size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i];
     std::string value;
@@ -199,7 +201,8 @@ std::string serve_help() {
   out << "\n  BACKLINE_ADMIN_TOKEN        the first admin's token on a fresh data directory\n"
          "                              (default: a random one, printed once)\n"
          "  SLACK_BOT_TOKEN             the Slack app's bot token (xoxb-…); without it outbound\n"
-         "                              thread messages are kept in memory (sandbox)\n";
+         "                              thread messages are kept in memory (sandbox)\n"
+         "  SLACK_SIGNING_SECRET        verifies Slack's Events API requests to /slack/events\n";
   return out.str();
 }
 

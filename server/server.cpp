@@ -12,6 +12,7 @@
 #include "http/api_routes.hpp"
 #include "http/front.hpp"
 #include "http/http_server.hpp"
+#include "http/slack_events.hpp"
 
 namespace backline {
 
@@ -174,6 +175,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.users = s->users_table;
   deps.deadline = std::chrono::milliseconds(cfg.request_timeout_ms);
   http::register_api_routes(s->http->routes(), deps);
+  http::register_slack_events(s->http->routes(), deps, cfg.slack_signing_secret);
   auto port = s->http->bind(cfg.listen_host, cfg.listen_port);
   if (!port) {
     caf::anon_send_exit(s->journal, caf::exit_reason::user_shutdown);

@@ -19,6 +19,7 @@ struct server_config {
   std::string data_dir = "./backline-data";  // --data DIR, BACKLINE_DATA
   std::string admin_token;                // BACKLINE_ADMIN_TOKEN (else generated once)
   std::string slack_token;                // SLACK_BOT_TOKEN (environment only; never printed)
+  std::string slack_signing_secret;       // SLACK_SIGNING_SECRET (environment only): enables /slack/events
   std::string slack_api_url = "https://slack.com/api/";  // --slack-api-url, SLACK_API_URL
   size_t http_threads = 512;              // --http-threads, one per open connection
   size_t max_body_bytes = 16u << 20;      // --max-body-bytes, larger bodies get 413

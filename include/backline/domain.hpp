@@ -114,6 +114,8 @@ struct thread_message {
   std::string created_at;
   std::string slack_ts;
   bool late = false;      // a Slack reply that came after the thread was done
+  std::string edited_at;  // when Slack's copy was edited
+  bool deleted = false;   // deleted in Slack (kept as a tombstone)
 };
 
 struct thread_state {

@@ -95,6 +95,8 @@ enum class verb : uint8_t {
   chat_focus, chat_unfocus,  // the agent opened / left the chat
   slack_reply,               // a reply from Slack arrived for a thread (body: slack_ts, user_id, user_name, text)
   file_access,               // may the caller read the files of this chat's threads?
+  slack_edit,                // a reply was edited in Slack (body: slack_ts, text)
+  slack_delete,              // a reply was deleted in Slack (body: slack_ts)
 };
 
 /// One command: who asks, what, on which chat/thread, with which validated

@@ -1,0 +1,174 @@
+// The Events API: signature checks and envelope reading as pure functions,
+// then end to end: backline posting to the local Slack fake, which pushes
+// signed events back for L2 replies, edits and deletes.
+
+#include <boost/json.hpp>
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+
+#include <sstream>
+#include <thread>
+
+#include "backline/server.hpp"
+#include "slack/events.hpp"
+#include "slack/fake_slack.hpp"
+#include "slack/signature.hpp"
+#include "support/temp_dir.hpp"
+
+namespace json = boost::json;
+using namespace backline;
+using namespace std::chrono_literals;
+
+TEST_CASE("events: a request is verified by its signature and a fresh timestamp", "[slack]") {
+  auto now = std::chrono::system_clock::now();
+  auto ts = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count());
+  std::string body = R"({"type":"url_verification","challenge":"abc"})";
+  auto sig = slack::slack_signature("secret", ts, body);
+  CHECK(slack::verify_request("secret", ts, sig, body, now));
+  CHECK(slack::verify_request("other", ts, sig, body, now).code() == errc::unauthenticated);
+  CHECK_FALSE(slack::verify_request("secret", ts, sig, body + " ", now));
+  CHECK_FALSE(slack::verify_request("secret", ts, "", body, now));
+  auto old = std::to_string(std::stoll(ts) - 301);
+  CHECK_FALSE(slack::verify_request("secret", old, slack::slack_signature("secret", old, body), body, now));
+  CHECK_FALSE(slack::verify_request("secret", "12x", sig, body, now));
+}
+
+TEST_CASE("events: envelopes become replies, edits, deletes, or nothing", "[slack]") {
+  auto reply = slack::parse_event(
+    R"({"type":"event_callback","event_id":"Ev1","event":{"type":"message","channel":"C1","ts":"2.0","thread_ts":"1.0","user":"U1","text":"paid"}})");
+  REQUIRE(reply);
+  CHECK(reply->what == slack::slack_event::kind::reply);
+  CHECK(reply->event_id == "Ev1");
+  auto broadcast = slack::parse_event(
+    R"({"type":"event_callback","event":{"type":"message","subtype":"thread_broadcast","channel":"C1","ts":"3.0","thread_ts":"1.0","user":"U1","text":"x"}})");
+  CHECK(broadcast->what == slack::slack_event::kind::reply);
+  auto ours = slack::parse_event(
+    R"({"type":"event_callback","event":{"type":"message","bot_id":"B1","channel":"C1","ts":"4.0","thread_ts":"1.0","text":"x"}})");
+  CHECK(ours->what == slack::slack_event::kind::ignored);
+  auto parent = slack::parse_event(
+    R"({"type":"event_callback","event":{"type":"message","channel":"C1","ts":"1.0","user":"U1","text":"x"}})");
+  CHECK(parent->what == slack::slack_event::kind::ignored);
+  auto edit = slack::parse_event(
+    R"({"type":"event_callback","event":{"type":"message","subtype":"message_changed","channel":"C1","message":{"ts":"2.0","thread_ts":"1.0","user":"U1","text":"paid today"},"previous_message":{"ts":"2.0","thread_ts":"1.0","text":"paid"}}})");
+  CHECK(edit->what == slack::slack_event::kind::edited);
+  CHECK(edit->text == "paid today");
+  auto gone = slack::parse_event(
+    R"({"type":"event_callback","event":{"type":"message","subtype":"message_deleted","channel":"C1","deleted_ts":"2.0","previous_message":{"ts":"2.0","thread_ts":"1.0","user":"U1","text":"paid"}}})");
+  CHECK(gone->what == slack::slack_event::kind::deleted);
+  CHECK(gone->ts == "2.0");
+  CHECK_FALSE(slack::parse_event("not json"));
+  CHECK(slack::parse_event(R"({"type":"app_rate_limited"})")->what == slack::slack_event::kind::ignored);
+}
+
+namespace {
+
+struct live_slack {
+  backline::testing::temp_dir dir;
+  slack::fake_slack fake{[] {
+    slack::fake_slack_config c;
+    c.event_retry_delays = {50ms, 50ms, 50ms};
+    return c;
+  }()};
+  std::unique_ptr<server> srv;
+  std::string admin = "admin-token-events";
+
+  live_slack() {
+    fake.start();
+    server_config cfg;
+    cfg.listen_port = 0;
+    cfg.data_dir = dir.path();
+    cfg.http_threads = 8;
+    cfg.admin_token = admin;
+    cfg.slack_token = fake.config().bot_token;
+    cfg.slack_api_url = fake.base_url();
+    cfg.slack_signing_secret = fake.config().signing_secret;
+    cfg.log_requests = false;
+    std::ostringstream log;
+    auto s = server::start(cfg, log);
+    REQUIRE(s);
+    srv = std::move(s.value());
+    fake.set_events_url("http://127.0.0.1:" + std::to_string(srv->port()) + "/slack/events");
+  }
+  ~live_slack() {
+    srv->stop();
+    fake.stop();
+  }
+  json::value call(const std::string& method, const std::string& path, const std::string& token,
+                   const json::value& body = nullptr, int* status = nullptr) {
+    httplib::Client cli("127.0.0.1", srv->port());
+    httplib::Headers h{{"Authorization", "Bearer " + token}};
+    auto r = method == "GET" ? cli.Get(path.c_str(), h) : cli.Post(path.c_str(), h, json::serialize(body), "application/json");
+    REQUIRE(r);
+    if (status)
+      *status = r->status;
+    boost::system::error_code ec;
+    return json::parse(r->body, ec);
+  }
+  std::string token_of(const std::string& id, const std::string& role) {
+    auto u = call("POST", "/api/v1/users", admin,
+                  json::object{{"id", id}, {"name", id}, {"role", role}, {"inbox_access", true}});
+    return std::string(u.at("token").as_string());
+  }
+  template <class Pred>
+  json::array messages_until(const std::string& thread, const std::string& agent, Pred pred) {
+    json::array list;
+    for (int i = 0; i < 300; ++i) {
+      list = call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
+      if (pred(list))
+        return list;
+      std::this_thread::sleep_for(20ms);
+    }
+    FAIL("timed out waiting for the thread");
+    return list;
+  }
+};
+
+} // namespace
+
+TEST_CASE("events: L2 replies, edits and deletes in Slack reach the inbox once", "[slack]") {
+  live_slack f;
+  auto bot = f.token_of("bot", "bot");
+  auto agent = f.token_of("alice", "agent");
+  auto chat = f.call("POST", "/api/v1/chats", bot, json::object{{"customer", {{"id", "c1"}, {"name", "Dana"}}}});
+  auto chat_id = std::string(chat.at("id").as_string());
+  f.call("POST", "/api/v1/chats/" + chat_id + "/assign", bot, json::object{{"agent_id", "alice"}});
+  auto thread = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                       json::object{{"channel_id", "C0FINANCE"}, {"text", "Was the refund issued?"}});
+  auto thread_id = std::string(thread.at("id").as_string());
+  // The parent reached the fake through the Web API: the thread knows its ts.
+  std::string parent_ts;
+  for (int i = 0; i < 300 && parent_ts.empty(); ++i) {
+    auto t = f.call("GET", "/api/v1/threads/" + thread_id, agent);
+    if (t.at("slack_ts").is_string())
+      parent_ts = std::string(t.at("slack_ts").as_string());
+    else
+      std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE_FALSE(parent_ts.empty());
+
+  f.fake.duplicate_next_events(1);  // Slack sometimes delivers twice
+  auto reply_ts = f.fake.post_reply("C0FINANCE", parent_ts, "U0ERIN", "Refund *issued* :white_check_mark:");
+  auto list = f.messages_until(thread_id, agent, [](const json::array& l) { return l.size() >= 2; });
+  std::this_thread::sleep_for(200ms);  // let a duplicate arrive, if any
+  REQUIRE(f.call("GET", "/api/v1/threads/" + thread_id + "/messages", agent).at("messages").as_array().size() == 2);
+  CHECK(list[1].at("direction") == "from_slack");
+  CHECK(list[1].at("text") == "Refund issued \u2705");
+  CHECK(list[1].at("markdown") == "Refund **issued** \u2705");
+
+  f.fake.edit_message("C0FINANCE", reply_ts, "Refund issued yesterday");
+  list = f.messages_until(thread_id, agent, [](const json::array& l) { return l[1].as_object().contains("edited_at"); });
+  CHECK(list[1].at("text") == "Refund issued yesterday");
+
+  f.fake.delete_message("C0FINANCE", reply_ts);
+  list = f.messages_until(thread_id, agent, [](const json::array& l) { return l[1].as_object().contains("deleted"); });
+  CHECK(list[1].at("text") == "");
+
+  // A forged request changes nothing.
+  httplib::Client cli("127.0.0.1", f.srv->port());
+  auto forged = cli.Post("/slack/events", {{"X-Slack-Request-Timestamp", "1"}, {"X-Slack-Signature", "v0=00"}},
+                         R"({"type":"url_verification","challenge":"x"})", "application/json");
+  REQUIRE(forged);
+  CHECK(forged->status == 401);
+  CHECK(f.fake.verify_events_url());  // the url_verification handshake answers the challenge
+}

@@ -277,6 +277,11 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
       if (!c.resolved)
         return error_reply(409, "chat_open", "chat " + c.id + " is not resolved");
       return chat_reply(200, c);
+    case verb::thread_wake:
+      if (!c.thread_payloads.count(cmd.thread_id))
+        return error_reply(404, "not_found", "no thread " + cmd.thread_id);
+      thread_of(self, cmd.thread_id);
+      return api_reply{204, ""};
     case verb::file_access:
       if (auto s = may_read_threads(who, c); !s)
         return detail::rule_error(s);

@@ -100,6 +100,17 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
   self->state.notifications = std::move(notifications);
   self->state.index = std::move(index.chats);
   self->state.thread_by_slack = std::move(index.thread_by_slack);
+  // Nothing acknowledged is lost: threads whose messages were not yet in
+  // Slack when the server stopped are woken now, and deliver them.
+  for (const auto& thread_id : index.threads_to_deliver) {
+    command wake;
+    wake.what = verb::thread_wake;
+    wake.who = caller{"system", "backline", role::admin, false};
+    wake.thread_id = thread_id;
+    wake.chat_id = thread_id.substr(0, thread_id.rfind(".t"));
+    self->request(chat_of(self, wake.chat_id), caf::infinite, atoms::command::value, wake)
+      .then([](const api_reply&) {}, [](caf::error&) {});
+  }
   return {
     [self](atoms::command, command& cmd) -> caf::result<api_reply> {
       if (!plausible_chat_id(cmd.chat_id) || !self->state.index.count(cmd.chat_id))
@@ -188,6 +199,11 @@ result<directory_index> load_directory_index(const event_store& store) {
         apply_thread_event(t, e);
       if (!t.slack_ts.empty())
         index.thread_by_slack[t.channel_id + "|" + t.slack_ts] = t.id;
+      for (const auto& m : t.messages)
+        if (m.direction == "to_slack" && m.delivery == "pending") {
+          index.threads_to_deliver.push_back(t.id);
+          break;
+        }
     }
   }
   return index;

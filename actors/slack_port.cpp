@@ -33,12 +33,56 @@ struct caller_state {
 // Posts one message: text (split into parts past Slack's limit) or files
 // with the text as their comment, so text and files are one Slack message.
 // Returns the outcome, the ts of the (first) message, and the failure kind.
+// Finds a message we already posted by the outbox id in its Slack metadata:
+// in the thread for a reply, in the channel's recent history for a parent.
+// Returns its ts, "" when Slack does not have it, or the failed call.
+std::pair<std::string, slack::call_result> find_posted(caller_state& st, const outbound_post& p) {
+  std::string cursor;
+  for (int page = 0; page < 20; ++page) {
+    json::object args{{"channel", p.channel_id}, {"include_all_metadata", true}, {"limit", 200}};
+    if (!p.thread_ts.empty())
+      args["ts"] = p.thread_ts;
+    if (!cursor.empty())
+      args["cursor"] = cursor;
+    auto r = st.client->call(p.thread_ts.empty() ? "conversations.history" : "conversations.replies", args);
+    if (!r.ok())
+      return {std::string{}, r};
+    if (auto* msgs = r.body.if_contains("messages"); msgs && msgs->is_array())
+      for (const auto& m : msgs->as_array()) {
+        auto* meta = m.is_object() ? m.as_object().if_contains("metadata") : nullptr;
+        if (meta == nullptr || !meta->is_object())
+          continue;
+        auto* payload = meta->as_object().if_contains("event_payload");
+        if (payload && payload->is_object()) {
+          auto* id = payload->as_object().if_contains("outbox_id");
+          if (id && id->is_string() && id->as_string() == p.message_id)
+            return {std::string(m.at("ts").as_string()), {}};
+        }
+      }
+    cursor.clear();
+    if (auto* rm = r.body.if_contains("response_metadata"); rm && rm->is_object())
+      if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
+        cursor = std::string(c->as_string());
+    if (cursor.empty() || p.thread_ts.empty())  // a parent is among the recent messages or not at all
+      break;
+  }
+  return {std::string{}, {}};
+}
+
 std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state& st, const outbound_post& p) {
   auto fail = [](const slack::call_result& r) {
     auto wait = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(r.retry_after).count());
     return std::make_tuple(reply_status{errc::unavailable, r.error}, std::string{}, wait,
                            static_cast<uint8_t>(r.failure));
   };
+  if (p.recheck && p.files.empty()) {
+    // The last attempt may have reached Slack: never post it twice.
+    auto [ts, failed] = find_posted(st, p);
+    if (!failed.ok())
+      return fail(failed);
+    if (!ts.empty())
+      return {reply_status{}, ts, 0, 0};
+  }
   auto text = slack::to_slack_text(p.text, {});
   json::object metadata{{"event_type", "backline_outbox"},
                         {"event_payload", json::object{{"outbox_id", p.message_id}, {"thread_id", p.thread_id}}}};
@@ -164,6 +208,9 @@ void send_next(channel_pointer self) {
             retry_later(self, std::chrono::milliseconds(std::max<uint64_t>(wait_ms, 1000)));
             return;
           case slack::failure_kind::transient:
+            // A timeout or a cut connection may hide a post Slack accepted.
+            st.queue.front().post.recheck = true;
+            [[fallthrough]];
           case slack::failure_kind::token_bad:  // keep everything queued until the token works
             st.backoff = std::min(st.opts.max_backoff, std::max(std::chrono::milliseconds(500), st.backoff * 2));
             retry_later(self, st.backoff);

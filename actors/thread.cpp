@@ -51,18 +51,21 @@ void record_quietly(thread_pointer self, append_request req, std::function<void(
     handle.then(on_reply, [](caf::error&) {});
 }
 
-void deliver(thread_pointer self, const thread_message& m);
+void deliver(thread_pointer self, const thread_message& m, bool recheck = false);
 
-void deliver_pending(thread_pointer self) {
+// At activation: what was acknowledged but not yet marked sent goes to Slack
+// again, checked first against what Slack already has (a crash may have come
+// between Slack's answer and our record of it).
+void deliver_pending(thread_pointer self, bool recheck) {
   for (const auto& m : self->state.thread.messages)
     if (m.direction == "to_slack" && m.delivery == "pending")
-      deliver(self, m);
+      deliver(self, m, recheck);
 }
 
 // Hands an outbound message to the Slack port and records its Slack ts.
-void deliver(thread_pointer self, const thread_message& m) {
+void deliver(thread_pointer self, const thread_message& m, bool recheck) {
   auto& t = self->state.thread;
-  outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions, m.files};
+  outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions, m.files, recheck};
   self->request(self->state.slack, caf::infinite, atoms::post::value, std::move(post))
     .then(
       [self, id = m.id](const reply_status& st, const std::string& ts) {
@@ -212,7 +215,7 @@ thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id,
           apply_thread_event(self->state.thread, e);
         auto& t = self->state.thread;
         if (t.exists || creation.empty()) {
-          deliver_pending(self);  // what was not yet delivered goes to Slack now
+          deliver_pending(self, true);  // what was not yet delivered goes to Slack now
           return;
         }
         boost::system::error_code ec;
@@ -221,7 +224,7 @@ thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id,
           record_quietly(self,
                          detail::one_event(thread_stream(id), expected_version::no_stream(), "thread_created", "system",
                                            payload.as_object(), ""),
-                         [self] { deliver_pending(self); }, true);
+                         [self] { deliver_pending(self, false); }, true);  // new: nothing can be in Slack yet
       },
       [](caf::error&) {});
   return {

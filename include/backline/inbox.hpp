@@ -112,6 +112,7 @@ slack_port_actor spawn_web_slack_port(caf::actor_system& sys, slack_port_options
 struct directory_index {
   std::unordered_map<std::string, chat_index_entry> chats;
   std::unordered_map<std::string, std::string> thread_by_slack;  // "channel|ts" -> thread id
+  std::vector<std::string> threads_to_deliver;  // threads with messages not yet in Slack
 };
 
 directory_actor spawn_directory(caf::actor_system& sys, journal_actor journal, slack_port_actor slack,

@@ -97,6 +97,7 @@ enum class verb : uint8_t {
   file_access,               // may the caller read the files of this chat's threads?
   slack_edit,                // a reply was edited in Slack (body: slack_ts, text)
   slack_delete,              // a reply was deleted in Slack (body: slack_ts)
+  thread_wake,               // activate the thread (at start-up: it has messages to deliver)
 };
 
 /// One command: who asks, what, on which chat/thread, with which validated
@@ -119,6 +120,8 @@ struct outbound_post {
   std::string text;
   std::vector<mention> mentions;
   std::vector<file_ref> files;  // sent with the text as one Slack message
+  bool recheck = false;  // it may already be in Slack (a retry after an unknown outcome, a restart):
+                         // look for its outbox id in Slack's metadata before posting
 };
 
 template <class Inspector>
@@ -144,7 +147,7 @@ typename Inspector::result_type inspect(Inspector& f, file_ref& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, outbound_post& x) {
   return f(caf::meta::type_name("outbound_post"), x.thread_id, x.message_id, x.channel_id, x.thread_ts, x.text,
-           x.mentions, x.files);
+           x.mentions, x.files, x.recheck);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, user& x) {

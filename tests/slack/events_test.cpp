@@ -75,6 +75,10 @@ struct live_slack {
 
   live_slack() {
     fake.start();
+    start();
+    fake.set_events_url("http://127.0.0.1:" + std::to_string(srv->port()) + "/slack/events");
+  }
+  void start() {
     server_config cfg;
     cfg.listen_port = 0;
     cfg.data_dir = dir.path();
@@ -88,7 +92,6 @@ struct live_slack {
     auto s = server::start(cfg, log);
     REQUIRE(s);
     srv = std::move(s.value());
-    fake.set_events_url("http://127.0.0.1:" + std::to_string(srv->port()) + "/slack/events");
   }
   ~live_slack() {
     srv->stop();
@@ -171,4 +174,37 @@ TEST_CASE("events: L2 replies, edits and deletes in Slack reach the inbox once",
   REQUIRE(forged);
   CHECK(forged->status == 401);
   CHECK(f.fake.verify_events_url());  // the url_verification handshake answers the challenge
+}
+
+TEST_CASE("a message acknowledged but not yet in Slack is delivered after a restart, once", "[slack]") {
+  live_slack f;
+  auto bot = f.token_of("bot", "bot");
+  auto agent = f.token_of("alice", "agent");
+  auto chat = f.call("POST", "/api/v1/chats", bot, json::object{{"customer", {{"id", "c1"}, {"name", "Dana"}}}});
+  auto chat_id = std::string(chat.at("id").as_string());
+  f.call("POST", "/api/v1/chats/" + chat_id + "/assign", bot, json::object{{"agent_id", "alice"}});
+  // Slack is down: the thread is created (durable), its parent cannot be posted.
+  f.fake.inject_fault("chat.postMessage", {slack::fault_kind::server_error, 100000});
+  int status = 0;
+  auto thread = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                       json::object{{"channel_id", "C0HR"}, {"text", "Holiday balance?"}}, &status);
+  REQUIRE(status == 201);
+  auto thread_id = std::string(thread.at("id").as_string());
+  std::this_thread::sleep_for(300ms);
+  f.srv->stop();
+  f.srv.reset();
+  f.fake.clear_faults();
+  f.start();  // nobody touches the thread: the server delivers it by itself
+  auto posted = [&] {
+    size_t n = 0;
+    for (auto& s : f.fake.sent())
+      n += s.method == "chat.postMessage" && s.channel == "C0HR" ? 1 : 0;
+    return n;
+  };
+  for (int i = 0; i < 300 && posted() == 0; ++i)
+    std::this_thread::sleep_for(20ms);
+  REQUIRE(posted() == 1);
+  std::this_thread::sleep_for(200ms);
+  CHECK(f.call("GET", "/api/v1/threads/" + thread_id, agent).at("slack_ts").is_string());
+  CHECK(posted() == 1);
 }

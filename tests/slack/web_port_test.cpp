@@ -134,3 +134,17 @@ TEST_CASE("posts to one channel are paced and kept in order", "[slack]") {
   for (int i = 0; i < 5; ++i)
     CHECK(posts[i].text == "n" + std::to_string(i));
 }
+
+TEST_CASE("a post whose answer was lost is found by its outbox id, not posted twice", "[slack]") {
+  web_port_fixture f;
+  // Slack takes the message, but the connection is cut before its answer.
+  f.fake.inject_fault("chat.postMessage", {slack::fault_kind::drop, 1});
+  auto r = f.post(message("C0FINANCE", "", "only once please", "m-once"));
+  REQUIRE(r.first.ok());
+  size_t posted = 0;
+  for (auto& s : f.fake.sent())
+    posted += s.method == "chat.postMessage" ? 1 : 0;
+  CHECK(posted == 1);
+  CHECK(f.fake.call_count("conversations.history") >= 1);  // it looked before posting again
+  CHECK(f.fake.message("C0FINANCE", r.second).has_value());
+}

@@ -160,6 +160,7 @@ slack_port_actor::behavior_type memory_port(slack_port_actor::stateful_pointer<m
       return {reply_status{}, std::to_string(self->state.next_ts++) + ".000100"};
     },
     [self](atoms::sent_log) { return self->state.sent; },
+    [](atoms::resolve, const std::string& user_id) { return user_id; },  // no workspace to ask
   };
 }
 

@@ -21,7 +21,9 @@ using clock_type = std::chrono::steady_clock;
 /// What a caller reports for one post: the outcome and, when ok, the ts;
 /// for a retryable failure, how long to wait (ms; 0 = back off).
 using caller_actor = caf::typed_actor<
-  caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string, uint64_t, uint8_t>>;
+  caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string, uint64_t, uint8_t>,
+  // users.info: the display name, or "" when Slack did not say.
+  caf::replies_to<atoms::resolve, std::string>::with<std::string>>;
 
 struct caller_state {
   caller_state() = default;  // not an aggregate: CAF would build it from the self pointer
@@ -139,6 +141,21 @@ caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<calle
                 static_cast<uint8_t>(slack::failure_kind::rejected)};
       auto [st, ts, wait, kind] = post_once(self->state, p);
       return {st, ts, wait, kind};
+    },
+    [self](atoms::resolve, const std::string& user_id) -> std::string {
+      if (!self->state.client)
+        return {};
+      auto r = self->state.client->call("users.info", {{"user", user_id}});
+      if (!r.ok() || !r.body.contains("user") || !r.body.at("user").is_object())
+        return {};
+      auto& u = r.body.at("user").as_object();
+      if (auto* profile = u.if_contains("profile"); profile && profile->is_object())
+        for (auto key : {"display_name", "real_name"})
+          if (auto* v = profile->as_object().if_contains(key); v && v->is_string() && !v->as_string().empty())
+            return std::string(v->as_string());
+      if (auto* v = u.if_contains("real_name"); v && v->is_string() && !v->as_string().empty())
+        return std::string(v->as_string());
+      return {};
     },
   };
 }
@@ -265,6 +282,7 @@ struct port_state {
   std::vector<caller_actor> callers;
   std::unordered_map<std::string, channel_actor> channels;
   std::vector<outbound_post> sent;  // what was handed to Slack (for sent_log)
+  std::unordered_map<std::string, std::string> user_names;  // users.info answers, kept
 };
 
 slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer<port_state> self,
@@ -284,6 +302,22 @@ slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer
       return self->delegate(i->second, atoms::post::value, std::move(p));
     },
     [self](atoms::sent_log) { return self->state.sent; },
+    [self](atoms::resolve, const std::string& user_id) -> caf::result<std::string> {
+      auto& names = self->state.user_names;
+      if (auto i = names.find(user_id); i != names.end())
+        return i->second;
+      auto rp = self->make_response_promise<std::string>();
+      auto& caller = self->state.callers[std::hash<std::string>{}(user_id) % self->state.callers.size()];
+      self->request(caller, caf::infinite, atoms::resolve::value, user_id)
+        .then(
+          [self, rp, user_id](const std::string& name) mutable {
+            if (!name.empty())
+              self->state.user_names[user_id] = name;
+            rp.deliver(name.empty() ? user_id : name);
+          },
+          [rp, user_id](caf::error&) mutable { rp.deliver(user_id); });
+      return rp;
+    },
   };
 }
 

@@ -18,6 +18,7 @@ struct api_deps {
   journal_actor journal;
   directory_actor directory;
   notifications_actor notifications;
+  slack_port_actor slack;
   users_actor user_admin;
   std::shared_ptr<backline::users_view> users;  // the published users table
   std::shared_ptr<file_store> files;

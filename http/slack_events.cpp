@@ -68,9 +68,16 @@ void register_slack_events(httplib::Server& server, const api_deps& d, std::stri
     cmd.thread_id = *thread;
     cmd.chat_id = chat_of(*thread);
     cmd.idempotency_key = event->event_id.empty() ? std::string{} : "event|" + event->event_id;
+    // The author by name, not a raw member id (Slack must hear back within
+    // 3 s: a slow users.info leaves the id).
+    std::string name = event->user;
+    if (event->what == kind::reply && !event->user.empty())
+      if (auto n = ask<std::string>(*d.sys, d.slack, std::chrono::milliseconds(1000), atoms::resolve::value,
+                                    event->user))
+        name = *n;
     cmd.body = json::serialize(json::object{{"slack_ts", event->ts},
                                             {"user_id", event->user},
-                                            {"user_name", event->user},
+                                            {"user_name", name},
                                             {"text", event->text}});
     auto r = ask<api_reply>(*d.sys, d.directory, d.deadline, atoms::command::value, std::move(cmd));
     if (!r || r->status >= 500) {

@@ -169,6 +169,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.journal = s->journal;
   deps.directory = s->directory;
   deps.notifications = s->notifications;
+  deps.slack = s->slack;
   deps.files = files;
   deps.max_file_bytes = cfg.max_file_bytes;
   deps.user_admin = s->users;

@@ -23,7 +23,9 @@ using thread_actor = caf::typed_actor<caf::replies_to<atoms::command, command>::
 /// tests). Answers the Slack ts once posted.
 using slack_port_actor = caf::typed_actor<
   caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>,
-  caf::replies_to<atoms::sent_log>::with<std::vector<outbound_post>>>;
+  caf::replies_to<atoms::sent_log>::with<std::vector<outbound_post>>,
+  // A Slack user's display name (users.info, cached); the id when unknown.
+  caf::replies_to<atoms::resolve, std::string>::with<std::string>>;
 
 /// Notifications for agents: which chat each agent has open (focus), what
 /// is pending for them, and the long polls waiting for it.

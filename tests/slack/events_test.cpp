@@ -156,6 +156,7 @@ TEST_CASE("events: L2 replies, edits and deletes in Slack reach the inbox once",
   std::this_thread::sleep_for(200ms);  // let a duplicate arrive, if any
   REQUIRE(f.call("GET", "/api/v1/threads/" + thread_id + "/messages", agent).at("messages").as_array().size() == 2);
   CHECK(list[1].at("direction") == "from_slack");
+  CHECK(list[1].at("author").at("name") == "erin");  // users.info's display name, not U0ERIN
   CHECK(list[1].at("text") == "Refund issued \u2705");
   CHECK(list[1].at("markdown") == "Refund **issued** \u2705");
 

@@ -4,6 +4,8 @@
 // calls run on a few detached caller actors, never on CAF's scheduler.
 
 #include <deque>
+#include <map>
+#include <set>
 #include <unordered_map>
 
 #include "actors/persist.hpp"
@@ -23,7 +25,9 @@ using clock_type = std::chrono::steady_clock;
 using caller_actor = caf::typed_actor<
   caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string, uint64_t, uint8_t>,
   // users.info: the display name, or "" when Slack did not say.
-  caf::replies_to<atoms::resolve, std::string>::with<std::string>>;
+  caf::replies_to<atoms::resolve, std::string>::with<std::string>,
+  // users.conversations, every page: (status, JSON array of {id, name}).
+  caf::replies_to<atoms::list>::with<reply_status, std::string>>;
 
 struct caller_state {
   caller_state() = default;  // not an aggregate: CAF would build it from the self pointer
@@ -157,6 +161,31 @@ caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<calle
         return std::string(v->as_string());
       return {};
     },
+    [self](atoms::list) -> caf::result<reply_status, std::string> {
+      if (!self->state.client)
+        return {reply_status{errc::invalid_argument, "the Slack API URL is malformed"}, std::string{}};
+      json::array out;
+      std::string cursor;
+      for (int page = 0; page < 50; ++page) {
+        json::object args{{"types", "public_channel,private_channel"}, {"exclude_archived", true}, {"limit", 999}};
+        if (!cursor.empty())
+          args["cursor"] = cursor;
+        auto r = self->state.client->call("users.conversations", args);
+        if (!r.ok())
+          return {reply_status{errc::unavailable, "Slack: " + r.error}, std::string{}};
+        if (auto* chans = r.body.if_contains("channels"); chans && chans->is_array())
+          for (const auto& c : chans->as_array())
+            if (c.is_object() && c.as_object().contains("id"))
+              out.push_back(json::object{{"id", c.at("id")}, {"name", c.as_object().contains("name") ? c.at("name") : json::value("")}});
+        cursor.clear();
+        if (auto* rm = r.body.if_contains("response_metadata"); rm && rm->is_object())
+          if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
+            cursor = std::string(c->as_string());
+        if (cursor.empty())
+          break;
+      }
+      return {reply_status{}, json::serialize(out)};
+    },
   };
 }
 
@@ -283,6 +312,7 @@ struct port_state {
   std::unordered_map<std::string, channel_actor> channels;
   std::vector<outbound_post> sent;  // what was handed to Slack (for sent_log)
   std::unordered_map<std::string, std::string> user_names;  // users.info answers, kept
+  std::map<std::string, std::string> known_channels;         // id -> name, every channel ever listed
 };
 
 slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer<port_state> self,
@@ -302,6 +332,36 @@ slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer
       return self->delegate(i->second, atoms::post::value, std::move(p));
     },
     [self](atoms::sent_log) { return self->state.sent; },
+    // The "To" list: the channels the app is in now; a channel listed before
+    // that Slack no longer gives (archived, app removed) stays, unavailable.
+    [self](atoms::list) -> caf::result<reply_status, std::string> {
+      auto rp = self->make_response_promise<reply_status, std::string>();
+      self->request(self->state.callers.front(), caf::infinite, atoms::list::value)
+        .then(
+          [self, rp](const reply_status& st, const std::string& body) mutable {
+            if (!st.ok()) {
+              rp.deliver(st, std::string{});
+              return;
+            }
+            std::set<std::string> now;
+            json::array out;
+            auto listed = json::parse(body);  // kept alive: the loop reads into it
+            for (auto& c : listed.as_array()) {
+              auto id = std::string(c.at("id").as_string());
+              now.insert(id);
+              self->state.known_channels[id] = std::string(c.at("name").as_string());
+              out.push_back(json::object{{"id", id}, {"name", c.at("name")}, {"available", true}});
+            }
+            for (auto& [id, name] : self->state.known_channels)
+              if (!now.count(id))
+                out.push_back(json::object{{"id", id}, {"name", name}, {"available", false},
+                                           {"reason", "Slack no longer offers this channel to the app "
+                                                      "(archived, or the app was removed)"}});
+            rp.deliver(reply_status{}, json::serialize(out));
+          },
+          [rp](caf::error& e) mutable { rp.deliver(reply_status{errc::unavailable, caf::to_string(e)}, std::string{}); });
+      return rp;
+    },
     [self](atoms::resolve, const std::string& user_id) -> caf::result<std::string> {
       auto& names = self->state.user_names;
       if (auto i = names.find(user_id); i != names.end())

@@ -258,6 +258,27 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
   command_route(s, d, "PUT", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_focus, false, {});
   command_route(s, d, "DELETE", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_unfocus, false, {});
 
+  // The "To" list of a new thread: the Slack channels the app is in.
+  s.Get("/api/v1/slack/channels", [d](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(d, req, res);
+    if (!who)
+      return;
+    if (who->kind == role::bot) {
+      write(res, error_reply(403, "forbidden", "the bot role never sees internal threads"));
+      return;
+    }
+    auto& self = front_actor(*d.sys);
+    api_reply out = error_reply(504, "slack_timeout", "Slack did not answer in time");
+    self->request(d.slack, d.deadline * 2, atoms::list::value)
+      .receive(
+        [&](const reply_status& st, const std::string& channels) {
+          out = st.ok() ? api_reply{200, "{\"channels\":" + channels + "}"}
+                        : error_reply(502, "slack_failed", st.message);
+        },
+        [](caf::error&) {});
+    write(res, out);
+  });
+
   // A file of a thread message: to whoever may read the chat's threads.
   s.Get(R"(/api/v1/files/([^/]+))", [d](const httplib::Request& req, httplib::Response& res) {
     auto who = authenticate(d, req, res);

@@ -25,7 +25,9 @@ using slack_port_actor = caf::typed_actor<
   caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>,
   caf::replies_to<atoms::sent_log>::with<std::vector<outbound_post>>,
   // A Slack user's display name (users.info, cached); the id when unknown.
-  caf::replies_to<atoms::resolve, std::string>::with<std::string>>;
+  caf::replies_to<atoms::resolve, std::string>::with<std::string>,
+  // The channels for the "To" list, as the API's JSON array: (status, JSON).
+  caf::replies_to<atoms::list>::with<reply_status, std::string>>;
 
 /// Notifications for agents: which chat each agent has open (focus), what
 /// is pending for them, and the long polls waiting for it.

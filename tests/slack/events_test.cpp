@@ -209,3 +209,25 @@ TEST_CASE("a message acknowledged but not yet in Slack is delivered after a rest
   CHECK(f.call("GET", "/api/v1/threads/" + thread_id, agent).at("slack_ts").is_string());
   CHECK(posted() == 1);
 }
+
+TEST_CASE("the To list shows the app's channels, and one Slack stops offering stays, unavailable", "[slack]") {
+  live_slack f;
+  auto agent = f.token_of("alice", "agent");
+  auto bot = f.token_of("bot", "bot");
+  int status = 0;
+  f.call("GET", "/api/v1/slack/channels", bot, nullptr, &status);
+  CHECK(status == 403);
+  auto list = f.call("GET", "/api/v1/slack/channels", agent, nullptr, &status);
+  REQUIRE(status == 200);
+  std::map<std::string, bool> available;
+  for (auto& c : list.at("channels").as_array())
+    available[std::string(c.at("id").as_string())] = c.at("available").as_bool();
+  CHECK(available == std::map<std::string, bool>{{"C0FINANCE", true}, {"C0HR", true}, {"C0OPS", true}});
+  f.fake.archive_channel("C0OPS");
+  list = f.call("GET", "/api/v1/slack/channels", agent, nullptr, &status);
+  for (auto& c : list.at("channels").as_array())
+    if (c.at("id") == "C0OPS") {
+      CHECK(c.at("available") == false);
+      CHECK(c.as_object().contains("reason"));
+    }
+}

@@ -81,6 +81,12 @@ std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state&
     return std::make_tuple(reply_status{errc::unavailable, r.error}, std::string{}, wait,
                            static_cast<uint8_t>(r.failure));
   };
+  if (!p.reaction.empty()) {
+    auto r = st.client->call("reactions.add", {{"channel", p.channel_id}, {"timestamp", p.thread_ts}, {"name", p.reaction}});
+    if (!r.ok() && r.error != "already_reacted")
+      return fail(r);
+    return {reply_status{}, p.thread_ts, 0, 0};
+  }
   if (p.recheck && p.files.empty()) {
     // The last attempt may have reached Slack: never post it twice.
     auto [ts, failed] = find_posted(st, p);

@@ -65,7 +65,7 @@ void deliver_pending(thread_pointer self, bool recheck) {
 // Hands an outbound message to the Slack port and records its Slack ts.
 void deliver(thread_pointer self, const thread_message& m, bool recheck) {
   auto& t = self->state.thread;
-  outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions, m.files, recheck};
+  outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions, m.files, "", recheck};
   self->request(self->state.slack, caf::infinite, atoms::post::value, std::move(post))
     .then(
       [self, id = m.id](const reply_status& st, const std::string& ts) {
@@ -144,9 +144,24 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
     case verb::thread_done:
       if (t.done)
         return error_reply(409, "thread_done", "thread " + t.id + " is already done");
+      // Slack users see it closed: a closing reply in the thread, and a
+      // check mark on the parent.
       return record(
-        self, cmd, "thread_done", {}, [](const thread_state& s) { return json_reply(200, thread_json(s)); },
-        [] {});
+        self, cmd, "thread_done",
+        json::object{{"closing_id", inbox::new_id("m-")},
+                     {"closing_text", ":white_check_mark: Marked as done by " + cmd.who.name + " - this thread is closed."},
+                     {"closing_author", cmd.who.name}},
+        [](const thread_state& s) { return json_reply(200, thread_json(s)); },
+        [self] {
+          auto& t = self->state.thread;
+          deliver(self, t.messages.back());
+          if (!t.slack_ts.empty()) {
+            outbound_post mark{t.id, t.messages.back().id + "-reaction", t.channel_id, t.slack_ts, "", {}, {},
+                               "white_check_mark", false};
+            self->request(self->state.slack, caf::infinite, atoms::post::value, std::move(mark))
+              .then([](const reply_status&, const std::string&) {}, [](caf::error&) {});
+          }
+        });
     case verb::slack_reply: {
       // Each Slack message reaches the thread once, whichever way it came.
       auto body = detail::body_of(cmd);

@@ -252,6 +252,10 @@ void apply_thread_event(thread_state& t, const event_record& e) {
     t.unread = 0;
   } else if (e.type == "thread_done") {
     t.done = true;
+    // The closing reply Slack users see, delivered like any other message.
+    if (!str(p, "closing_id").empty())
+      t.messages.push_back({str(p, "closing_id"), "to_slack", str(p, "closing_text"), "", e.actor,
+                            str(p, "closing_author"), {}, {}, "pending", "", e.time, ""});
   }
 }
 

@@ -120,6 +120,7 @@ struct outbound_post {
   std::string text;
   std::vector<mention> mentions;
   std::vector<file_ref> files;  // sent with the text as one Slack message
+  std::string reaction;  // not a message: add this reaction (e.g. white_check_mark) to thread_ts
   bool recheck = false;  // it may already be in Slack (a retry after an unknown outcome, a restart):
                          // look for its outbox id in Slack's metadata before posting
 };
@@ -147,7 +148,7 @@ typename Inspector::result_type inspect(Inspector& f, file_ref& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, outbound_post& x) {
   return f(caf::meta::type_name("outbound_post"), x.thread_id, x.message_id, x.channel_id, x.thread_ts, x.text,
-           x.mentions, x.files, x.recheck);
+           x.mentions, x.files, x.reaction, x.recheck);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, user& x) {

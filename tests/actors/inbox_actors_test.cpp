@@ -70,14 +70,19 @@ TEST_CASE_METHOD(inbox_actors, "a chat's thread goes from creation to done, each
   REQUIRE(cmd(verb::thread_done, alice, chat, thread_id).status == 200);
   CHECK(cmd(verb::thread_post, alice, chat, thread_id, {{"text", "late"}}).status == 409);
 
-  // The Slack port got the parent, then the reply in the parent's thread.
+  // The Slack port got the parent, the reply in the parent's thread, then
+  // the closing reply and a check mark on the parent when it was done.
   auto sent = request<std::vector<outbound_post>>(slack, atoms::sent_log::value);
-  REQUIRE(sent.size() == 2);
+  REQUIRE(sent.size() == 4);
   CHECK(sent[0].thread_ts.empty());
   CHECK_THAT(sent[0].text, Catch::Contains("Dana") && Catch::Contains("Refund?"));
   CHECK(!sent[1].thread_ts.empty());
   REQUIRE(sent[1].mentions.size() == 1);
   CHECK(sent[1].mentions[0].kind == "here");
+  CHECK_THAT(sent[2].text, Catch::Contains("Marked as done by Alice"));
+  CHECK(sent[2].thread_ts == sent[1].thread_ts);
+  CHECK(sent[3].reaction == "white_check_mark");
+  CHECK(sent[3].thread_ts == sent[1].thread_ts);
 
   // Every change is an event in the right stream.
   auto chat_events = store->read_stream("chat-" + chat).value();
@@ -89,7 +94,7 @@ TEST_CASE_METHOD(inbox_actors, "a chat's thread goes from creation to done, each
     thread_types.push_back(e.type);
   CHECK(chat_types == std::vector<std::string>{"chat_created", "chat_assigned", "thread_opened"});
   CHECK(thread_types == std::vector<std::string>{"thread_created", "slack_delivered", "thread_message_sent",
-                                                 "slack_delivered", "thread_done"});
+                                                 "slack_delivered", "thread_done", "slack_delivered"});
 }
 
 TEST_CASE_METHOD(inbox_actors, "unknown chats and threads are 404 and create nothing") {

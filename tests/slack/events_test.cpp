@@ -231,3 +231,38 @@ TEST_CASE("the To list shows the app's channels, and one Slack stops offering st
       CHECK(c.as_object().contains("reason"));
     }
 }
+
+TEST_CASE("done posts a closing reply in the Slack thread and a check mark on its parent", "[slack]") {
+  live_slack f;
+  auto bot = f.token_of("bot", "bot");
+  auto agent = f.token_of("alice", "agent");
+  auto chat = f.call("POST", "/api/v1/chats", bot, json::object{{"customer", {{"id", "c1"}, {"name", "Dana"}}}});
+  auto chat_id = std::string(chat.at("id").as_string());
+  f.call("POST", "/api/v1/chats/" + chat_id + "/assign", bot, json::object{{"agent_id", "alice"}});
+  auto thread = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                       json::object{{"channel_id", "C0OPS"}, {"text", "Shift swap?"}});
+  auto thread_id = std::string(thread.at("id").as_string());
+  std::string parent_ts;
+  for (int i = 0; i < 300 && parent_ts.empty(); ++i) {
+    auto t = f.call("GET", "/api/v1/threads/" + thread_id, agent);
+    if (t.at("slack_ts").is_string())
+      parent_ts = std::string(t.at("slack_ts").as_string());
+    else
+      std::this_thread::sleep_for(20ms);
+  }
+  REQUIRE_FALSE(parent_ts.empty());
+  int status = 0;
+  f.call("POST", "/api/v1/threads/" + thread_id + "/done", agent, json::object{}, &status);
+  REQUIRE(status == 200);
+  bool closed = false, marked = false;
+  for (int i = 0; i < 300 && !(closed && marked); ++i) {
+    for (auto& s : f.fake.sent()) {
+      closed = closed || (s.method == "chat.postMessage" && s.thread_ts == parent_ts &&
+                          s.text.find("Marked as done by alice") != std::string::npos);
+      marked = marked || (s.method == "reactions.add" && s.ts == parent_ts && s.text == "white_check_mark");
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  CHECK(closed);
+  CHECK(marked);
+}

@@ -207,6 +207,9 @@ struct channel_state {
   static inline const char* name = "slack_channel";
   slack_port_options opts;
   caller_actor caller;
+  slack_port_actor port;      // told of the queue's length and the token's state
+  std::string channel_id;
+  bool token_rejected = false;
   std::deque<queued_post> queue;
   bool sending = false;
   double tokens = 0;                  // the pacing bucket
@@ -219,6 +222,13 @@ using channel_actor = caf::typed_actor<caf::replies_to<atoms::post, outbound_pos
 using channel_pointer = channel_actor::stateful_pointer<channel_state>;
 
 void send_next(channel_pointer self);
+
+void report(channel_pointer self) {
+  auto& st = self->state;
+  if (st.port)
+    self->send(st.port, atoms::notify::value, st.channel_id, static_cast<uint64_t>(st.queue.size()),
+               st.token_rejected);
+}
 
 void retry_later(channel_pointer self, std::chrono::milliseconds wait) {
   self->state.sending = true;  // nothing else goes out meanwhile: order is kept
@@ -248,13 +258,16 @@ void send_next(channel_pointer self) {
         auto& st = self->state;
         st.sending = false;
         auto kind = static_cast<slack::failure_kind>(kind_raw);
+        st.token_rejected = kind == slack::failure_kind::token_bad;
         if (status.ok()) {
           st.backoff = std::chrono::milliseconds(0);
           st.queue.front().promise.deliver(reply_status{}, ts);
           st.queue.pop_front();
+          report(self);
           send_next(self);
           return;
         }
+        report(self);
         switch (kind) {
           case slack::failure_kind::rate_limited:  // Slack said when: never sooner
             retry_later(self, std::chrono::milliseconds(std::max<uint64_t>(wait_ms, 1000)));
@@ -273,6 +286,7 @@ void send_next(channel_pointer self) {
             for (auto& q : st.queue)
               q.promise.deliver(reason, std::string{});
             st.queue.clear();
+            report(self);
             return;
           }
           default:
@@ -280,6 +294,7 @@ void send_next(channel_pointer self) {
                                                                                    status.message},
                                              std::string{});
             st.queue.pop_front();
+            report(self);
             send_next(self);
         }
       },
@@ -289,15 +304,19 @@ void send_next(channel_pointer self) {
       });
 }
 
-channel_actor::behavior_type channel_behavior(channel_pointer self, slack_port_options opts, caller_actor caller) {
+channel_actor::behavior_type channel_behavior(channel_pointer self, slack_port_options opts, caller_actor caller,
+                                              slack_port_actor port, std::string channel_id) {
   self->state.opts = opts;
   self->state.caller = std::move(caller);
+  self->state.port = std::move(port);
+  self->state.channel_id = std::move(channel_id);
   self->state.tokens = opts.burst;
   self->state.refilled = clock_type::now();
   return {
     [self](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string> {
       auto rp = self->make_response_promise<reply_status, std::string>();
       self->state.queue.push_back({std::move(p), rp});
+      report(self);
       send_next(self);
       return rp;
     },
@@ -319,6 +338,7 @@ struct port_state {
   std::vector<outbound_post> sent;  // what was handed to Slack (for sent_log)
   std::unordered_map<std::string, std::string> user_names;  // users.info answers, kept
   std::map<std::string, std::string> known_channels;         // id -> name, every channel ever listed
+  std::unordered_map<std::string, std::pair<uint64_t, bool>> queues;  // channel -> (queued, token rejected)
 };
 
 slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer<port_state> self,
@@ -332,12 +352,29 @@ slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer
       auto i = st.channels.find(p.channel_id);
       if (i == st.channels.end()) {
         auto& caller = st.callers[std::hash<std::string>{}(p.channel_id) % st.callers.size()];
-        i = st.channels.emplace(p.channel_id, self->spawn<caf::linked>(channel_behavior, st.opts, caller)).first;
+        i = st.channels
+              .emplace(p.channel_id, self->spawn<caf::linked>(channel_behavior, st.opts, caller,
+                                                               caf::actor_cast<slack_port_actor>(self), p.channel_id))
+              .first;
       }
       st.sent.push_back(p);
       return self->delegate(i->second, atoms::post::value, std::move(p));
     },
     [self](atoms::sent_log) { return self->state.sent; },
+    [self](atoms::notify, const std::string& channel, uint64_t queued, bool token_rejected) {
+      self->state.queues[channel] = {queued, token_rejected};
+    },
+    [self](atoms::health) -> caf::result<reply_status, uint64_t> {
+      uint64_t queued = 0;
+      bool rejected = false;
+      for (auto& [channel, q] : self->state.queues) {
+        queued += q.first;
+        rejected = rejected || q.second;
+      }
+      if (rejected)
+        return {reply_status{errc::unauthenticated, "Slack rejects the bot token; messages stay queued"}, queued};
+      return {reply_status{}, queued};
+    },
     // The "To" list: the channels the app is in now; a channel listed before
     // that Slack no longer gives (archived, app removed) stays, unavailable.
     [self](atoms::list) -> caf::result<reply_status, std::string> {

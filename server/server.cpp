@@ -59,11 +59,24 @@ void register_operational_routes(server::impl& s) {
   auto& routes = s.http->routes();
   auto* sys = s.sys.get();
   auto journal = s.journal;
+  auto slack = s.slack;
   auto deadline = std::chrono::milliseconds(s.cfg.request_timeout_ms);
-  routes.Get("/healthz", [sys, journal, deadline](const httplib::Request&, httplib::Response& res) {
+  routes.Get("/healthz", [sys, journal, slack, deadline](const httplib::Request&, httplib::Response& res) {
     auto health = http::ask<reply_status>(*sys, journal, deadline, atoms::health::value);
     if (health && health->ok()) {
-      send_json(res, 200, {{"status", "ok"}});
+      // The log decides the status code; the Slack side is reported beside it
+      // (a rejected token keeps messages queued, nothing is lost).
+      boost::json::object slack_health{{"status", "unknown"}};
+      auto& self = http::front_actor(*sys);
+      self->request(slack, deadline, atoms::health::value)
+        .receive(
+          [&](const reply_status& st, uint64_t queued) {
+            slack_health = {{"status", st.ok() ? "ok" : "unhealthy"}, {"queued", queued}};
+            if (!st.ok())
+              slack_health["reason"] = st.message;
+          },
+          [](caf::error&) {});
+      send_json(res, 200, {{"status", "ok"}, {"slack", slack_health}});
       return;
     }
     std::string why = health ? health->message : health.error().message();
@@ -74,7 +87,7 @@ void register_operational_routes(server::impl& s) {
   // left out then, and backline_journal_up says so.
   auto* front = s.http.get();
   auto stats_deadline = std::min(deadline, std::chrono::milliseconds(1000));
-  routes.Get("/metrics", [sys, journal, front, stats_deadline](const httplib::Request&, httplib::Response& res) {
+  routes.Get("/metrics", [sys, journal, slack, front, stats_deadline](const httplib::Request&, httplib::Response& res) {
     std::string out;
     front->metrics().render(out);
     auto stats = http::ask<journal_stats>(*sys, journal, stats_deadline, atoms::stats::value);
@@ -83,6 +96,15 @@ void register_operational_routes(server::impl& s) {
       http::render_journal_stats(*stats, out);
     http::render_gauge(out, "backline_actors_running", "Actors running in the actor system.",
                        static_cast<double>(sys->registry().running()));
+    auto& self = http::front_actor(*sys);
+    self->request(slack, stats_deadline, atoms::health::value)
+      .receive(
+        [&](const reply_status& st, uint64_t queued) {
+          http::render_gauge(out, "backline_slack_queue_depth", "Thread messages waiting to be posted to Slack.",
+                             static_cast<double>(queued));
+          http::render_gauge(out, "backline_slack_token_ok", "1 unless Slack rejects the bot token.", st.ok() ? 1 : 0);
+        },
+        [](caf::error&) {});
     res.set_content(out, http::metrics_content_type);
   });
 }

@@ -27,7 +27,11 @@ using slack_port_actor = caf::typed_actor<
   // A Slack user's display name (users.info, cached); the id when unknown.
   caf::replies_to<atoms::resolve, std::string>::with<std::string>,
   // The channels for the "To" list, as the API's JSON array: (status, JSON).
-  caf::replies_to<atoms::list>::with<reply_status, std::string>>;
+  caf::replies_to<atoms::list>::with<reply_status, std::string>,
+  // Health of the Slack side: ok, or why not (a rejected token); messages queued.
+  caf::replies_to<atoms::health>::with<reply_status, uint64_t>,
+  // Internal: a channel reports its queue (channel id, queued, token rejected?).
+  caf::reacts_to<atoms::notify, std::string, uint64_t, bool>>;
 
 /// Notifications for agents: which chat each agent has open (focus), what
 /// is pending for them, and the long polls waiting for it.

@@ -223,6 +223,12 @@ TEST_CASE("the To list shows the app's channels, and one Slack stops offering st
   for (auto& c : list.at("channels").as_array())
     available[std::string(c.at("id").as_string())] = c.at("available").as_bool();
   CHECK(available == std::map<std::string, bool>{{"C0FINANCE", true}, {"C0HR", true}, {"C0OPS", true}});
+  auto health = f.call("GET", "/healthz", "");
+  CHECK(health.at("slack").at("status") == "ok");
+  httplib::Client cli("127.0.0.1", f.srv->port());
+  auto metrics = cli.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK_THAT(metrics->body, Catch::Contains("backline_slack_queue_depth 0") && Catch::Contains("backline_slack_token_ok 1"));
   f.fake.archive_channel("C0OPS");
   list = f.call("GET", "/api/v1/slack/channels", agent, nullptr, &status);
   for (auto& c : list.at("channels").as_array())

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <thread>
 
 #include "backline/file_store.hpp"
 #include "backline/inbox.hpp"
@@ -147,4 +148,34 @@ TEST_CASE("a post whose answer was lost is found by its outbox id, not posted tw
   CHECK(posted == 1);
   CHECK(f.fake.call_count("conversations.history") >= 1);  // it looked before posting again
   CHECK(f.fake.message("C0FINANCE", r.second).has_value());
+}
+
+TEST_CASE("a rejected token keeps messages queued and says so, until Slack takes the token again", "[slack]") {
+  web_port_fixture f;
+  caf::scoped_actor self{*f.sys};
+  auto health = [&] {
+    std::pair<reply_status, uint64_t> out{reply_status{errc::timeout, "no answer"}, 0};
+    self->request(f.port, 5s, atoms::health::value)
+      .receive([&](const reply_status& st, uint64_t queued) { out = {st, queued}; }, [](caf::error&) {});
+    return out;
+  };
+  CHECK(health().first.ok());
+  f.fake.revoke_token();
+  self->send(f.port, atoms::post::value, message("C0FINANCE", "", "while revoked", "m-revoked"));
+  std::pair<reply_status, uint64_t> h;
+  for (int i = 0; i < 200; ++i) {
+    h = health();
+    if (!h.first.ok())
+      break;
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(h.first.code == errc::unauthenticated);
+  CHECK(h.second == 1);  // still queued, not dropped
+  f.fake.restore_token();
+  bool delivered = false;
+  self->receive([&](const reply_status& st, const std::string& ts) { delivered = st.ok() && !ts.empty(); },
+                caf::after(10s) >> [] {});
+  CHECK(delivered);
+  CHECK(health().first.ok());
+  CHECK(health().second == 0);
 }

@@ -261,9 +261,10 @@ void send_next(channel_pointer self) {
         st.token_rejected = kind == slack::failure_kind::token_bad;
         if (status.ok()) {
           st.backoff = std::chrono::milliseconds(0);
-          st.queue.front().promise.deliver(reply_status{}, ts);
+          auto done = std::move(st.queue.front());
           st.queue.pop_front();
-          report(self);
+          report(self);  // before the answer: whoever hears back sees the port's health as it now is
+          done.promise.deliver(reply_status{}, ts);
           send_next(self);
           return;
         }
@@ -283,18 +284,19 @@ void send_next(channel_pointer self) {
           case slack::failure_kind::channel_unusable: {
             // This channel only: its queued messages fail visibly, with the reason.
             auto reason = reply_status{errc::unavailable, "Slack channel unusable: " + status.message};
-            for (auto& q : st.queue)
-              q.promise.deliver(reason, std::string{});
+            auto failed = std::move(st.queue);
             st.queue.clear();
             report(self);
+            for (auto& q : failed)
+              q.promise.deliver(reason, std::string{});
             return;
           }
           default:
-            st.queue.front().promise.deliver(reply_status{errc::invalid_argument, "Slack refused the message: " +
-                                                                                   status.message},
-                                             std::string{});
+            auto refused = std::move(st.queue.front());
             st.queue.pop_front();
             report(self);
+            refused.promise.deliver(reply_status{errc::invalid_argument, "Slack refused the message: " + status.message},
+                                    std::string{});
             send_next(self);
         }
       },

@@ -113,6 +113,27 @@ struct live_slack {
                   json::object{{"id", id}, {"name", id}, {"role", role}, {"inbox_access", true}});
     return std::string(u.at("token").as_string());
   }
+  // A bot, an agent "alice" with inbox access, and a chat assigned to her.
+  struct assigned_chat {
+    std::string bot, agent, chat_id;
+  };
+  assigned_chat assigned_chat_for_alice() {
+    assigned_chat a{token_of("bot", "bot"), token_of("alice", "agent"), ""};
+    auto chat = call("POST", "/api/v1/chats", a.bot, json::object{{"customer", {{"id", "c1"}, {"name", "Dana"}}}});
+    a.chat_id = std::string(chat.at("id").as_string());
+    call("POST", "/api/v1/chats/" + a.chat_id + "/assign", a.bot, json::object{{"agent_id", "alice"}});
+    return a;
+  }
+  // The thread's parent ts, once the Web API port has posted it ("" if never).
+  std::string parent_ts_of(const std::string& thread_id, const std::string& agent) {
+    for (int i = 0; i < 300; ++i) {
+      auto t = call("GET", "/api/v1/threads/" + thread_id, agent);
+      if (t.at("slack_ts").is_string())
+        return std::string(t.at("slack_ts").as_string());
+      std::this_thread::sleep_for(20ms);
+    }
+    return {};
+  }
   template <class Pred>
   json::array messages_until(const std::string& thread, const std::string& agent, Pred pred) {
     json::array list;
@@ -131,23 +152,12 @@ struct live_slack {
 
 TEST_CASE("events: L2 replies, edits and deletes in Slack reach the inbox once", "[slack]") {
   live_slack f;
-  auto bot = f.token_of("bot", "bot");
-  auto agent = f.token_of("alice", "agent");
-  auto chat = f.call("POST", "/api/v1/chats", bot, json::object{{"customer", {{"id", "c1"}, {"name", "Dana"}}}});
-  auto chat_id = std::string(chat.at("id").as_string());
-  f.call("POST", "/api/v1/chats/" + chat_id + "/assign", bot, json::object{{"agent_id", "alice"}});
+  auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
   auto thread = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
                        json::object{{"channel_id", "C0FINANCE"}, {"text", "Was the refund issued?"}});
   auto thread_id = std::string(thread.at("id").as_string());
   // The parent reached the fake through the Web API: the thread knows its ts.
-  std::string parent_ts;
-  for (int i = 0; i < 300 && parent_ts.empty(); ++i) {
-    auto t = f.call("GET", "/api/v1/threads/" + thread_id, agent);
-    if (t.at("slack_ts").is_string())
-      parent_ts = std::string(t.at("slack_ts").as_string());
-    else
-      std::this_thread::sleep_for(20ms);
-  }
+  auto parent_ts = f.parent_ts_of(thread_id, agent);
   REQUIRE_FALSE(parent_ts.empty());
 
   f.fake.duplicate_next_events(1);  // Slack sometimes delivers twice
@@ -179,11 +189,7 @@ TEST_CASE("events: L2 replies, edits and deletes in Slack reach the inbox once",
 
 TEST_CASE("a message acknowledged but not yet in Slack is delivered after a restart, once", "[slack]") {
   live_slack f;
-  auto bot = f.token_of("bot", "bot");
-  auto agent = f.token_of("alice", "agent");
-  auto chat = f.call("POST", "/api/v1/chats", bot, json::object{{"customer", {{"id", "c1"}, {"name", "Dana"}}}});
-  auto chat_id = std::string(chat.at("id").as_string());
-  f.call("POST", "/api/v1/chats/" + chat_id + "/assign", bot, json::object{{"agent_id", "alice"}});
+  auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
   // Slack is down: the thread is created (durable), its parent cannot be posted.
   f.fake.inject_fault("chat.postMessage", {slack::fault_kind::server_error, 100000});
   int status = 0;
@@ -240,22 +246,11 @@ TEST_CASE("the To list shows the app's channels, and one Slack stops offering st
 
 TEST_CASE("done posts a closing reply in the Slack thread and a check mark on its parent", "[slack]") {
   live_slack f;
-  auto bot = f.token_of("bot", "bot");
-  auto agent = f.token_of("alice", "agent");
-  auto chat = f.call("POST", "/api/v1/chats", bot, json::object{{"customer", {{"id", "c1"}, {"name", "Dana"}}}});
-  auto chat_id = std::string(chat.at("id").as_string());
-  f.call("POST", "/api/v1/chats/" + chat_id + "/assign", bot, json::object{{"agent_id", "alice"}});
+  auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
   auto thread = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
                        json::object{{"channel_id", "C0OPS"}, {"text", "Shift swap?"}});
   auto thread_id = std::string(thread.at("id").as_string());
-  std::string parent_ts;
-  for (int i = 0; i < 300 && parent_ts.empty(); ++i) {
-    auto t = f.call("GET", "/api/v1/threads/" + thread_id, agent);
-    if (t.at("slack_ts").is_string())
-      parent_ts = std::string(t.at("slack_ts").as_string());
-    else
-      std::this_thread::sleep_for(20ms);
-  }
+  auto parent_ts = f.parent_ts_of(thread_id, agent);
   REQUIRE_FALSE(parent_ts.empty());
   int status = 0;
   f.call("POST", "/api/v1/threads/" + thread_id + "/done", agent, json::object{}, &status);

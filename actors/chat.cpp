@@ -117,7 +117,7 @@ caf::result<api_reply> create_thread(chat_pointer self, const command& cmd) {
   auto body = detail::body_of(cmd);
   auto channel = detail::field(body, "channel_id");
   auto text = detail::field(body, "text");
-  auto thread_id = c.id + ".t" + std::to_string(c.thread_ids.size() + 1);
+  auto thread_id = thread_id_of(c.id, c.thread_ids.size() + 1);
   auto opening = thread_opening_text(c, cmd.who, text);
   auto title = text.substr(0, text.find('\n')).substr(0, 120);
   json::array mentions;

@@ -107,7 +107,7 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
     wake.what = verb::thread_wake;
     wake.who = caller{"system", "backline", role::admin, false};
     wake.thread_id = thread_id;
-    wake.chat_id = thread_id.substr(0, thread_id.rfind(".t"));
+    wake.chat_id = chat_of_thread(thread_id);
     self->request(chat_of(self, wake.chat_id), caf::infinite, atoms::command::value, wake)
       .then([](const api_reply&) {}, [](caf::error&) {});
   }

@@ -202,6 +202,15 @@ thread_message* find_message(thread_state& t, const std::string& id) {
 
 } // namespace
 
+std::string thread_id_of(std::string_view chat_id, size_t n) {
+  return std::string(chat_id) + ".t" + std::to_string(n);
+}
+
+std::string chat_of_thread(std::string_view thread_id) {
+  auto dot = thread_id.rfind(".t");
+  return dot == std::string_view::npos ? std::string{} : std::string(thread_id.substr(0, dot));
+}
+
 void apply_thread_event(thread_state& t, const event_record& e) {
   auto p = parse_payload(e);
   t.version = e.seq;

@@ -119,12 +119,6 @@ std::optional<json::object> multipart_body(const api_deps& d, const httplib::Req
   return body;
 }
 
-/// Thread ids are "<chat id>.t<n>": the chat owns the thread.
-std::string chat_of_thread(const std::string& thread_id) {
-  auto dot = thread_id.rfind(".t");
-  return dot == std::string::npos ? std::string{} : thread_id.substr(0, dot);
-}
-
 void command_route(httplib::Server& s, const api_deps& d, const char* method, const char* pattern, verb what,
                    bool by_thread, std::vector<const char*> required) {
   auto handler = [d, what, by_thread, required](const httplib::Request& req, httplib::Response& res) {

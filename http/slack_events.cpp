@@ -16,12 +16,6 @@ void answer(httplib::Response& res, const api_reply& r) {
   res.set_content(r.body, "application/json");
 }
 
-/// Thread ids are "<chat id>.t<n>": the chat owns the thread.
-std::string chat_of(const std::string& thread_id) {
-  auto dot = thread_id.rfind(".t");
-  return dot == std::string::npos ? std::string{} : thread_id.substr(0, dot);
-}
-
 } // namespace
 
 void register_slack_events(httplib::Server& server, const api_deps& d, std::string secret) {
@@ -66,7 +60,7 @@ void register_slack_events(httplib::Server& server, const api_deps& d, std::stri
                                            : verb::slack_delete;
     cmd.who = caller{"slack", "Slack", role::bot, false};
     cmd.thread_id = *thread;
-    cmd.chat_id = chat_of(*thread);
+    cmd.chat_id = chat_of_thread(*thread);
     cmd.idempotency_key = event->event_id.empty() ? std::string{} : "event|" + event->event_id;
     // The author by name, not a raw member id (Slack must hear back within
     // 3 s: a slow users.info leaves the id).

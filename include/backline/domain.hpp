@@ -133,6 +133,11 @@ struct thread_state {
   uint64_t version = 0;
 };
 
+/// Thread ids are "<chat id>.t<n>": the chat owns the thread.
+std::string thread_id_of(std::string_view chat_id, size_t n);
+/// The chat a thread id belongs to ("" when it is not a thread id).
+std::string chat_of_thread(std::string_view thread_id);
+
 void apply_thread_event(thread_state& thread, const event_record& e);
 /// The thread without its messages (see the chat's preview_of).
 thread_state preview_of(const thread_state& thread);

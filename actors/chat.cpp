@@ -158,11 +158,12 @@ caf::result<api_reply> forward_slack_reply(chat_pointer self, const command& cmd
           boost::system::error_code ec;
           auto v = json::parse(r.body, ec);
           uint64_t unread = 0;
-          if (!ec && v.is_object())
+          if (!ec && v.is_object()) {
             if (auto* u = v.as_object().if_contains("unread"); u && u->is_uint64())
               unread = u->as_uint64();
             else if (u && u->is_int64())
               unread = static_cast<uint64_t>(u->as_int64());
+          }
           auto& c = self->state.chat;
           if (!c.agent_id.empty())
             self->send(self->state.notifications, atoms::notify::value, c.agent_id, c.id, thread_id, unread);

@@ -31,7 +31,7 @@ std::string now_rfc3339() {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  char buf[32];
+  char buf[64];  // room for any year the compiler can imagine
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   return buf;
@@ -193,6 +193,22 @@ std::vector<mention> mentions_from(const json::object& p) {
   return out;
 }
 
+// A message for Slack, pending until the Slack port reports it delivered.
+thread_message outbound_message(std::string id, std::string text, std::string author_id, std::string author_name,
+                                std::vector<file_ref> files, std::vector<mention> mentions, std::string time) {
+  thread_message m;
+  m.id = std::move(id);
+  m.direction = "to_slack";
+  m.text = std::move(text);
+  m.author_id = std::move(author_id);
+  m.author_name = std::move(author_name);
+  m.files = std::move(files);
+  m.mentions = std::move(mentions);
+  m.delivery = "pending";
+  m.created_at = std::move(time);
+  return m;
+}
+
 thread_message* find_message(thread_state& t, const std::string& id) {
   for (auto& m : t.messages)
     if (m.id == id)
@@ -222,14 +238,24 @@ void apply_thread_event(thread_state& t, const event_record& e) {
     t.created_by = str(p, "created_by");
     t.title = str(p, "title");
     t.created_at = e.time;
-    t.messages.push_back({str(p, "message_id"), "to_slack", str(p, "text"), "", str(p, "created_by"),
-                          str(p, "created_by_name"), files_from(p), mentions_from(p), "pending", "", e.time, ""});
+    t.messages.push_back(outbound_message(str(p, "message_id"), str(p, "text"), str(p, "created_by"),
+                                          str(p, "created_by_name"), files_from(p), mentions_from(p), e.time));
   } else if (e.type == "thread_message_sent") {
-    t.messages.push_back({str(p, "id"), "to_slack", str(p, "text"), "", str(p, "author_id"), str(p, "author_name"),
-                          files_from(p), mentions_from(p), "pending", "", e.time, ""});
+    t.messages.push_back(outbound_message(str(p, "id"), str(p, "text"), str(p, "author_id"), str(p, "author_name"),
+                                          files_from(p), mentions_from(p), e.time));
   } else if (e.type == "slack_reply_received") {
-    t.messages.push_back({str(p, "id"), "from_slack", str(p, "text"), str(p, "markdown"), str(p, "author_id"),
-                          str(p, "author_name"), files_from(p), {}, "", "", e.time, str(p, "slack_ts"), t.done});
+    thread_message m;
+    m.id = str(p, "id");
+    m.direction = "from_slack";
+    m.text = str(p, "text");
+    m.markdown = str(p, "markdown");
+    m.author_id = str(p, "author_id");
+    m.author_name = str(p, "author_name");
+    m.files = files_from(p);
+    m.created_at = e.time;
+    m.slack_ts = str(p, "slack_ts");
+    m.late = t.done;
+    t.messages.push_back(std::move(m));
     t.unread += 1;
   } else if (e.type == "slack_delivered") {
     if (auto* m = find_message(t, str(p, "message_id"))) {
@@ -263,8 +289,8 @@ void apply_thread_event(thread_state& t, const event_record& e) {
     t.done = true;
     // The closing reply Slack users see, delivered like any other message.
     if (!str(p, "closing_id").empty())
-      t.messages.push_back({str(p, "closing_id"), "to_slack", str(p, "closing_text"), "", e.actor,
-                            str(p, "closing_author"), {}, {}, "pending", "", e.time, ""});
+      t.messages.push_back(
+        outbound_message(str(p, "closing_id"), str(p, "closing_text"), e.actor, str(p, "closing_author"), {}, {}, e.time));
   }
 }
 

@@ -766,7 +766,7 @@ std::vector<api_thread> setup_backline(const std::string& host, int port, size_t
           std::string chat_id = string_field(chat, "id", "POST /api/v1/chats");
           cli.post("/api/v1/chats/" + chat_id + "/assign", bot_token, {{"agent_id", "agent-" + std::to_string(k)}});
           auto thread = cli.post("/api/v1/chats/" + chat_id + "/threads", agent_tokens[k],
-                                 {{"channel_id", "C-finance"}, {"text", "query"}});
+                                 {{"channel_id", "C0FINANCE"}, {"text", "query"}});
           threads[i] = {string_field(thread, "id", "POST /api/v1/chats/{id}/threads"), agent_tokens[k]};
           ++done;
         }

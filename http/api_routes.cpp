@@ -1,10 +1,13 @@
 #include "http/api_routes.hpp"
 
+#include "slack/fake_slack.hpp"
+
 #include <boost/json.hpp>
 
 #include "actors/persist.hpp"
 #include "http/front.hpp"
 #include "http/request_log.hpp"
+#include "slack/fake_slack.hpp"
 
 namespace json = boost::json;
 
@@ -331,18 +334,40 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
   });
 
   // Sandbox: a person (or a test) acts as an L2 user replying in a thread.
+  // Sandbox mode: a person acts as an L2 user. The reply goes into the
+  // simulated workspace, which pushes it to /slack/events as Slack would; it
+  // is also recorded at once so the caller sees it (the pushed event then
+  // finds it there: a reply reaches its thread once, by its Slack ts).
   s.Post("/api/v1/sandbox/slack/replies", [d](const httplib::Request& req, httplib::Response& res) {
     auto who = authenticate(d, req, res);
     if (!who)
       return;
+    if (d.sandbox == nullptr) {
+      write(res, error_reply(404, "not_found", "not in sandbox mode: replies come from Slack itself"));
+      return;
+    }
     auto body = json_body(req, res);
     if (!body || !require_strings(*body, {"channel_id", "thread_ts", "user_name", "text"}, res))
       return;
-    auto thread = ask<std::string>(*d.sys, d.directory, d.deadline, atoms::resolve::value,
-                                   std::string(body->at("channel_id").as_string()),
-                                   std::string(body->at("thread_ts").as_string()));
+    auto channel = std::string(body->at("channel_id").as_string());
+    auto thread_ts = std::string(body->at("thread_ts").as_string());
+    auto user_name = std::string(body->at("user_name").as_string());
+    auto text = std::string(body->at("text").as_string());
+    if (user_name.empty()) {
+      write(res, error_reply(400, "invalid_request", "user_name must not be empty"));
+      return;
+    }
+    auto thread = ask<std::string>(*d.sys, d.directory, d.deadline, atoms::resolve::value, channel, thread_ts);
     if (!thread || thread->empty()) {
       write(res, error_reply(404, "not_found", "no thread with that channel_id and thread_ts"));
+      return;
+    }
+    std::string user_id, ts;
+    try {
+      user_id = d.sandbox->person_named(user_name);
+      ts = d.sandbox->post_reply(channel, thread_ts, user_id, text);
+    } catch (const std::exception& e) {
+      write(res, error_reply(409, "slack_refused", std::string("the sandbox workspace refused the reply: ") + e.what()));
       return;
     }
     command cmd;
@@ -350,11 +375,8 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     cmd.who = caller{"slack", "Slack", role::bot, false};
     cmd.thread_id = *thread;
     cmd.chat_id = chat_of_thread(*thread);
-    auto user_name = std::string(body->at("user_name").as_string());
-    cmd.body = json::serialize(json::object{{"slack_ts", inbox::new_id("sandbox-")},
-                                            {"user_id", "sandbox:" + user_name},
-                                            {"user_name", user_name},
-                                            {"text", body->at("text")}});
+    cmd.body = json::serialize(json::object{{"slack_ts", ts}, {"user_id", user_id}, {"user_name", user_name},
+                                            {"text", text}});
     ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
   });
 }

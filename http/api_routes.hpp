@@ -11,6 +11,10 @@
 #include "backline/file_store.hpp"
 #include "backline/inbox.hpp"
 
+namespace backline::slack {
+class fake_slack;
+}
+
 namespace backline::http {
 
 struct api_deps {
@@ -24,6 +28,7 @@ struct api_deps {
   std::shared_ptr<file_store> files;
   size_t max_file_bytes = 10u << 20;
   std::chrono::milliseconds deadline{5000};
+  slack::fake_slack* sandbox = nullptr;  // the simulated workspace in sandbox mode, else none
 };
 
 void register_api_routes(httplib::Server& server, const api_deps& deps);

@@ -112,6 +112,24 @@ const std::vector<option_row>& option_table() {
        return {};
      },
      [](const server_config& c) { return c.slack_api_url; }},
+    number_option<uint32_t>("--slack-min-interval-ms", "SLACK_MIN_INTERVAL_MS",
+                            "per Slack channel, the pace of posts (after a burst of 3)",
+                            &server_config::slack_min_interval_ms, 1, 600000),
+    {"--slack-inbound", "SLACK_INBOUND", "events|poll|both",
+     "how Slack replies come in: pushed by the Events API, found by the poller, or both",
+     [](server_config& c, const std::string& v) -> status {
+       if (v != "events" && v != "poll" && v != "both")
+         return {errc::invalid_argument, "--slack-inbound: expected events, poll or both, got '" + v + "'"};
+       c.slack_inbound = v;
+       return {};
+     },
+     [](const server_config& c) { return c.slack_inbound; }},
+    number_option<uint32_t>("--slack-poll-budget", "SLACK_POLL_BUDGET",
+                            "the poller's calls per minute per Slack method (conversations.replies)",
+                            &server_config::slack_poll_budget, 1, 100000),
+    number_option<uint32_t>("--slack-poll-page", "SLACK_POLL_PAGE",
+                            "messages asked for per conversations.replies call (Slack may allow only 15)",
+                            &server_config::slack_poll_page, 1, 1000),
     {"--ready-file", "BACKLINE_READY_FILE", "FILE", "write HOST:PORT to FILE once serving (for scripts)",
      [](server_config& c, const std::string& v) -> status {
        c.ready_file = v;

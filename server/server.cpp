@@ -13,6 +13,7 @@
 #include "http/front.hpp"
 #include "http/http_server.hpp"
 #include "http/slack_events.hpp"
+#include "slack/fake_slack.hpp"
 
 namespace backline {
 
@@ -27,6 +28,7 @@ struct server::impl {
   directory_actor directory;
   users_actor users;
   std::shared_ptr<users_view> users_table = std::make_shared<users_view>();
+  std::unique_ptr<slack::fake_slack> sandbox;  // the simulated workspace, without a Slack token
   std::unique_ptr<http::http_server> http;
   std::thread http_thread;
   int port = 0;
@@ -171,16 +173,31 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   s->sys = std::make_unique<caf::actor_system>(s->caf_cfg);
   s->journal = journal::spawn(*s->sys, s->store);
   auto files = std::make_shared<file_store>(cfg.data_dir + "/files");
+  slack_port_options slack_opts;
+  slack_opts.api_url = cfg.slack_api_url;
+  slack_opts.token = cfg.slack_token;
+  std::string signing_secret = cfg.slack_signing_secret;
   if (cfg.slack_token.empty()) {
-    s->slack = inbox::spawn_memory_slack_port(*s->sys);
-    log << "backline: Slack: no SLACK_BOT_TOKEN, outbound thread messages are recorded in memory (sandbox)\n";
-  } else {
-    slack_port_options slack_opts;
-    slack_opts.api_url = cfg.slack_api_url;
-    slack_opts.token = cfg.slack_token;
-    s->slack = inbox::spawn_web_slack_port(*s->sys, slack_opts, files);
-    log << "backline: Slack: Web API at " << cfg.slack_api_url << "\n";
+    // Sandbox mode: a simulated workspace in-process on a loopback port,
+    // reached through the very same Web API client as slack.com.
+    slack::fake_slack_config sandbox_cfg;
+    sandbox_cfg.bot_token = "xoxb-sandbox-" + inbox::new_token().substr(0, 16);
+    sandbox_cfg.signing_secret = inbox::new_token();
+    sandbox_cfg.rate_limits = slack::slack_rate_limits();
+    sandbox_cfg.adopt_unknown_parents = true;
+    s->sandbox = std::make_unique<slack::fake_slack>(sandbox_cfg);
+    try {
+      s->sandbox->start();
+    } catch (const std::exception& e) {
+      caf::anon_send_exit(s->journal, caf::exit_reason::user_shutdown);
+      return status{errc::io_error, std::string("cannot start the sandbox Slack workspace: ") + e.what()};
+    }
+    slack_opts.api_url = s->sandbox->base_url();
+    slack_opts.token = sandbox_cfg.bot_token;
+    signing_secret = sandbox_cfg.signing_secret;
   }
+  slack_opts.min_interval = std::chrono::milliseconds(cfg.slack_min_interval_ms);
+  s->slack = inbox::spawn_web_slack_port(*s->sys, slack_opts, files);
   s->notifications = inbox::spawn_notifications(*s->sys);
   s->directory = inbox::spawn_directory(*s->sys, s->journal, s->slack, s->notifications, std::move(index.value()));
   s->users = inbox::spawn_users(*s->sys, s->journal, s->users_table);
@@ -197,8 +214,9 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.user_admin = s->users;
   deps.users = s->users_table;
   deps.deadline = std::chrono::milliseconds(cfg.request_timeout_ms);
+  deps.sandbox = s->sandbox.get();
   http::register_api_routes(s->http->routes(), deps);
-  http::register_slack_events(s->http->routes(), deps, cfg.slack_signing_secret);
+  http::register_slack_events(s->http->routes(), deps, signing_secret);
   auto port = s->http->bind(cfg.listen_host, cfg.listen_port);
   if (!port) {
     caf::anon_send_exit(s->journal, caf::exit_reason::user_shutdown);
@@ -206,6 +224,19 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   }
   s->port = port.value();
   s->http_thread = std::thread([h = s->http.get()] { h->run(); });
+  if (s->sandbox) {
+    // The workspace pushes its events to us, as Slack would.
+    auto host = cfg.listen_host == "0.0.0.0" || cfg.listen_host == "::" ? std::string("127.0.0.1") : cfg.listen_host;
+    if (host.find(':') != std::string::npos)
+      host = "[" + host + "]";
+    s->sandbox->set_events_url("http://" + host + ":" + std::to_string(s->port) + "/slack/events");
+    log << "backline: Slack: SANDBOX mode (no SLACK_BOT_TOKEN): a simulated workspace at " << s->sandbox->base_url()
+        << " with #finance (C0FINANCE), #hr (C0HR), #operations (C0OPS); act as an L2 person with "
+           "POST /api/v1/sandbox/slack/replies\n";
+  } else {
+    log << "backline: Slack: Web API at " << cfg.slack_api_url
+        << (signing_secret.empty() ? " (no SLACK_SIGNING_SECRET: /slack/events is off)" : "") << "\n";
+  }
   log << "backline: log " << cfg.data_dir << "/log at position " << s->store->head().position
       << (cfg.sync_writes ? "" : " (fsync OFF: benchmark mode)") << "\n";
   log << "backline: listening on http://" << cfg.listen_host << ":" << s->port << std::endl;
@@ -222,6 +253,8 @@ void server::stop() {
   impl_->stopped = true;
   // 1. No new connections; httplib joins its workers, so in-flight requests
   //    finish (their answers come from actors still running).
+  if (impl_->sandbox)
+    impl_->sandbox->events_enabled(false);  // nothing more pushed at a server going away
   impl_->http->stop();
   if (impl_->http_thread.joinable())
     impl_->http_thread.join();
@@ -243,6 +276,8 @@ void server::stop() {
   impl_->journal = nullptr;
   // 3. The routes (they hold actor handles), the actor system, the store.
   impl_->http.reset();
+  if (impl_->sandbox)
+    impl_->sandbox->stop();
   impl_->sys.reset();
   impl_->store.reset();
 }

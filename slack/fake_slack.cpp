@@ -68,6 +68,7 @@ std::map<std::string, rate_limit> slack_rate_limits() {
       {"users.conversations", tier2},
       {"usergroups.list", tier2},
       {"users.info", tier4},
+      {"users.list", tier2},
       {"files.getUploadURLExternal", tier4},
       {"files.completeUploadExternal", tier4},
   };
@@ -561,6 +562,25 @@ struct fake_slack::impl {
     return it == ch.messages.end() ? nullptr : &it->second;
   }
 
+  /// A thread's parent. In sandbox mode the workspace lives in memory while
+  /// backline's log survives restarts: a parent ts it does not know is then
+  /// taken as a placeholder parent of the app's (adopt_unknown_parents).
+  stored_message* find_parent(channel_state& ch, const std::string& ts) {
+    auto* m = find_message(ch, ts);
+    if (m != nullptr || !cfg.adopt_unknown_parents)
+      return m;
+    auto key = ts_micros(ts);
+    if (!key)
+      return nullptr;
+    stored_message p;
+    p.ts = format_ts(*key / 1'000'000, *key % 1'000'000);
+    p.user = cfg.bot_user_id;
+    p.bot_id = cfg.bot_id;
+    p.app_id = cfg.app_id;
+    p.text = "(a thread posted before the sandbox workspace restarted)";
+    return &ch.messages.emplace(*key, std::move(p)).first->second;
+  }
+
   static std::vector<const stored_message*> replies_of(const channel_state& ch, const stored_message& parent) {
     std::vector<const stored_message*> out;
     auto key = *ts_micros(parent.ts);
@@ -792,7 +812,7 @@ struct fake_slack::impl {
   /// Adds a message; `thread_ts` must name a top-level message.
   stored_message& insert_message(channel_state& ch, stored_message m, const std::string& thread_ts) {
     if (!thread_ts.empty()) {
-      auto* parent = find_message(ch, thread_ts);
+      auto* parent = find_parent(ch, thread_ts);
       if (parent == nullptr || parent->is_reply())
         throw api_error{"thread_not_found"};
       m.thread_ts = parent->ts;
@@ -1015,7 +1035,7 @@ struct fake_slack::impl {
     auto ts = arg_string(args, "ts");
     if (ts.empty())
       throw api_error{"thread_not_found"};
-    auto* root = find_message(ch, ts);
+    auto* root = find_parent(ch, ts);
     if (root == nullptr)
       throw api_error{"thread_not_found"};
     auto w = read_window(args);
@@ -1139,6 +1159,28 @@ struct fake_slack::impl {
     return json::object{{"user", user_json(it->second)}};
   }
 
+  // users.list: every member (bots too), by id, `limit` a page with Slack's cursors.
+  json::object users_list(const json::object& args) {
+    auto limit = read_limit(args, 200, 1000);
+    std::string after;
+    if (auto c = arg_string(args, "cursor"); !c.empty()) {
+      auto d = base64_decode(c);
+      if (!d || d->rfind("user:", 0) != 0)
+        throw api_error{"invalid_cursor"};
+      after = d->substr(5);
+    }
+    json::array out;
+    std::string next;
+    for (auto it = after.empty() ? users.begin() : users.lower_bound(after); it != users.end(); ++it) {
+      if (out.size() == limit) {
+        next = make_cursor("user", it->first);
+        break;
+      }
+      out.push_back(user_json(it->second));
+    }
+    return json::object{{"members", std::move(out)}, {"response_metadata", json::object{{"next_cursor", next}}}};
+  }
+
   json::object usergroups_list(const json::object& args) {
     const bool include_disabled = arg_bool(args, "include_disabled");
     const bool include_users = arg_bool(args, "include_users");
@@ -1197,7 +1239,7 @@ struct fake_slack::impl {
     const std::string thread_ts = arg_string(args, "thread_ts");
     channel_state* ch = channel.empty() ? nullptr : &writable_channel(channel);
     if (ch != nullptr && !thread_ts.empty()) {
-      auto* parent = find_message(*ch, thread_ts);
+      auto* parent = find_parent(*ch, thread_ts);
       if (parent == nullptr || parent->is_reply())
         throw api_error{"thread_not_found"};
     }
@@ -1267,6 +1309,7 @@ struct fake_slack::impl {
         {"conversations.info", &impl::conversations_info},
         {"users.conversations", &impl::users_conversations},
         {"users.info", &impl::users_info},
+        {"users.list", &impl::users_list},
         {"usergroups.list", &impl::usergroups_list},
         {"files.getUploadURLExternal", &impl::files_get_upload_url},
         {"files.completeUploadExternal", &impl::files_complete_upload},
@@ -1808,6 +1851,28 @@ void fake_slack::add_user(fake_user user) {
   if (user.id.empty())
     throw fake_slack_error("invalid_arguments");
   impl_->users[user.id] = std::move(user);
+}
+std::string fake_slack::person_named(const std::string& name) {
+  auto lower = [](std::string v) {
+    for (auto& c : v)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return v;
+  };
+  auto wanted = lower(name);
+  if (wanted.empty())
+    throw fake_slack_error("invalid_arguments");
+  std::lock_guard lk(impl_->mu);
+  for (const auto& [id, u] : impl_->users)
+    if (!u.is_bot && (lower(u.name) == wanted || lower(u.display_name) == wanted || lower(u.real_name) == wanted))
+      return id;
+  // A stable id per name, so the same person keeps one id across restarts.
+  char id[32];
+  std::snprintf(id, sizeof id, "U1%08X", static_cast<unsigned>(std::hash<std::string>{}(wanted) & 0xFFFFFFFFu));
+  std::string handle;
+  for (char c : wanted)
+    handle += std::isalnum(static_cast<unsigned char>(c)) ? c : '.';
+  impl_->users[id] = fake_user{id, handle, name, name, false};
+  return id;
 }
 void fake_slack::revoke_token() {
   std::lock_guard lk(impl_->mu);

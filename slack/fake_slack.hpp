@@ -141,6 +141,11 @@ struct fake_slack_config {
   std::vector<std::chrono::milliseconds> event_retry_delays{
       std::chrono::milliseconds(0), std::chrono::minutes(1), std::chrono::minutes(5)};
 
+  /// Sandbox mode: the workspace lives in memory while backline's log
+  /// survives restarts, so a thread ts it does not know is taken as a
+  /// placeholder parent of the app's instead of thread_not_found.
+  bool adopt_unknown_parents = false;
+
   /// Rate limits per method; empty = off (see slack_rate_limits()).
   std::map<std::string, rate_limit> rate_limits;
 };
@@ -259,6 +264,9 @@ public:
   void invite_app(const std::string& channel);
   void add_channel(fake_channel channel);
   void add_user(fake_user user);
+  /// The id of the person with this name (name, display or real name, any
+  /// case); someone new joins the workspace under it when nobody has it.
+  std::string person_named(const std::string& name);
   /// The bot token stops working: token_revoked.
   void revoke_token();
   void restore_token();

@@ -41,6 +41,7 @@ public:
   temp_dir dir;
   std::unique_ptr<server> srv;
   std::string admin = "admin-token-for-tests";
+  std::string startup_log;
 
   api_fixture() { start(); }
 
@@ -53,6 +54,7 @@ public:
     cfg.max_file_bytes = 64 * 1024;
     std::ostringstream log;
     auto s = server::start(cfg, log);
+    startup_log = log.str();
     REQUIRE(s);
     srv = std::move(s.value());
   }
@@ -103,7 +105,7 @@ struct inbox_fixture : api_fixture {
   }
   std::string open_thread() {
     auto t = post("/api/v1/chats/" + chat + "/threads", agent,
-                  json::object{{"channel_id", "C-finance"}, {"text", "Was the refund issued?"}});
+                  json::object{{"channel_id", "C0FINANCE"}, {"text", "Was the refund issued?"}});
     REQUIRE(t.status == 201);
     return t.get("id");
   }
@@ -125,7 +127,7 @@ TEST_CASE_METHOD(api_fixture, "tokens: none or unknown is 401, /me names the cal
 }
 
 TEST_CASE_METHOD(inbox_fixture, "rule 1: only the assigned agent with inbox access works threads") {
-  auto body = json::object{{"channel_id", "C-finance"}, {"text", "query"}};
+  auto body = json::object{{"channel_id", "C0FINANCE"}, {"text", "query"}};
   CHECK(post("/api/v1/chats/" + chat + "/threads", admin, body).status == 403);
   CHECK(post("/api/v1/chats/" + chat + "/threads", bot, body).status == 403);
   CHECK(post("/api/v1/chats/" + chat + "/threads", other, body).status == 403);
@@ -224,13 +226,13 @@ TEST_CASE_METHOD(inbox_fixture, "restart: statuses, threads, unread counts and u
   REQUIRE(post("/api/v1/threads/" + closed + "/done", agent, json::object{}).status == 200);
   auto ts = slack_ts_of(*this, open);
   REQUIRE(post("/api/v1/sandbox/slack/replies", agent,
-               json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "ok"}})
+               json::object{{"channel_id", "C0FINANCE"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "ok"}})
             .status == 201);
   restart();
   CHECK(get("/api/v1/threads/" + open, agent).body.at("unread") == 1);
   // Slack replies still find their thread after a restart.
   CHECK(post("/api/v1/sandbox/slack/replies", agent,
-             json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "again"}})
+             json::object{{"channel_id", "C0FINANCE"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "again"}})
           .status == 201);
   CHECK(get("/api/v1/threads/" + open, agent).body.at("unread") == 2);
   CHECK(get("/api/v1/me", agent).get("id") == "alice");
@@ -258,7 +260,7 @@ TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifie
   auto ts = slack_ts_of(*this, thread);
   auto reply = [&] {
     return post("/api/v1/sandbox/slack/replies", agent,
-                json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin (finance)"},
+                json::object{{"channel_id", "C0FINANCE"}, {"thread_ts", ts}, {"user_name", "Erin (finance)"},
                              {"text", "Refund went out today"}});
   };
   // Not focused: the reply is recorded, nobody is notified.
@@ -308,7 +310,7 @@ TEST_CASE_METHOD(inbox_fixture, "a Slack reply to a done thread is kept as a lat
   auto ts = slack_ts_of(*this, thread);
   REQUIRE(post("/api/v1/threads/" + thread + "/done", agent, json::object{}).status == 200);
   auto r = post("/api/v1/sandbox/slack/replies", agent,
-                json::object{{"channel_id", "C-finance"}, {"thread_ts", ts}, {"user_name", "Erin"},
+                json::object{{"channel_id", "C0FINANCE"}, {"thread_ts", ts}, {"user_name", "Erin"},
                              {"text", "*late* :white_check_mark: &lt;3"}});
   REQUIRE(r.status == 201);
   CHECK(r.get("status") == "done");
@@ -317,7 +319,7 @@ TEST_CASE_METHOD(inbox_fixture, "a Slack reply to a done thread is kept as a lat
   CHECK(messages.back().at("text") == "late \u2705 <3");
   CHECK(messages.back().at("markdown") == "**late** \u2705 \\<3");
   CHECK(post("/api/v1/sandbox/slack/replies", agent,
-             json::object{{"channel_id", "C-hr"}, {"thread_ts", ts}, {"user_name", "E"}, {"text", "x"}})
+             json::object{{"channel_id", "C0HR"}, {"thread_ts", ts}, {"user_name", "E"}, {"text", "x"}})
           .status == 404);
 }
 
@@ -391,7 +393,7 @@ TEST_CASE_METHOD(inbox_fixture, "rule 4: text and files sent together are one me
                        {{"files", png_bytes, "again.png", "image/png"}})
           .status == 201);
   auto opened = post_multipart(*this, "/api/v1/chats/" + chat + "/threads", agent,
-                               {{"channel_id", "C-hr", "", ""}, {"text", "See the contract", "", ""},
+                               {{"channel_id", "C0HR", "", ""}, {"text", "See the contract", "", ""},
                                 {"files", "%PDF-1.4", "contract.pdf", "application/pdf"}});
   REQUIRE(opened.status == 201);
   auto first = get("/api/v1/threads/" + opened.get("id") + "/messages", agent).body.at("messages").at(0);
@@ -404,4 +406,59 @@ TEST_CASE_METHOD(inbox_fixture, "rule 4: text and files sent together are one me
   CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 3);
   // Neither text nor files: nothing to send.
   CHECK(post_multipart(*this, "/api/v1/threads/" + thread + "/messages", agent, {{"text", "", "", ""}}).status == 400);
+}
+
+// Without a Slack token the server runs a simulated workspace and talks to
+// it through the same Web API client as to slack.com: posts really go out
+// and come back as sent, and sandbox replies come back in as Slack events.
+TEST_CASE_METHOD(inbox_fixture, "sandbox mode: the simulated workspace is reached through the Web API both ways") {
+  CHECK_THAT(startup_log, Catch::Contains("SANDBOX mode"));
+  auto channels = get("/api/v1/slack/channels", agent);
+  REQUIRE(channels.status == 200);
+  bool finance = false;
+  for (const auto& c : channels.body.at("channels").as_array())
+    finance = finance || (c.at("id") == "C0FINANCE" && c.at("name") == "finance" && c.at("available") == true);
+  CHECK(finance);
+
+  auto thread = open_thread();
+  auto ts = slack_ts_of(*this, thread);
+  REQUIRE(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "Any news? @here"}}).status == 201);
+  std::string delivery;
+  for (int i = 0; i < 300 && delivery != "sent"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    auto messages = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
+    delivery = std::string(messages.back().at("delivery").as_string());
+  }
+  CHECK(delivery == "sent");
+
+  // Events the server took (the workspace also pushes the app's own posts).
+  auto events_taken = [&] {
+    httplib::Client cli("127.0.0.1", srv->port());
+    auto m = cli.Get("/metrics");
+    std::string key = "route=\"/slack/events\",method=\"POST\",status=\"200\"} ";
+    auto at = m ? m->body.find(key) : std::string::npos;
+    return at == std::string::npos ? 0L : std::stol(m->body.substr(at + key.size()));
+  };
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto before = events_taken();
+  auto r = post("/api/v1/sandbox/slack/replies", agent,
+                json::object{{"channel_id", "C0FINANCE"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "Paid <!here>"}});
+  REQUIRE(r.status == 201);
+  // The workspace pushes the reply to /slack/events too; it is kept once.
+  for (int i = 0; i < 300 && events_taken() == before; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(events_taken() == before + 1);
+  auto messages = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
+  size_t replies = 0;
+  for (const auto& m : messages)
+    if (m.at("direction") == "from_slack") {
+      ++replies;
+      CHECK(m.at("text") == "Paid @here");
+      CHECK(m.at("author").at("name") == "Erin");
+    }
+  CHECK(replies == 1);
+  // An unknown channel is Slack's answer, not a guess.
+  CHECK(post("/api/v1/sandbox/slack/replies", agent,
+             json::object{{"channel_id", "C0NOPE"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "x"}})
+          .status == 404);
 }

@@ -56,7 +56,7 @@ struct web_port_fixture {
 };
 
 outbound_post message(std::string channel, std::string thread_ts, std::string text, std::string id = "m-1") {
-  return outbound_post{"ch-1.t1", std::move(id), std::move(channel), std::move(thread_ts), std::move(text), {}, {}};
+  return outbound_post{"ch-1.t1", std::move(id), std::move(channel), std::move(thread_ts), std::move(text), {}, {}, "", false};
 }
 
 } // namespace

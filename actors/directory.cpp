@@ -19,6 +19,8 @@ struct directory_state {
   std::unordered_map<std::string, chat_actor> chats;
   std::unordered_map<std::string, chat_index_entry> index;
   std::unordered_map<std::string, std::string> thread_by_slack;  // "channel|ts" -> thread id
+  std::unordered_map<std::string, std::pair<std::string, std::string>> open_in_slack;  // for the poller
+  poller_actor poller;  // none when replies come by events only
 };
 
 using directory_pointer = directory_actor::stateful_pointer<directory_state>;
@@ -100,6 +102,7 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
   self->state.notifications = std::move(notifications);
   self->state.index = std::move(index.chats);
   self->state.thread_by_slack = std::move(index.thread_by_slack);
+  self->state.open_in_slack = std::move(index.open_in_slack);
   // Nothing acknowledged is lost: threads whose messages were not yet in
   // Slack when the server stopped are woken now, and deliver them.
   for (const auto& thread_id : index.threads_to_deliver) {
@@ -136,6 +139,23 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
            const std::string& chat) { self->state.index[id] = chat_index_entry{resolved, agent_id, chat}; },
     [self](atoms::slack_tsix, const std::string& channel, const std::string& ts, const std::string& thread) {
       self->state.thread_by_slack[channel + "|" + ts] = thread;
+      self->state.open_in_slack[thread] = {channel, ts};
+      if (self->state.poller)
+        self->send(self->state.poller, atoms::watch::value, thread, channel, ts);
+    },
+    [self](atoms::active, const std::string& thread) {
+      if (self->state.poller && self->state.open_in_slack.count(thread))
+        self->send(self->state.poller, atoms::active::value, thread);
+    },
+    [self](atoms::unwatch, const std::string& thread) {
+      self->state.open_in_slack.erase(thread);
+      if (self->state.poller)
+        self->send(self->state.poller, atoms::unwatch::value, thread);
+    },
+    [self](atoms::route, const caf::actor& poller) {
+      self->state.poller = caf::actor_cast<poller_actor>(poller);
+      for (const auto& [thread, where] : self->state.open_in_slack)
+        self->send(self->state.poller, atoms::watch::value, thread, where.first, where.second);
     },
     [self](atoms::resolve, const std::string& channel, const std::string& ts) {
       auto i = self->state.thread_by_slack.find(channel + "|" + ts);
@@ -205,6 +225,8 @@ result<directory_index> load_directory_index(const event_store& store) {
         apply_thread_event(t, e);
       if (!t.slack_ts.empty())
         index.thread_by_slack[t.channel_id + "|" + t.slack_ts] = t.id;
+      if (!t.slack_ts.empty() && !t.done)
+        index.open_in_slack[t.id] = {t.channel_id, t.slack_ts};
       for (const auto& m : t.messages)
         if (m.direction == "to_slack" && m.delivery == "pending") {
           index.threads_to_deliver.push_back(t.id);

@@ -39,8 +39,11 @@ void record_quietly(thread_pointer self, append_request req, std::function<void(
       bool had_parent = !t.slack_ts.empty();
       apply_thread_event(t, detail::as_record(req, r.value));
       // The parent's ts is how Slack's replies find this thread.
-      if (!had_parent && !t.slack_ts.empty())
+      if (!had_parent && !t.slack_ts.empty()) {
         self->send(self->state.directory, atoms::slack_tsix::value, t.channel_id, t.slack_ts, t.id);
+        if (t.done)  // closed before Slack took its parent: nothing to poll
+          self->send(self->state.directory, atoms::unwatch::value, t.id);
+      }
       after();
     }
   };
@@ -139,7 +142,10 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
       return record(
         self, cmd, "thread_message_sent", payload,
         [](const thread_state& s) { return json_reply(201, thread_message_json(s.messages.back())); },
-        [self] { deliver(self, self->state.thread.messages.back()); });
+        [self] {
+          deliver(self, self->state.thread.messages.back());
+          self->send(self->state.directory, atoms::active::value, self->state.thread.id);  // a reply may follow
+        });
     }
     case verb::thread_done:
       if (t.done)
@@ -154,6 +160,7 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
         [](const thread_state& s) { return json_reply(200, thread_json(s)); },
         [self] {
           auto& t = self->state.thread;
+          self->send(self->state.directory, atoms::unwatch::value, t.id);  // no more polling
           deliver(self, t.messages.back());
           if (!t.slack_ts.empty()) {
             outbound_post mark{t.id, t.messages.back().id + "-reaction", t.channel_id, t.slack_ts, "", {}, {},
@@ -181,7 +188,11 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
                            {"late", t.done},
                            {"files", json::array{}}};
       return record(self, cmd, "slack_reply_received", payload,
-                    [](const thread_state& s) { return json_reply(201, thread_json(s)); }, [] {});
+                    [](const thread_state& s) { return json_reply(201, thread_json(s)); },
+                    [self] {
+                      if (!self->state.thread.done)  // more may follow: the poller looks again soon
+                        self->send(self->state.directory, atoms::active::value, self->state.thread.id);
+                    });
     }
     case verb::slack_edit:
     case verb::slack_delete: {

@@ -125,11 +125,17 @@ const std::vector<option_row>& option_table() {
      },
      [](const server_config& c) { return c.slack_inbound; }},
     number_option<uint32_t>("--slack-poll-budget", "SLACK_POLL_BUDGET",
-                            "the poller's calls per minute per Slack method (conversations.replies)",
+                            "the poller's calls per window (a minute) per Slack method (conversations.replies)",
                             &server_config::slack_poll_budget, 1, 100000),
     number_option<uint32_t>("--slack-poll-page", "SLACK_POLL_PAGE",
                             "messages asked for per conversations.replies call (Slack may allow only 15)",
                             &server_config::slack_poll_page, 1, 1000),
+    number_option<uint32_t>("--slack-poll-window-ms", "SLACK_POLL_WINDOW_MS",
+                            "the window the poll budget counts in (a minute; tests and benchmarks shorten it)",
+                            &server_config::slack_poll_window_ms, 10, 3600000),
+    number_option<uint32_t>("--slack-poll-interval-ms", "SLACK_POLL_INTERVAL_MS",
+                            "the poller looks at an active thread again this soon (quiet ones: less and less often)",
+                            &server_config::slack_poll_interval_ms, 10, 3600000),
     {"--ready-file", "BACKLINE_READY_FILE", "FILE", "write HOST:PORT to FILE once serving (for scripts)",
      [](server_config& c, const std::string& v) -> status {
        c.ready_file = v;

@@ -26,6 +26,7 @@ struct server::impl {
   slack_port_actor slack;
   notifications_actor notifications;
   directory_actor directory;
+  poller_actor poller;  // none with --slack-inbound events
   users_actor users;
   std::shared_ptr<users_view> users_table = std::make_shared<users_view>();
   std::unique_ptr<slack::fake_slack> sandbox;  // the simulated workspace, without a Slack token
@@ -200,6 +201,19 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   s->slack = inbox::spawn_web_slack_port(*s->sys, slack_opts, files);
   s->notifications = inbox::spawn_notifications(*s->sys);
   s->directory = inbox::spawn_directory(*s->sys, s->journal, s->slack, s->notifications, std::move(index.value()));
+  if (cfg.slack_inbound != "events") {
+    poller_options poll;
+    poll.api_url = slack_opts.api_url;
+    poll.token = slack_opts.token;
+    poll.budget = cfg.slack_poll_budget;
+    poll.page = cfg.slack_poll_page;
+    poll.min_interval = std::chrono::milliseconds(cfg.slack_poll_interval_ms);
+    poll.window = std::chrono::milliseconds(cfg.slack_poll_window_ms);
+    s->poller = inbox::spawn_poller(*s->sys, poll, s->directory, s->slack);
+    caf::anon_send(s->directory, atoms::route::value, caf::actor_cast<caf::actor>(s->poller));
+  }
+  if (cfg.slack_inbound == "poll")
+    signing_secret.clear();  // replies come by polling only: /slack/events is off
   s->users = inbox::spawn_users(*s->sys, s->journal, s->users_table);
   s->http = std::make_unique<http::http_server>(http_settings_of(cfg));
   register_operational_routes(*s);
@@ -224,19 +238,26 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   }
   s->port = port.value();
   s->http_thread = std::thread([h = s->http.get()] { h->run(); });
-  if (s->sandbox) {
+  if (s->sandbox && cfg.slack_inbound != "poll") {
     // The workspace pushes its events to us, as Slack would.
     auto host = cfg.listen_host == "0.0.0.0" || cfg.listen_host == "::" ? std::string("127.0.0.1") : cfg.listen_host;
     if (host.find(':') != std::string::npos)
       host = "[" + host + "]";
     s->sandbox->set_events_url("http://" + host + ":" + std::to_string(s->port) + "/slack/events");
+  }
+  if (s->sandbox) {
     log << "backline: Slack: SANDBOX mode (no SLACK_BOT_TOKEN): a simulated workspace at " << s->sandbox->base_url()
         << " with #finance (C0FINANCE), #hr (C0HR), #operations (C0OPS); act as an L2 person with "
            "POST /api/v1/sandbox/slack/replies\n";
   } else {
     log << "backline: Slack: Web API at " << cfg.slack_api_url
-        << (signing_secret.empty() ? " (no SLACK_SIGNING_SECRET: /slack/events is off)" : "") << "\n";
+        << (signing_secret.empty() ? " (/slack/events is off: no SLACK_SIGNING_SECRET or --slack-inbound poll)" : "")
+        << "\n";
   }
+  log << "backline: Slack: replies come in by " << cfg.slack_inbound
+      << (cfg.slack_inbound != "events" ? " (poller: " + std::to_string(cfg.slack_poll_budget) + " calls per " +
+                                                std::to_string(cfg.slack_poll_window_ms) + " ms)" : "")
+      << "\n";
   log << "backline: log " << cfg.data_dir << "/log at position " << s->store->head().position
       << (cfg.sync_writes ? "" : " (fsync OFF: benchmark mode)") << "\n";
   log << "backline: listening on http://" << cfg.listen_host << ":" << s->port << std::endl;
@@ -262,6 +283,11 @@ void server::stop() {
   //    then the journal, which writes what it still holds, then quits.
   {
     caf::scoped_actor self{*impl_->sys};
+    if (impl_->poller) {
+      self->send_exit(impl_->poller, caf::exit_reason::user_shutdown);
+      self->wait_for(impl_->poller);
+      impl_->poller = nullptr;
+    }
     for (auto a : {caf::actor_cast<caf::actor>(impl_->directory), caf::actor_cast<caf::actor>(impl_->users),
                    caf::actor_cast<caf::actor>(impl_->slack), caf::actor_cast<caf::actor>(impl_->notifications)})
       self->send_exit(a, caf::exit_reason::user_shutdown);

@@ -2,7 +2,9 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include "slack/signature.hpp"
 
@@ -77,6 +79,15 @@ result<slack_event> parse_event(std::string_view body) {
     out.what = changed ? slack_event::kind::edited : slack_event::kind::deleted;
     return out;
   }
+  auto reply = reply_of_message(ev, out.channel);
+  reply.event_id = std::move(out.event_id);
+  return reply;
+}
+
+slack_event reply_of_message(const json::object& ev, std::string_view channel) {
+  slack_event out;
+  out.channel = std::string(channel);
+  auto subtype = str(ev, "subtype");
   // Our own posts (bot_id), joins and the like are not replies.
   if (ev.contains("bot_id") || !(subtype.empty() || subtype == "thread_broadcast" || subtype == "file_share"))
     return out;
@@ -86,8 +97,97 @@ result<slack_event> parse_event(std::string_view body) {
   out.text = str(ev, "text");
   if (out.thread_ts.empty() || out.thread_ts == out.ts || out.ts.empty())
     return out;  // a channel message or a thread's parent
+  if (auto* files = ev.if_contains("files"); files && files->is_array())
+    for (const auto& f : files->as_array()) {
+      if (!f.is_object())
+        continue;
+      auto& fo = f.as_object();
+      inbound_file file{str(fo, "id"), str(fo, "name"), str(fo, "mimetype"), 0, str(fo, "url_private_download")};
+      if (file.url.empty())
+        file.url = str(fo, "url_private");
+      if (auto* size = fo.if_contains("size"); size && size->is_int64() && size->as_int64() > 0)
+        file.size = static_cast<uint64_t>(size->as_int64());
+      if (file.name.empty())
+        file.name = file.id.empty() ? std::string("file") : file.id;
+      if (!file.url.empty())
+        out.files.push_back(std::move(file));
+    }
   out.what = slack_event::kind::reply;
   return out;
+}
+
+namespace {
+
+struct url_parts {
+  std::string scheme, host, port;
+};
+
+// scheme://host[:port]/…, lower-cased; nothing for anything else (userinfo
+// with '@' is refused: it is how URLs smuggle another host in).
+std::optional<url_parts> split_url(std::string_view url) {
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos)
+    return std::nullopt;
+  url_parts p;
+  p.scheme = std::string(url.substr(0, sep));
+  auto rest = url.substr(sep + 3);
+  auto end = rest.find_first_of("/?#");
+  auto authority = rest.substr(0, end);
+  if (authority.empty() || authority.find('@') != std::string_view::npos || authority.find('\\') != std::string_view::npos)
+    return std::nullopt;
+  auto colon = authority.rfind(':');
+  if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
+    p.host = std::string(authority.substr(0, colon));
+    p.port = std::string(authority.substr(colon + 1));
+  } else {
+    p.host = std::string(authority);
+  }
+  for (auto* s : {&p.scheme, &p.host})
+    for (auto& c : *s)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (p.port.empty())
+    p.port = p.scheme == "https" ? "443" : p.scheme == "http" ? "80" : "";
+  return p;
+}
+
+bool ends_with(std::string_view s, std::string_view tail) {
+  return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
+}
+
+} // namespace
+
+bool may_download_from(std::string_view url, std::string_view api_url) {
+  auto u = split_url(url);
+  if (!u || u->host.empty())
+    return false;
+  if (auto api = split_url(api_url); api && api->scheme == u->scheme && api->host == u->host && api->port == u->port)
+    return true;  // the Web API's own host: the sandbox or a test fake
+  if (u->scheme != "https" || u->port != "443")
+    return false;
+  return u->host == "files.slack.com" || u->host == "slack-files.com" || ends_with(u->host, ".slack-edge.com");
+}
+
+bool ts_less(std::string_view a, std::string_view b) {
+  auto split = [](std::string_view ts) {
+    auto dot = ts.find('.');
+    auto sec = ts.substr(0, dot);
+    auto frac = dot == std::string_view::npos ? std::string_view{} : ts.substr(dot + 1);
+    while (sec.size() > 1 && sec.front() == '0')
+      sec.remove_prefix(1);
+    std::string f(frac);
+    f.resize(std::max<size_t>(f.size(), 6), '0');  // .0002 == .000200
+    return std::make_pair(std::string(sec), f);
+  };
+  auto [as, af] = split(a);
+  auto [bs, bf] = split(b);
+  if (as.size() != bs.size())
+    return as.size() < bs.size();
+  if (as != bs)
+    return as < bs;
+  auto n = std::max(af.size(), bf.size());
+  af.resize(n, '0');
+  bf.resize(n, '0');
+  return af < bf;
 }
 
 } // namespace backline::slack

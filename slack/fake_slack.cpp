@@ -1406,7 +1406,7 @@ struct fake_slack::impl {
     int retry_after = 0;
     {
       std::lock_guard lk(mu);
-      api_call call{method, 200, "", args};
+      api_call call{method, 200, "", args, std::chrono::steady_clock::now()};
       if (auto f = faults.find(method); f != faults.end() && !f->second.empty()) {
         fault = f->second.front();
         if (--f->second.front().count <= 0)

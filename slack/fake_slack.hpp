@@ -195,6 +195,7 @@ struct api_call {
   int http_status = 200;
   std::string error;  // "" when ok
   boost::json::object args;
+  std::chrono::steady_clock::time_point at{};  // when it came in
 };
 
 /// One attempt to push an event to the events URL.

@@ -23,8 +23,10 @@ struct server_config {
   std::string slack_api_url = "https://slack.com/api/";  // --slack-api-url, SLACK_API_URL
   uint32_t slack_min_interval_ms = 1000;  // --slack-min-interval-ms: per channel, after a burst of 3
   std::string slack_inbound = "both";     // --slack-inbound events|poll|both
-  uint32_t slack_poll_budget = 50;        // --slack-poll-budget: calls/min per method
+  uint32_t slack_poll_budget = 50;        // --slack-poll-budget: calls per window (a minute) per method
   uint32_t slack_poll_page = 15;          // --slack-poll-page: messages per conversations.replies call
+  uint32_t slack_poll_window_ms = 60000;  // --slack-poll-window-ms: the budget counts per this window (a minute)
+  uint32_t slack_poll_interval_ms = 5000; // --slack-poll-interval-ms: an active thread is polled again this soon
   size_t http_threads = 512;              // --http-threads, one per open connection
   size_t max_body_bytes = 16u << 20;      // --max-body-bytes, larger bodies get 413
   size_t max_file_bytes = 10u << 20;      // --max-file-bytes, larger attached files get 413

@@ -45,6 +45,20 @@ using notifications_actor = caf::typed_actor<
   // Internal: a poll's wait is over (agent id, poll number).
   caf::reacts_to<atoms::poll_end, std::string, uint64_t>>;
 
+/// The poller: finds the Slack replies the Events API did not bring, with
+/// conversations.replies, inside a call budget (see poller_options).
+using poller_actor = caf::typed_actor<
+  // Watch an open thread: thread id, channel id, parent ts.
+  caf::reacts_to<atoms::watch, std::string, std::string, std::string>,
+  // Something happened in the thread (a reply, an agent's message): poll it soon.
+  caf::reacts_to<atoms::active, std::string>,
+  // The thread is done: no more polling.
+  caf::reacts_to<atoms::unwatch, std::string>,
+  // Internal: time to see whether a call is due.
+  caf::reacts_to<atoms::tick>,
+  // Figures, as JSON: {"watched","calls","calls_in_window","replies" (new ones recorded),"failures"}.
+  caf::replies_to<atoms::stats>::with<std::string>>;
+
 /// The directory: creates chats, routes commands to chat actors (activating
 /// them from the log), and keeps the chat index that lists serve.
 using directory_actor = caf::typed_actor<
@@ -58,7 +72,12 @@ using directory_actor = caf::typed_actor<
   // A thread reports where it lives in Slack: channel id, parent ts, thread id.
   caf::reacts_to<atoms::slack_tsix, std::string, std::string, std::string>,
   // Which thread is Slack's (channel id, thread ts)? "" when none.
-  caf::replies_to<atoms::resolve, std::string, std::string>::with<std::string>>;
+  caf::replies_to<atoms::resolve, std::string, std::string>::with<std::string>,
+  // From threads, for the poller: activity in a thread; a thread is done.
+  caf::reacts_to<atoms::active, std::string>,
+  caf::reacts_to<atoms::unwatch, std::string>,
+  // Tell this poller (a poller_actor) about open threads from now on.
+  caf::reacts_to<atoms::route, caf::actor>>;
 
 /// Users: immutable snapshots published for the HTTP front to authenticate
 /// against without a round trip; the users actor is the only writer.
@@ -100,6 +119,18 @@ struct slack_port_options {
   size_t callers = 4;                              // threads making blocking Web API calls
 };
 
+/// How the poller spends its budget (every field says its default).
+struct poller_options {
+  std::string api_url = "https://slack.com/api/";  // SLACK_API_URL
+  std::string token;                               // SLACK_BOT_TOKEN
+  std::chrono::milliseconds timeout{10000};        // per Web API call
+  uint32_t budget = 50;                            // conversations.replies calls per window (SLACK_POLL_BUDGET)
+  std::chrono::milliseconds window{60000};         // the budget's window: a minute
+  uint32_t page = 15;                              // messages per call (SLACK_POLL_PAGE)
+  std::chrono::milliseconds min_interval{5000};    // an active thread is polled again this soon
+  std::chrono::milliseconds max_interval{600000};  // a quiet thread, at least this often
+};
+
 namespace inbox {
 
 /// Hex SHA-256 of a token, and a new random 256-bit token.
@@ -121,12 +152,17 @@ struct directory_index {
   std::unordered_map<std::string, chat_index_entry> chats;
   std::unordered_map<std::string, std::string> thread_by_slack;  // "channel|ts" -> thread id
   std::vector<std::string> threads_to_deliver;  // threads with messages not yet in Slack
+  std::unordered_map<std::string, std::pair<std::string, std::string>> open_in_slack;  // open thread -> (channel, ts)
 };
 
 directory_actor spawn_directory(caf::actor_system& sys, journal_actor journal, slack_port_actor slack,
                                 notifications_actor notifications, directory_index index);
 
 notifications_actor spawn_notifications(caf::actor_system& sys);
+
+/// The poller; found replies go to the directory as slack_reply commands.
+poller_actor spawn_poller(caf::actor_system& sys, poller_options opts, directory_actor directory,
+                          slack_port_actor slack);
 
 users_actor spawn_users(caf::actor_system& sys, journal_actor journal, std::shared_ptr<users_view> view);
 

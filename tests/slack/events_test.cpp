@@ -14,7 +14,7 @@
 #include "slack/events.hpp"
 #include "slack/fake_slack.hpp"
 #include "slack/signature.hpp"
-#include "support/temp_dir.hpp"
+#include "support/live_slack.hpp"
 
 namespace json = boost::json;
 using namespace backline;
@@ -61,94 +61,7 @@ TEST_CASE("events: envelopes become replies, edits, deletes, or nothing", "[slac
   CHECK(slack::parse_event(R"({"type":"app_rate_limited"})")->what == slack::slack_event::kind::ignored);
 }
 
-namespace {
-
-struct live_slack {
-  backline::testing::temp_dir dir;
-  slack::fake_slack fake{[] {
-    slack::fake_slack_config c;
-    c.event_retry_delays = {50ms, 50ms, 50ms};
-    return c;
-  }()};
-  std::unique_ptr<server> srv;
-  std::string admin = "admin-token-events";
-
-  live_slack() {
-    fake.start();
-    start();
-    fake.set_events_url("http://127.0.0.1:" + std::to_string(srv->port()) + "/slack/events");
-  }
-  void start() {
-    server_config cfg;
-    cfg.listen_port = 0;
-    cfg.data_dir = dir.path();
-    cfg.http_threads = 8;
-    cfg.admin_token = admin;
-    cfg.slack_token = fake.config().bot_token;
-    cfg.slack_api_url = fake.base_url();
-    cfg.slack_signing_secret = fake.config().signing_secret;
-    cfg.log_requests = false;
-    std::ostringstream log;
-    auto s = server::start(cfg, log);
-    REQUIRE(s);
-    srv = std::move(s.value());
-  }
-  ~live_slack() {
-    srv->stop();
-    fake.stop();
-  }
-  json::value call(const std::string& method, const std::string& path, const std::string& token,
-                   const json::value& body = nullptr, int* status = nullptr) {
-    httplib::Client cli("127.0.0.1", srv->port());
-    httplib::Headers h{{"Authorization", "Bearer " + token}};
-    auto r = method == "GET" ? cli.Get(path.c_str(), h) : cli.Post(path.c_str(), h, json::serialize(body), "application/json");
-    REQUIRE(r);
-    if (status)
-      *status = r->status;
-    boost::system::error_code ec;
-    return json::parse(r->body, ec);
-  }
-  std::string token_of(const std::string& id, const std::string& role) {
-    auto u = call("POST", "/api/v1/users", admin,
-                  json::object{{"id", id}, {"name", id}, {"role", role}, {"inbox_access", true}});
-    return std::string(u.at("token").as_string());
-  }
-  // A bot, an agent "alice" with inbox access, and a chat assigned to her.
-  struct assigned_chat {
-    std::string bot, agent, chat_id;
-  };
-  assigned_chat assigned_chat_for_alice() {
-    assigned_chat a{token_of("bot", "bot"), token_of("alice", "agent"), ""};
-    auto chat = call("POST", "/api/v1/chats", a.bot, json::object{{"customer", {{"id", "c1"}, {"name", "Dana"}}}});
-    a.chat_id = std::string(chat.at("id").as_string());
-    call("POST", "/api/v1/chats/" + a.chat_id + "/assign", a.bot, json::object{{"agent_id", "alice"}});
-    return a;
-  }
-  // The thread's parent ts, once the Web API port has posted it ("" if never).
-  std::string parent_ts_of(const std::string& thread_id, const std::string& agent) {
-    for (int i = 0; i < 300; ++i) {
-      auto t = call("GET", "/api/v1/threads/" + thread_id, agent);
-      if (t.at("slack_ts").is_string())
-        return std::string(t.at("slack_ts").as_string());
-      std::this_thread::sleep_for(20ms);
-    }
-    return {};
-  }
-  template <class Pred>
-  json::array messages_until(const std::string& thread, const std::string& agent, Pred pred) {
-    json::array list;
-    for (int i = 0; i < 300; ++i) {
-      list = call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
-      if (pred(list))
-        return list;
-      std::this_thread::sleep_for(20ms);
-    }
-    FAIL("timed out waiting for the thread");
-    return list;
-  }
-};
-
-} // namespace
+using backline::testing::live_slack;
 
 TEST_CASE("events: L2 replies, edits and deletes in Slack reach the inbox once", "[slack]") {
   live_slack f;

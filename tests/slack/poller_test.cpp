@@ -1,0 +1,192 @@
+// The poller: replies the Events API never brought are found with
+// conversations.replies, inside the call budget, once each; done threads are
+// left alone. End to end: backline and the Slack fake on loopback, with the
+// budget's window shortened so that minutes take a fraction of a second.
+
+#include <boost/json.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <thread>
+
+#include "slack/events.hpp"
+#include "support/live_slack.hpp"
+
+namespace json = boost::json;
+using namespace backline;
+using namespace std::chrono_literals;
+using backline::testing::live_slack;
+
+namespace {
+
+// The most conversations.replies calls the fake answered in any `window`.
+size_t busiest_window(const slack::fake_slack& fake, std::chrono::milliseconds window) {
+  std::vector<std::chrono::steady_clock::time_point> at;
+  for (const auto& c : fake.calls())
+    if (c.method == "conversations.replies")
+      at.push_back(c.at);
+  size_t most = 0;
+  for (size_t i = 0, j = 0; j < at.size(); ++j) {
+    while (at[j] - at[i] >= window)
+      ++i;
+    most = std::max(most, j - i + 1);
+  }
+  return most;
+}
+
+size_t from_slack(const json::array& messages) {
+  return static_cast<size_t>(std::count_if(messages.begin(), messages.end(),
+                                           [](const json::value& m) { return m.at("direction") == "from_slack"; }));
+}
+
+auto poll_only(uint32_t budget, uint32_t window_ms, uint32_t page) {
+  return [=](server_config& c) {
+    c.slack_inbound = "poll";
+    c.slack_poll_budget = budget;
+    c.slack_poll_window_ms = window_ms;
+    c.slack_poll_page = page;
+    c.slack_poll_interval_ms = 20;
+  };
+}
+
+} // namespace
+
+TEST_CASE("poller: slack ts compare as decimals and file URLs only from Slack's hosts", "[slack]") {
+  CHECK(slack::ts_less("1712345678.000200", "1712345678.000300"));
+  CHECK(slack::ts_less("999999999.999999", "1000000000.000001"));  // not as strings
+  CHECK_FALSE(slack::ts_less("1712345678.0002", "1712345678.000200"));
+  CHECK_FALSE(slack::ts_less("5.000001", "5.000001"));
+  auto api = "https://slack.com/api/";
+  CHECK(slack::may_download_from("https://files.slack.com/files-pri/T1-F1/x.png", api));
+  CHECK(slack::may_download_from("https://a.slack-edge.com/x.png", api));
+  CHECK_FALSE(slack::may_download_from("http://files.slack.com/files-pri/T1-F1/x.png", api));  // no plain http
+  CHECK_FALSE(slack::may_download_from("https://files.slack.com.evil.example/x", api));
+  CHECK_FALSE(slack::may_download_from("https://evil.example/files.slack.com", api));
+  CHECK_FALSE(slack::may_download_from("https://files.slack.com@evil.example/x", api));
+  CHECK_FALSE(slack::may_download_from("https://169.254.169.254/latest/meta-data", api));
+  CHECK_FALSE(slack::may_download_from("file:///etc/passwd", api));
+  // A fake (tests, the sandbox): its own host and port, nothing else on it.
+  CHECK(slack::may_download_from("http://127.0.0.1:4567/files-pri/F1/a.txt", "http://127.0.0.1:4567/api/"));
+  CHECK_FALSE(slack::may_download_from("http://127.0.0.1:22/x", "http://127.0.0.1:4567/api/"));
+}
+
+TEST_CASE("poller: with events off every reply arrives once, inside the call budget", "[slack]") {
+  live_slack f(poll_only(5, 500, 15));
+  auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
+  std::vector<std::string> threads, parents;
+  for (auto channel : {"C0FINANCE", "C0HR", "C0OPS"}) {
+    auto t = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                    json::object{{"channel_id", channel}, {"text", "Question"}});
+    threads.push_back(std::string(t.at("id").as_string()));
+    parents.push_back(f.parent_ts_of(threads.back(), agent));
+    REQUIRE_FALSE(parents.back().empty());
+  }
+  const char* channels[] = {"C0FINANCE", "C0HR", "C0OPS"};
+  for (int i = 0; i < 12; ++i)
+    f.fake.post_reply(channels[i % 3], parents[i % 3], "U0ERIN", "answer " + std::to_string(i));
+  CHECK(f.fake.event_deliveries().empty());  // nothing pushed (no events URL): only the poller finds them
+  for (size_t k = 0; k < threads.size(); ++k) {
+    auto list = f.messages_until(threads[k], agent, [](const json::array& l) { return from_slack(l) >= 4; });
+    CHECK(from_slack(list) == 4);
+    CHECK(list.back().at("author").at("name") == "erin");  // users.info's display name, not U0ERIN
+  }
+  CHECK(busiest_window(f.fake, 500ms) <= 5);
+}
+
+TEST_CASE("poller: a budget of 1 call per window with 15 messages a call still converges", "[slack]") {
+  live_slack f(poll_only(1, 100, 15));
+  auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
+  auto t = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                  json::object{{"channel_id", "C0FINANCE"}, {"text", "Question"}});
+  auto thread = std::string(t.at("id").as_string());
+  auto parent = f.parent_ts_of(thread, agent);
+  REQUIRE_FALSE(parent.empty());
+  for (int i = 0; i < 40; ++i)
+    f.fake.post_reply("C0FINANCE", parent, i % 2 ? "U0ERIN" : "U0HUGO", "part " + std::to_string(i));
+  auto list = f.messages_until(thread, agent, [](const json::array& l) { return from_slack(l) >= 40; });
+  REQUIRE(from_slack(list) == 40);
+  // In Slack's order, each once.
+  size_t n = 0;
+  for (const auto& m : list)
+    if (m.at("direction") == "from_slack")
+      CHECK(m.at("text") == json::value("part " + std::to_string(n++)));
+  CHECK(busiest_window(f.fake, 100ms) <= 1);
+  for (const auto& c : f.fake.calls())
+    if (c.method == "conversations.replies")
+      CHECK(c.args.at("limit").as_int64() == 15);
+}
+
+TEST_CASE("poller: a done thread is no longer polled, an open one still is", "[slack]") {
+  live_slack f(poll_only(20, 200, 15));
+  auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
+  auto open_id = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                                    json::object{{"channel_id", "C0FINANCE"}, {"text", "Open"}})
+                               .at("id")
+                               .as_string());
+  auto done_id = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                                    json::object{{"channel_id", "C0HR"}, {"text", "Done soon"}})
+                               .at("id")
+                               .as_string());
+  auto open_ts = f.parent_ts_of(open_id, agent);
+  auto done_ts = f.parent_ts_of(done_id, agent);
+  int status = 0;
+  f.call("POST", "/api/v1/threads/" + done_id + "/done", agent, json::object{}, &status);
+  REQUIRE(status == 200);
+  std::this_thread::sleep_for(100ms);  // a poll already under way may end
+  auto polled = [&](const std::string& ts) {
+    auto calls = f.fake.calls();
+    return std::count_if(calls.begin(), calls.end(), [&](const slack::api_call& c) {
+      return c.method == "conversations.replies" && c.args.contains("ts") && c.args.at("ts") == json::value(ts);
+    });
+  };
+  auto done_before = polled(done_ts);
+  f.fake.post_reply("C0FINANCE", open_ts, "U0ERIN", "still here");
+  f.messages_until(open_id, agent, [](const json::array& l) { return from_slack(l) == 1; });
+  std::this_thread::sleep_for(300ms);
+  CHECK(polled(done_ts) == done_before);
+  CHECK(polled(open_ts) > 0);
+}
+
+TEST_CASE("poller: with events and polling both on, lost events are found and none is kept twice", "[slack]") {
+  live_slack f([](server_config& c) {
+    c.slack_poll_budget = 20;
+    c.slack_poll_window_ms = 200;
+    c.slack_poll_interval_ms = 20;
+  });
+  auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
+  auto thread = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                                   json::object{{"channel_id", "C0FINANCE"}, {"text", "Question"}})
+                              .at("id")
+                              .as_string());
+  auto parent = f.parent_ts_of(thread, agent);
+  f.fake.post_reply("C0FINANCE", parent, "U0ERIN", "by event");  // pushed, and polled later too
+  f.messages_until(thread, agent, [](const json::array& l) { return from_slack(l) == 1; });
+  f.fake.events_enabled(false);  // Slack stops pushing
+  f.fake.post_reply("C0FINANCE", parent, "U0HUGO", "lost event");
+  auto list = f.messages_until(thread, agent, [](const json::array& l) { return from_slack(l) >= 2; });
+  std::this_thread::sleep_for(300ms);  // more polls come; nothing doubles
+  list = f.call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
+  CHECK(from_slack(list) == 2);
+  CHECK(list.back().at("text") == "lost event");
+}
+
+TEST_CASE("poller: Slack's rate limit pauses polling for its Retry-After, then it converges", "[slack]") {
+  live_slack f(poll_only(50, 1000, 15));
+  auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
+  auto thread = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                                   json::object{{"channel_id", "C0FINANCE"}, {"text", "Question"}})
+                              .at("id")
+                              .as_string());
+  auto parent = f.parent_ts_of(thread, agent);
+  f.fake.inject_fault("conversations.replies", slack::fault_kind::ratelimit, 1, 1);
+  f.fake.post_reply("C0FINANCE", parent, "U0ERIN", "after the pause");
+  f.messages_until(thread, agent, [](const json::array& l) { return from_slack(l) == 1; });
+  std::vector<slack::api_call> replies;
+  for (const auto& c : f.fake.calls())
+    if (c.method == "conversations.replies")
+      replies.push_back(c);
+  REQUIRE(replies.size() >= 2);
+  CHECK(replies[0].http_status == 429);
+  CHECK(replies[1].at - replies[0].at >= 1000ms);  // never sooner than Retry-After
+}

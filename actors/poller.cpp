@@ -15,6 +15,7 @@
 
 #include "actors/persist.hpp"
 #include "slack/events.hpp"
+#include "slack/format.hpp"
 #include "slack/web_client.hpp"
 
 namespace json = boost::json;
@@ -132,18 +133,25 @@ void deliver(poller_pointer self, std::string thread_id, std::shared_ptr<std::ve
     done(true);
     return;
   }
-  auto user = (*found)[i].user;
-  self->request(self->state.slack, caf::infinite, atoms::resolve::value, user)
+  std::vector<std::string> ids{(*found)[i].user};
+  for (auto& id : slack::mentioned_user_ids((*found)[i].text))
+    ids.push_back(id);
+  self->request(self->state.slack, caf::infinite, atoms::resolve::value, ids)
     .then(
-      [self, thread_id, found, i, done](const std::string& name) {
+      [self, thread_id, found, i, done, ids](const std::vector<std::string>& names) {
         const auto& e = (*found)[i];
+        json::object named;
+        for (size_t k = 0; k < ids.size() && k < names.size(); ++k)
+          if (!ids[k].empty())
+            named[ids[k]] = names[k];
+        auto name = names.empty() ? e.user : names[0];
         command cmd;
         cmd.what = verb::slack_reply;
         cmd.who = caller{"slack", "Slack", role::bot, false};
         cmd.thread_id = thread_id;
         cmd.chat_id = chat_of_thread(thread_id);
         cmd.body = json::serialize(json::object{{"slack_ts", e.ts}, {"user_id", e.user}, {"user_name", name},
-                                                {"text", e.text}});
+                                                {"names", std::move(named)}, {"text", e.text}});
         self->request(self->state.directory, caf::infinite, atoms::command::value, std::move(cmd))
           .then(
             [self, thread_id, found, i, done](const api_reply& r) {

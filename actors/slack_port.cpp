@@ -3,6 +3,8 @@
 // one post at a time, paced to Slack's per-channel rate; the blocking Web API
 // calls run on a few detached caller actors, never on CAF's scheduler.
 
+#include <algorithm>
+#include <cctype>
 #include <deque>
 #include <map>
 #include <set>
@@ -29,12 +31,108 @@ using caller_actor = caf::typed_actor<
   // users.conversations, every page: (status, JSON array of {id, name}).
   caf::replies_to<atoms::list>::with<reply_status, std::string>>;
 
+// Who @names in an agent's text are: user groups by handle (usergroups.list)
+// and people by name, display name or real name (users.list), lower-cased.
+struct workspace_names {
+  std::unordered_map<std::string, std::string> group_by_handle;
+  std::unordered_map<std::string, std::string> user_by_name;
+  clock_type::time_point fetched{};
+  bool ever = false;
+};
+
 struct caller_state {
   caller_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "slack_caller";
   std::unique_ptr<slack::web_client> client;
   std::shared_ptr<file_store> files;
+  workspace_names names;
 };
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+// Refreshes the names when a post mentions someone by name: every 5 minutes,
+// or after 30 s when a name was not found (someone new joined). A failed
+// lookup leaves the old names: the message goes out anyway, the unknown
+// @name stays as text.
+void refresh_names(caller_state& st, const outbound_post& p) {
+  bool by_name = std::any_of(p.mentions.begin(), p.mentions.end(), [](const mention& m) { return m.kind == "name"; });
+  if (!by_name)
+    return;
+  auto& n = st.names;
+  auto age = clock_type::now() - n.fetched;
+  bool unknown = std::any_of(p.mentions.begin(), p.mentions.end(), [&](const mention& m) {
+    auto h = lower(m.handle);
+    return m.kind == "name" && !n.group_by_handle.count(h) && !n.user_by_name.count(h);
+  });
+  if (n.ever && age < std::chrono::minutes(5) && !(unknown && age > std::chrono::seconds(30)))
+    return;
+  n.fetched = clock_type::now();
+  workspace_names fresh;
+  auto groups = st.client->call("usergroups.list", {{"include_disabled", false}});
+  if (!groups.ok())
+    return;
+  if (auto* list = groups.body.if_contains("usergroups"); list && list->is_array())
+    for (const auto& g : list->as_array())
+      if (g.is_object() && g.as_object().contains("handle") && g.as_object().contains("id"))
+        fresh.group_by_handle[lower(g.at("handle").as_string())] = std::string(g.at("id").as_string());
+  std::string cursor;
+  for (int page = 0; page < 50; ++page) {
+    json::object args{{"limit", 200}};
+    if (!cursor.empty())
+      args["cursor"] = cursor;
+    auto users = st.client->call("users.list", args);
+    if (!users.ok())
+      return;
+    if (auto* members = users.body.if_contains("members"); members && members->is_array())
+      for (const auto& m : members->as_array()) {
+        if (!m.is_object() || !m.as_object().contains("id"))
+          continue;
+        auto& u = m.as_object();
+        if (auto* deleted = u.if_contains("deleted"); deleted && deleted->is_bool() && deleted->as_bool())
+          continue;
+        auto id = std::string(u.at("id").as_string());
+        auto add = [&](const json::value* v) {
+          if (v && v->is_string() && !v->as_string().empty())
+            fresh.user_by_name.try_emplace(lower(v->as_string()), id);
+        };
+        add(u.if_contains("name"));
+        if (auto* profile = u.if_contains("profile"); profile && profile->is_object()) {
+          add(profile->as_object().if_contains("display_name"));
+          add(profile->as_object().if_contains("real_name"));
+        }
+        add(u.if_contains("real_name"));
+      }
+    cursor.clear();
+    if (auto* rm = users.body.if_contains("response_metadata"); rm && rm->is_object())
+      if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
+        cursor = std::string(c->as_string());
+    if (cursor.empty())
+      break;
+  }
+  fresh.fetched = n.fetched;
+  fresh.ever = true;
+  n = std::move(fresh);
+}
+
+slack::directory_lookup lookup_of(const workspace_names& n) {
+  slack::directory_lookup d;
+  d.usergroup_id = [&n](std::string_view handle) -> std::optional<std::string> {
+    if (auto i = n.group_by_handle.find(lower(handle)); i != n.group_by_handle.end())
+      return i->second;
+    return std::nullopt;
+  };
+  d.user_id = [&n](std::string_view name) -> std::optional<std::string> {
+    if (auto i = n.user_by_name.find(lower(name)); i != n.user_by_name.end())
+      return i->second;
+    return std::nullopt;
+  };
+  return d;
+}
 
 // Posts one message: text (split into parts past Slack's limit) or files
 // with the text as their comment, so text and files are one Slack message.
@@ -95,7 +193,8 @@ std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state&
     if (!ts.empty())
       return {reply_status{}, ts, 0, 0};
   }
-  auto text = slack::to_slack_text(p.text, {});
+  refresh_names(st, p);
+  auto text = slack::to_slack_text(p.text, lookup_of(st.names));
   json::object metadata{{"event_type", "backline_outbox"},
                         {"event_payload", json::object{{"outbox_id", p.message_id}, {"thread_id", p.thread_id}}}};
   if (!p.files.empty()) {
@@ -407,21 +506,47 @@ slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer
           [rp](caf::error& e) mutable { rp.deliver(reply_status{errc::unavailable, caf::to_string(e)}, std::string{}); });
       return rp;
     },
-    [self](atoms::resolve, const std::string& user_id) -> caf::result<std::string> {
-      auto& names = self->state.user_names;
-      if (auto i = names.find(user_id); i != names.end())
-        return i->second;
-      auto rp = self->make_response_promise<std::string>();
-      auto& caller = self->state.callers[std::hash<std::string>{}(user_id) % self->state.callers.size()];
-      self->request(caller, caf::infinite, atoms::resolve::value, user_id)
-        .then(
-          [self, rp, user_id](const std::string& name) mutable {
-            if (!name.empty())
-              self->state.user_names[user_id] = name;
-            rp.deliver(name.empty() ? user_id : name);
-          },
-          [rp, user_id](caf::error&) mutable { rp.deliver(user_id); });
-      return rp;
+    [self](atoms::resolve, const std::vector<std::string>& user_ids) -> caf::result<std::vector<std::string>> {
+      // Cached names at once; the others from users.info, all asked together.
+      struct pending {
+        std::vector<std::string> names;
+        size_t waiting = 0;
+        caf::typed_response_promise<std::vector<std::string>> rp;
+      };
+      auto out = std::make_shared<pending>();
+      out->names = user_ids;
+      std::unordered_map<std::string, std::vector<size_t>> missing;
+      for (size_t i = 0; i < user_ids.size(); ++i) {
+        if (user_ids[i].empty())
+          continue;
+        if (auto hit = self->state.user_names.find(user_ids[i]); hit != self->state.user_names.end())
+          out->names[i] = hit->second;
+        else
+          missing[user_ids[i]].push_back(i);
+      }
+      if (missing.empty())
+        return out->names;
+      out->rp = self->make_response_promise<std::vector<std::string>>();
+      out->waiting = missing.size();
+      for (auto& [id, slots] : missing) {
+        auto& caller = self->state.callers[std::hash<std::string>{}(id) % self->state.callers.size()];
+        auto one_done = [out] {
+          if (--out->waiting == 0)
+            out->rp.deliver(out->names);
+        };
+        self->request(caller, caf::infinite, atoms::resolve::value, id)
+          .then(
+            [self, out, id = id, slots = slots, one_done](const std::string& name) {
+              if (!name.empty()) {
+                self->state.user_names[id] = name;
+                for (auto i : slots)
+                  out->names[i] = name;
+              }
+              one_done();
+            },
+            [one_done](caf::error&) { one_done(); });
+      }
+      return out->rp;
     },
   };
 }

@@ -86,6 +86,21 @@ void deliver(thread_pointer self, const thread_message& m, bool recheck) {
       [](caf::error&) {});
 }
 
+// How a Slack reply's ids become names: from the "names" the inbound path
+// looked up ({"U1": "Erin"}); ids it does not name stay as they are.
+slack::name_lookup names_of(const json::object& body) {
+  auto names = std::make_shared<json::object>();
+  if (auto* n = body.if_contains("names"); n && n->is_object())
+    *names = n->as_object();
+  slack::name_lookup lookup;
+  lookup.user_display_name = [names](std::string_view id) -> std::optional<std::string> {
+    if (auto* v = names->if_contains(id); v && v->is_string())
+      return std::string(v->as_string());
+    return std::nullopt;
+  };
+  return lookup;
+}
+
 api_reply messages_reply(const thread_state& t) {
   json::array list;
   for (const auto& m : t.messages)
@@ -177,7 +192,7 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
         if (m.direction == "from_slack" && m.slack_ts == ts)
           return json_reply(200, thread_json(t));
       // Slack's markup becomes readable: mentions, links, emoji, mrkdwn.
-      auto shown = slack::render_inbound(detail::field(body, "text"), {});
+      auto shown = slack::render_inbound(detail::field(body, "text"), names_of(body));
       json::object payload{{"id", inbox::new_id("m-")},
                            {"slack_ts", ts},
                            {"author_id", detail::field(body, "user_id")},
@@ -209,7 +224,7 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
         return json_reply(200, thread_json(t));  // nothing left to change
       json::object payload{{"slack_ts", ts}};
       if (cmd.what == verb::slack_edit) {
-        auto shown = slack::render_inbound(detail::field(body, "text"), {});
+        auto shown = slack::render_inbound(detail::field(body, "text"), names_of(body));
         if (shown.text == target->text)
           return json_reply(200, thread_json(t));  // the same edit again
         payload["text"] = shown.text;

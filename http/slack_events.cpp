@@ -5,6 +5,7 @@
 #include "actors/persist.hpp"
 #include "http/front.hpp"
 #include "slack/events.hpp"
+#include "slack/format.hpp"
 
 namespace json = boost::json;
 
@@ -62,16 +63,23 @@ void register_slack_events(httplib::Server& server, const api_deps& d, std::stri
     cmd.thread_id = *thread;
     cmd.chat_id = chat_of_thread(*thread);
     cmd.idempotency_key = event->event_id.empty() ? std::string{} : "event|" + event->event_id;
-    // The author by name, not a raw member id (Slack must hear back within
-    // 3 s: a slow users.info leaves the id).
-    std::string name = event->user;
-    if (event->what == kind::reply && !event->user.empty())
-      if (auto n = ask<std::string>(*d.sys, d.slack, std::chrono::milliseconds(1000), atoms::resolve::value,
-                                    event->user))
-        name = *n;
+    // The author and the people mentioned by name, not raw member ids
+    // (Slack must hear back within 3 s: a slow users.info leaves the ids).
+    std::vector<std::string> ids{event->user};
+    for (auto& id : slack::mentioned_user_ids(event->text))
+      ids.push_back(id);
+    auto names = ask<std::vector<std::string>>(*d.sys, d.slack, std::chrono::milliseconds(1000), atoms::resolve::value,
+                                               ids);
+    if (!names || names->size() != ids.size())
+      names = ids;
+    json::object named;
+    for (size_t i = 0; i < ids.size(); ++i)
+      if (!ids[i].empty())
+        named[ids[i]] = (*names)[i];
     cmd.body = json::serialize(json::object{{"slack_ts", event->ts},
                                             {"user_id", event->user},
-                                            {"user_name", name},
+                                            {"user_name", (*names)[0]},
+                                            {"names", std::move(named)},
                                             {"text", event->text}});
     auto r = ask<api_reply>(*d.sys, d.directory, d.deadline, atoms::command::value, std::move(cmd));
     if (!r || r->status >= 500) {

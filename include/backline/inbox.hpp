@@ -24,8 +24,8 @@ using thread_actor = caf::typed_actor<caf::replies_to<atoms::command, command>::
 using slack_port_actor = caf::typed_actor<
   caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>,
   caf::replies_to<atoms::sent_log>::with<std::vector<outbound_post>>,
-  // A Slack user's display name (users.info, cached); the id when unknown.
-  caf::replies_to<atoms::resolve, std::string>::with<std::string>,
+  // Slack users' display names (users.info, cached), in order; the id when unknown.
+  caf::replies_to<atoms::resolve, std::vector<std::string>>::with<std::vector<std::string>>,
   // The channels for the "To" list, as the API's JSON array: (status, JSON).
   caf::replies_to<atoms::list>::with<reply_status, std::string>,
   // Health of the Slack side: ok, or why not (a rejected token); messages queued.

@@ -179,3 +179,42 @@ TEST_CASE("a rejected token keeps messages queued and says so, until Slack takes
   CHECK(health().first.ok());
   CHECK(health().second == 0);
 }
+
+TEST_CASE("mentions go out as Slack's tokens: groups by handle and people by name, looked up and cached", "[slack]") {
+  web_port_fixture f;
+  auto with_mentions = [](std::string text, std::string id) {
+    auto p = message("C0FINANCE", "", text, std::move(id));
+    for (const auto& m : extract_mentions(text))
+      p.mentions.push_back(m);
+    return p;
+  };
+  auto r = f.post(with_mentions("@here @finance-team can @Erin Finance or @hugo check? @nobody & <b>", "m-1"));
+  REQUIRE(r.first.ok());
+  auto sent = f.fake.sent();
+  REQUIRE(sent.size() == 1);
+  CHECK(sent[0].text ==
+        "<!here> <!subteam^S0FIN> can <@U0ERIN> Finance or <@U0HUGO> check? @nobody &amp; &lt;b&gt;");
+  // A second post with names uses the cached lookup: no more directory calls.
+  auto lookups = f.fake.call_count("users.list") + f.fake.call_count("usergroups.list");
+  REQUIRE(f.post(with_mentions("@hugo again", "m-2")).first.ok());
+  CHECK(f.fake.call_count("users.list") + f.fake.call_count("usergroups.list") == lookups);
+  // Text without @names looks nothing up.
+  REQUIRE(f.post(message("C0FINANCE", "", "plain", "m-3")).first.ok());
+  CHECK(f.fake.call_count("users.list") + f.fake.call_count("usergroups.list") == lookups);
+}
+
+TEST_CASE("names of Slack users are looked up once and cached, unknown ids stay ids", "[slack]") {
+  web_port_fixture f;
+  caf::scoped_actor self{*f.sys};
+  std::vector<std::string> names;
+  auto ask = [&](std::vector<std::string> ids) {
+    self->request(f.port, 5s, atoms::resolve::value, std::move(ids))
+      .receive([&](const std::vector<std::string>& n) { names = n; }, [](caf::error&) { FAIL("no answer"); });
+  };
+  ask({"U0ERIN", "U0HUGO", "U0ERIN", "U0NOBODY"});
+  CHECK(names == std::vector<std::string>{"erin", "hugo", "erin", "U0NOBODY"});
+  auto calls = f.fake.call_count("users.info");
+  ask({"U0HUGO"});
+  CHECK(names == std::vector<std::string>{"hugo"});
+  CHECK(f.fake.call_count("users.info") == calls);
+}

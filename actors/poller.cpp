@@ -16,6 +16,7 @@
 #include "actors/persist.hpp"
 #include "slack/events.hpp"
 #include "slack/format.hpp"
+#include "slack/inbound_files.hpp"
 #include "slack/web_client.hpp"
 
 namespace json = boost::json;
@@ -27,23 +28,46 @@ using clock_type = std::chrono::steady_clock;
 
 // The blocking Web API call, on a detached actor: one conversations.replies
 // page. Answers (failure kind, error, retry-after ms, messages JSON, next cursor).
+// Files of new replies are downloaded and stored here too (blocking work):
+// each such message gains "backline_files" and "backline_file_notes".
 using replies_worker = caf::typed_actor<caf::replies_to<atoms::poll, std::string, std::string, std::string, std::string,
-                                                        uint32_t>::with<uint8_t, std::string, uint64_t, std::string,
-                                                                        std::string>>;
+                                                        std::string, uint32_t>::with<uint8_t, std::string, uint64_t,
+                                                                                     std::string, std::string>>;
 
 struct worker_state {
   worker_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "slack_poll_worker";
   std::unique_ptr<slack::web_client> client;
+  poller_options opts;
 };
+
+// Brings over the files of the replies newer than `oldest` (see inbound_files).
+void store_files(worker_state& st, json::array& messages, const std::string& channel, const std::string& oldest,
+                 const std::string& chat_id) {
+  if (!st.opts.files)
+    return;
+  for (auto& m : messages) {
+    if (!m.is_object())
+      continue;
+    auto reply = slack::reply_of_message(m.as_object(), channel);
+    if (reply.what != slack::slack_event::kind::reply || reply.files.empty() || !slack::ts_less(oldest, reply.ts))
+      continue;
+    auto stored = slack::store_inbound_files(*st.client, st.opts.api_url, reply.files, st.opts.max_file_bytes,
+                                             *st.opts.files, chat_id);
+    m.as_object()["backline_files"] = std::move(stored.files);
+    m.as_object()["backline_file_notes"] = std::move(stored.notes);
+  }
+}
 
 replies_worker::behavior_type worker_behavior(replies_worker::stateful_pointer<worker_state> self,
                                               poller_options opts) {
   if (auto c = slack::web_client::make({opts.api_url, opts.token, opts.timeout}))
     self->state.client = std::move(c.value());
+  self->state.opts = std::move(opts);
   return {
-    [self](atoms::poll, const std::string& channel, const std::string& parent_ts, const std::string& oldest,
-           const std::string& cursor, uint32_t limit) -> caf::result<uint8_t, std::string, uint64_t, std::string, std::string> {
+    [self](atoms::poll, const std::string& thread_id, const std::string& channel, const std::string& parent_ts,
+           const std::string& oldest, const std::string& cursor,
+           uint32_t limit) -> caf::result<uint8_t, std::string, uint64_t, std::string, std::string> {
       if (!self->state.client)
         return {static_cast<uint8_t>(slack::failure_kind::rejected), std::string("the Slack API URL is malformed"),
                 uint64_t{0}, std::string("[]"), std::string{}};
@@ -61,8 +85,10 @@ replies_worker::behavior_type worker_behavior(replies_worker::stateful_pointer<w
         if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
           next = std::string(c->as_string());
       auto* msgs = r.body.if_contains("messages");
-      return {uint8_t{0}, std::string{}, uint64_t{0},
-              msgs && msgs->is_array() ? json::serialize(*msgs) : std::string("[]"), next};
+      if (msgs == nullptr || !msgs->is_array())
+        return {uint8_t{0}, std::string{}, uint64_t{0}, std::string("[]"), next};
+      store_files(self->state, msgs->as_array(), channel, oldest, chat_of_thread(thread_id));
+      return {uint8_t{0}, std::string{}, uint64_t{0}, json::serialize(*msgs), next};
     },
   };
 }
@@ -128,7 +154,7 @@ clock_type::time_point next_slot(poller_state& st, clock_type::time_point now) {
 // Records the replies one by one (the author by name, cached by the Slack
 // port), then says whether all of them were stored.
 void deliver(poller_pointer self, std::string thread_id, std::shared_ptr<std::vector<slack::slack_event>> found,
-             size_t i, std::function<void(bool)> done) {
+             std::shared_ptr<std::vector<json::object>> files, size_t i, std::function<void(bool)> done) {
   if (i == found->size()) {
     done(true);
     return;
@@ -138,7 +164,7 @@ void deliver(poller_pointer self, std::string thread_id, std::shared_ptr<std::ve
     ids.push_back(id);
   self->request(self->state.slack, caf::infinite, atoms::resolve::value, ids)
     .then(
-      [self, thread_id, found, i, done, ids](const std::vector<std::string>& names) {
+      [self, thread_id, found, files, i, done, ids](const std::vector<std::string>& names) {
         const auto& e = (*found)[i];
         json::object named;
         for (size_t k = 0; k < ids.size() && k < names.size(); ++k)
@@ -150,18 +176,21 @@ void deliver(poller_pointer self, std::string thread_id, std::shared_ptr<std::ve
         cmd.who = caller{"slack", "Slack", role::bot, false};
         cmd.thread_id = thread_id;
         cmd.chat_id = chat_of_thread(thread_id);
-        cmd.body = json::serialize(json::object{{"slack_ts", e.ts}, {"user_id", e.user}, {"user_name", name},
-                                                {"names", std::move(named)}, {"text", e.text}});
+        json::object body{{"slack_ts", e.ts}, {"user_id", e.user}, {"user_name", name},
+                          {"names", std::move(named)}, {"text", e.text}};
+        for (auto& kv : (*files)[i])
+          body[kv.key()] = kv.value();
+        cmd.body = json::serialize(body);
         self->request(self->state.directory, caf::infinite, atoms::command::value, std::move(cmd))
           .then(
-            [self, thread_id, found, i, done](const api_reply& r) {
+            [self, thread_id, found, files, i, done](const api_reply& r) {
               if (r.status >= 500) {
                 done(false);
                 return;
               }
               if (r.status == 201)  // new to the thread (200: it was there already)
                 ++self->state.replies;
-              deliver(self, thread_id, found, i + 1, done);
+              deliver(self, thread_id, found, files, i + 1, done);
             },
             [done](caf::error&) { done(false); });
       },
@@ -210,6 +239,7 @@ void on_page(poller_pointer self, const std::string& thread_id, uint8_t kind_raw
     return;
   }
   auto found = std::make_shared<std::vector<slack::slack_event>>();
+  auto stored_files = std::make_shared<std::vector<json::object>>();  // per found reply: files, file_notes
   boost::system::error_code ec;
   auto parsed = json::parse(messages, ec);
   auto& t = it->second;
@@ -222,11 +252,16 @@ void on_page(poller_pointer self, const std::string& thread_id, uint8_t kind_raw
       if (ts && ts->is_string() && slack::ts_less(t.scan_max.empty() ? t.watermark : t.scan_max, ts->as_string()))
         t.scan_max = std::string(ts->as_string());
       if (e.what == slack::slack_event::kind::reply && e.thread_ts == t.parent_ts &&
-          slack::ts_less(t.watermark, e.ts))
+          slack::ts_less(t.watermark, e.ts)) {
         found->push_back(std::move(e));
+        stored_files->push_back(json::object{
+          {"files", m.as_object().contains("backline_files") ? m.at("backline_files") : json::value(json::array{})},
+          {"file_notes",
+           m.as_object().contains("backline_file_notes") ? m.at("backline_file_notes") : json::value(json::array{})}});
+      }
     }
   auto more = !next_cursor.empty();
-  deliver(self, thread_id, found, 0, [self, thread_id, found, more, next_cursor, finish](bool stored) {
+  deliver(self, thread_id, found, stored_files, 0, [self, thread_id, found, more, next_cursor, finish](bool stored) {
     auto& st = self->state;
     auto it = st.threads.find(thread_id);
     if (it != st.threads.end()) {
@@ -286,7 +321,7 @@ void tick(poller_pointer self) {
   st.in_flight = true;
   st.calls_in_window.push_back(now);
   ++st.calls;
-  self->request(st.worker, caf::infinite, atoms::poll::value, best->channel, best->parent_ts, best->watermark,
+  self->request(st.worker, caf::infinite, atoms::poll::value, best_id, best->channel, best->parent_ts, best->watermark,
                 best->cursor, st.opts.page)
     .then(
       [self, best_id](uint8_t kind, const std::string& error, uint64_t retry_ms, const std::string& messages,

@@ -193,6 +193,14 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
           return json_reply(200, thread_json(t));
       // Slack's markup becomes readable: mentions, links, emoji, mrkdwn.
       auto shown = slack::render_inbound(detail::field(body, "text"), names_of(body));
+      // Files that could not be brought over are said in the text, not dropped silently.
+      if (auto* notes = body.if_contains("file_notes"); notes && notes->is_array())
+        for (const auto& n : notes->as_array())
+          if (n.is_string()) {
+            auto line = std::string(shown.text.empty() ? "" : "\n") + "(" + std::string(n.as_string()) + ")";
+            shown.text += line;
+            shown.markdown += line;
+          }
       json::object payload{{"id", inbox::new_id("m-")},
                            {"slack_ts", ts},
                            {"author_id", detail::field(body, "user_id")},
@@ -201,7 +209,8 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
                            {"markdown", shown.markdown},
                            {"slack_text", detail::field(body, "text")},
                            {"late", t.done},
-                           {"files", json::array{}}};
+                           {"files", body.contains("files") && body.at("files").is_array() ? body.at("files")
+                                                                                           : json::value(json::array{})}};
       return record(self, cmd, "slack_reply_received", payload,
                     [](const thread_state& s) { return json_reply(201, thread_json(s)); },
                     [self] {

@@ -28,6 +28,8 @@ struct api_deps {
   std::shared_ptr<file_store> files;
   size_t max_file_bytes = 10u << 20;
   std::chrono::milliseconds deadline{5000};
+  std::string slack_api_url;  // where files of Slack replies may come from (with slack_token)
+  std::string slack_token;
   slack::fake_slack* sandbox = nullptr;  // the simulated workspace in sandbox mode, else none
 };
 

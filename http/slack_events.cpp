@@ -6,6 +6,7 @@
 #include "http/front.hpp"
 #include "slack/events.hpp"
 #include "slack/format.hpp"
+#include "slack/inbound_files.hpp"
 
 namespace json = boost::json;
 
@@ -76,11 +77,21 @@ void register_slack_events(httplib::Server& server, const api_deps& d, std::stri
     for (size_t i = 0; i < ids.size(); ++i)
       if (!ids[i].empty())
         named[ids[i]] = (*names)[i];
-    cmd.body = json::serialize(json::object{{"slack_ts", event->ts},
-                                            {"user_id", event->user},
-                                            {"user_name", (*names)[0]},
-                                            {"names", std::move(named)},
-                                            {"text", event->text}});
+    json::object body{{"slack_ts", event->ts},
+                      {"user_id", event->user},
+                      {"user_name", (*names)[0]},
+                      {"names", std::move(named)},
+                      {"text", event->text}};
+    if (!event->files.empty() && d.files) {
+      // Slack's file hosts, with the bot token, within the size limit.
+      if (auto client = slack::web_client::make({d.slack_api_url, d.slack_token, std::chrono::milliseconds(2000)})) {
+        auto stored = slack::store_inbound_files(**client, d.slack_api_url, event->files, d.max_file_bytes, *d.files,
+                                                 cmd.chat_id);
+        body["files"] = std::move(stored.files);
+        body["file_notes"] = std::move(stored.notes);
+      }
+    }
+    cmd.body = json::serialize(body);
     auto r = ask<api_reply>(*d.sys, d.directory, d.deadline, atoms::command::value, std::move(cmd));
     if (!r || r->status >= 500) {
       answer(res, error_reply(503, "unavailable", "the event could not be stored yet"));  // Slack retries

@@ -208,6 +208,8 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
     poll.budget = cfg.slack_poll_budget;
     poll.page = cfg.slack_poll_page;
     poll.min_interval = std::chrono::milliseconds(cfg.slack_poll_interval_ms);
+    poll.files = files;
+    poll.max_file_bytes = cfg.max_file_bytes;
     poll.window = std::chrono::milliseconds(cfg.slack_poll_window_ms);
     s->poller = inbox::spawn_poller(*s->sys, poll, s->directory, s->slack);
     caf::anon_send(s->directory, atoms::route::value, caf::actor_cast<caf::actor>(s->poller));
@@ -229,6 +231,8 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.users = s->users_table;
   deps.deadline = std::chrono::milliseconds(cfg.request_timeout_ms);
   deps.sandbox = s->sandbox.get();
+  deps.slack_api_url = slack_opts.api_url;
+  deps.slack_token = slack_opts.token;
   http::register_api_routes(s->http->routes(), deps);
   http::register_slack_events(s->http->routes(), deps, signing_secret);
   auto port = s->http->bind(cfg.listen_host, cfg.listen_port);

@@ -1,5 +1,7 @@
 #include "slack/web_client.hpp"
 
+#include <cstdlib>
+
 #include <httplib.h>
 
 #include <mutex>
@@ -153,6 +155,45 @@ call_result web_client::upload(const std::string& upload_url, std::string_view b
     out.error = r ? "upload answered HTTP " + std::to_string(r->status) : "no answer to the upload";
     out.http_status = r ? r->status : 0;
   }
+  return out;
+}
+
+result<downloaded_file> web_client::download(const std::string& url, size_t max_bytes) {
+  auto base = split_base_url(url);
+  if (!base)
+    return status{errc::invalid_argument, "the file URL is malformed"};
+  httplib::Client cli(base->origin);
+  auto secs = impl_->opts.timeout.count() / 1000;
+  cli.set_connection_timeout(secs, 0);
+  cli.set_read_timeout(secs, 0);
+  cli.set_follow_location(false);  // a redirect could point the token anywhere
+  httplib::Headers headers{{"Authorization", "Bearer " + impl_->opts.token}};
+  auto path = base->path.substr(0, base->path.size() - 1);  // split_base_url added a '/'
+  downloaded_file out;
+  bool too_large = false;
+  auto r = cli.Get(
+    path.c_str(), headers,
+    [&](const httplib::Response& head) {
+      auto length = head.get_header_value("Content-Length");
+      too_large = !length.empty() && std::strtoull(length.c_str(), nullptr, 10) > max_bytes;
+      return !too_large;
+    },
+    [&](const char* data, size_t n) {
+      if (out.bytes.size() + n > max_bytes) {
+        too_large = true;
+        return false;
+      }
+      out.bytes.append(data, n);
+      return true;
+    });
+  if (too_large)
+    return status{errc::invalid_argument, "the file is larger than " + std::to_string(max_bytes) + " bytes"};
+  if (!r)
+    return status{errc::unavailable, "no answer from the file host (" + httplib::to_string(r.error()) + ")"};
+  if (r->status != 200)
+    return status{r->status >= 500 ? errc::unavailable : errc::not_found,
+                  "the file host answered HTTP " + std::to_string(r->status)};
+  out.content_type = r->get_header_value("Content-Type");
   return out;
 }
 

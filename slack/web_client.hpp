@@ -53,6 +53,11 @@ struct base_url_parts {
 };
 result<base_url_parts> split_base_url(std::string_view url);
 
+struct downloaded_file {
+  std::string bytes;
+  std::string content_type;  // as the file host said ("" when it did not)
+};
+
 class web_client {
 public:
   static result<std::unique_ptr<web_client>> make(const client_options& opts);
@@ -62,6 +67,10 @@ public:
   call_result call(std::string_view method, const boost::json::object& args);
   /// Posts raw bytes to an upload URL from files.getUploadURLExternal.
   call_result upload(const std::string& upload_url, std::string_view bytes, std::string_view mimetype);
+  /// Downloads a file Slack hosts (url_private_download) with the bot token:
+  /// at most max_bytes (errc::invalid_argument past it), no redirects followed.
+  /// Check the URL with may_download_from (slack/events.hpp) first.
+  result<downloaded_file> download(const std::string& url, size_t max_bytes);
 
 private:
   struct impl;

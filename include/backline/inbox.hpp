@@ -129,6 +129,8 @@ struct poller_options {
   uint32_t page = 15;                              // messages per call (SLACK_POLL_PAGE)
   std::chrono::milliseconds min_interval{5000};    // an active thread is polled again this soon
   std::chrono::milliseconds max_interval{600000};  // a quiet thread, at least this often
+  std::shared_ptr<file_store> files;               // where files of found replies are stored (none: left out)
+  size_t max_file_bytes = 10u << 20;               // larger files are left out, with a note
 };
 
 namespace inbox {

@@ -190,3 +190,53 @@ TEST_CASE("poller: Slack's rate limit pauses polling for its Retry-After, then i
   CHECK(replies[0].http_status == 429);
   CHECK(replies[1].at - replies[0].at >= 1000ms);  // never sooner than Retry-After
 }
+
+namespace {
+
+// A reply with a file from Slack, by event or by poll, reaches the inbox with
+// the file stored and served; one too large is left out with a note.
+void files_from_slack_arrive(live_slack& f) {
+  auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
+  auto thread = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                                   json::object{{"channel_id", "C0FINANCE"}, {"text", "Receipt?"}})
+                              .at("id")
+                              .as_string());
+  auto parent = f.parent_ts_of(thread, agent);
+  std::string png = "\x89PNG\r\n\x1a\n-pretend-image";
+  f.fake.post_reply("C0FINANCE", parent, "U0ERIN", "here it is",
+                    {slack::fake_file{"receipt.png", png, "image/png"}, slack::fake_file{"huge.bin", std::string(5000, 'x')}});
+  auto list = f.messages_until(thread, agent, [](const json::array& l) { return from_slack(l) == 1; });
+  auto& reply = list.back().as_object();
+  REQUIRE(reply.at("files").as_array().size() == 1);
+  auto& file = reply.at("files").at(0);
+  CHECK(file.at("name") == "receipt.png");
+  CHECK(file.at("mimetype") == "image/png");
+  CHECK_THAT(std::string(reply.at("text").as_string()),
+             Catch::StartsWith("here it is") && Catch::Contains("huge.bin was not downloaded"));
+  httplib::Client cli("127.0.0.1", f.srv->port());
+  auto got = cli.Get(("/api/v1/files/" + std::string(file.at("id").as_string())).c_str(),
+                     httplib::Headers{{"Authorization", "Bearer " + agent}});
+  REQUIRE(got);
+  CHECK(got->status == 200);
+  CHECK(got->body == png);
+  CHECK(got->get_header_value("Content-Type") == "image/png");
+  CHECK_THAT(got->get_header_value("Content-Disposition"), Catch::StartsWith("inline"));
+}
+
+} // namespace
+
+TEST_CASE("files in Slack replies are downloaded with the bot token and served by the inbox, by event", "[slack]") {
+  live_slack f([](server_config& c) {
+    c.slack_inbound = "events";
+    c.max_file_bytes = 1000;
+  });
+  files_from_slack_arrive(f);
+}
+
+TEST_CASE("files in Slack replies are downloaded with the bot token and served by the inbox, by poll", "[slack]") {
+  live_slack f([](server_config& c) {
+    c.max_file_bytes = 1000;
+    poll_only(20, 200, 15)(c);
+  });
+  files_from_slack_arrive(f);
+}

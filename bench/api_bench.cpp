@@ -63,6 +63,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/support/backline_child.hpp"
 #include "http/http_server.hpp"
 
 extern char** environ;
@@ -73,12 +74,10 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A failure that ends the bench with a message and exit code 1.
-struct bench_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-const char* const admin_token = "bench-admin-token";
+using bench::bench_error;
+using bench::backline_child;
+using bench::admin_token;
+using bench::tail_of;
 const char* const trivial_body = R"({"id":"m1","direction":"to_slack","text":"hi"})";
 constexpr size_t agent_count = 8;
 
@@ -551,148 +550,6 @@ private:
 };
 
 // ---------------------------------------------------------------------------
-// backline as a child process.
-
-std::string tail_of(const std::string& path, size_t max_bytes = 4000) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string s = ss.str();
-  return s.size() > max_bytes ? "…" + s.substr(s.size() - max_bytes) : s;
-}
-
-class backline_child {
-public:
-  backline_child(const std::string& binary, const std::string& workdir, size_t http_threads, bool no_sync)
-      : log_path_(workdir + "/backline.log"), ready_path_(workdir + "/ready") {
-    std::string data = workdir + "/data";
-    const std::string& ready = ready_path_;
-    std::vector<std::string> args = {binary, "serve", "--listen", "127.0.0.1:0", "--data", data,
-                                     "--ready-file", ready, "--http-threads", std::to_string(http_threads)};
-    if (no_sync)
-      args.push_back("--no-sync");
-    std::vector<std::string> env;
-    for (char** e = environ; *e; ++e)
-      if (std::strncmp(*e, "BACKLINE_", 9) != 0)
-        env.emplace_back(*e);
-    env.push_back(std::string("BACKLINE_ADMIN_TOKEN=") + admin_token);
-    std::vector<char*> argv, envp;
-    for (auto& a : args)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : env)
-      envp.push_back(e.data());
-    envp.push_back(nullptr);
-
-    int log_fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (log_fd < 0 || null_fd < 0)
-      throw bench_error("cannot open " + log_path_ + ": " + std::strerror(errno));
-    pid_t parent = ::getpid();
-    pid_ = ::fork();
-    if (pid_ < 0)
-      throw bench_error(std::string("fork: ") + std::strerror(errno));
-    if (pid_ == 0) {
-      // Only async-signal-safe calls until execve. If the bench dies, so does the server.
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != parent)
-        ::_exit(127);
-      ::dup2(null_fd, 0);
-      ::dup2(log_fd, 1);
-      ::dup2(log_fd, 2);
-      ::execve(argv[0], argv.data(), envp.data());
-      const char msg[] = "api_bench: execve of backline failed\n";
-      [[maybe_unused]] auto w = ::write(2, msg, sizeof msg - 1);
-      ::_exit(127);
-    }
-    ::close(log_fd);
-    ::close(null_fd);
-    std::cout << "backline: started pid " << pid_ << ": ";
-    for (auto& a : args)
-      std::cout << a << " ";
-    std::cout << "(log " << log_path_ << ")" << std::endl;
-  }
-
-  ~backline_child() { stop(); }
-
-  // Waits for "host:port\n" in the ready file.
-  void wait_ready() {
-    std::string ready = ready_path_;
-    auto deadline = clock_type::now() + 60s;
-    for (;;) {
-      std::ifstream f(ready);
-      std::string line;
-      if (f && std::getline(f, line) && !f.eof()) {
-        auto colon = line.rfind(':');
-        if (colon != std::string::npos) {
-          host_ = line.substr(0, colon);
-          port_ = std::atoi(line.c_str() + colon + 1);
-          if (port_ > 0)
-            break;
-        }
-      }
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        throw bench_error("backline exited before it was ready (" + describe_exit(st) + "); its log:\n" +
-                          tail_of(log_path_));
-      }
-      if (clock_type::now() > deadline)
-        throw bench_error("backline did not write " + ready + " within 60 s; its log:\n" + tail_of(log_path_));
-      std::this_thread::sleep_for(20ms);
-    }
-    std::cout << "backline: ready on " << host_ << ":" << port_ << std::endl;
-  }
-
-  // SIGTERM, then wait (up to 60 s, then SIGKILL). Returns how it ended.
-  std::string stop() {
-    if (pid_ <= 0)
-      return "not running";
-    ::kill(pid_, SIGTERM);
-    auto deadline = clock_type::now() + 60s;
-    int st = 0;
-    for (;;) {
-      pid_t r = ::waitpid(pid_, &st, WNOHANG);
-      if (r == pid_ || r < 0)
-        break;
-      if (clock_type::now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &st, 0);
-        pid_ = -1;
-        return "did not stop within 60 s of SIGTERM: killed";
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    pid_ = -1;
-    return describe_exit(st);
-  }
-
-  bool alive() {
-    int st = 0;
-    return pid_ > 0 && ::waitpid(pid_, &st, WNOHANG) == 0;
-  }
-
-  const std::string& host() const { return host_; }
-  int port() const { return port_; }
-  const std::string& log_path() const { return log_path_; }
-
-private:
-  static std::string describe_exit(int st) {
-    if (WIFEXITED(st))
-      return "exit status " + std::to_string(WEXITSTATUS(st));
-    if (WIFSIGNALED(st))
-      return std::string("killed by signal ") + strsignal(WTERMSIG(st));
-    return "status " + std::to_string(st);
-  }
-
-  std::string log_path_;
-  std::string ready_path_;
-  pid_t pid_ = -1;
-  std::string host_;
-  int port_ = 0;
-};
-
-// ---------------------------------------------------------------------------
 // Setup through the API.
 
 class api_client {
@@ -999,7 +856,10 @@ int run(const options& opt) {
     if (!::mkdtemp(tmpl))
       throw bench_error(std::string("mkdtemp: ") + std::strerror(errno));
     workdir = tmpl;
-    child = std::make_unique<backline_child>(binary, workdir.string(), http_threads, opt.no_sync);
+    std::vector<std::string> args{"--http-threads", std::to_string(http_threads)};
+    if (opt.no_sync)
+      args.push_back("--no-sync");
+    child = std::make_unique<backline_child>(binary, workdir.string(), args);
     child->wait_ready();
     try {
       threads = setup_backline(child->host(), child->port(), api_threads);

@@ -276,4 +276,9 @@ void render_gauge(std::string& out, std::string_view name, std::string_view help
   append_sample(out, name, "", value);
 }
 
+void render_counter(std::string& out, std::string_view name, std::string_view help, double value) {
+  append_family(out, name, "counter", help);
+  append_sample(out, name, "", value);
+}
+
 } // namespace backline::http

@@ -159,6 +159,8 @@ void render_journal_stats(const journal_stats& stats, std::string& out);
 
 /// Appends one gauge family with a single unlabelled sample.
 void render_gauge(std::string& out, std::string_view name, std::string_view help, double value);
+/// Appends one counter family with a single unlabelled sample.
+void render_counter(std::string& out, std::string_view name, std::string_view help, double value);
 
 /// The Prometheus content type of /metrics.
 inline constexpr const char* metrics_content_type = "text/plain; version=0.0.4; charset=utf-8";

@@ -90,7 +90,9 @@ void register_operational_routes(server::impl& s) {
   // left out then, and backline_journal_up says so.
   auto* front = s.http.get();
   auto stats_deadline = std::min(deadline, std::chrono::milliseconds(1000));
-  routes.Get("/metrics", [sys, journal, slack, front, stats_deadline](const httplib::Request&, httplib::Response& res) {
+  auto poller = s.poller;
+  routes.Get("/metrics", [sys, journal, slack, poller, front, stats_deadline](const httplib::Request&,
+                                                                              httplib::Response& res) {
     std::string out;
     front->metrics().render(out);
     auto stats = http::ask<journal_stats>(*sys, journal, stats_deadline, atoms::stats::value);
@@ -99,6 +101,18 @@ void register_operational_routes(server::impl& s) {
       http::render_journal_stats(*stats, out);
     http::render_gauge(out, "backline_actors_running", "Actors running in the actor system.",
                        static_cast<double>(sys->registry().running()));
+    if (poller)
+      if (auto polled = http::ask<std::string>(*sys, poller, stats_deadline, atoms::stats::value)) {
+        auto figures = boost::json::parse(*polled).as_object();
+        auto number = [&](const char* key) { return static_cast<double>(figures.at(key).to_number<uint64_t>()); };
+        http::render_gauge(out, "backline_slack_poll_threads", "Open threads the poller watches.", number("watched"));
+        http::render_counter(out, "backline_slack_poll_calls_total", "conversations.replies calls the poller made.",
+                             number("calls"));
+        http::render_gauge(out, "backline_slack_poll_calls_in_window", "Poller calls in the budget's current window.",
+                           number("calls_in_window"));
+        http::render_counter(out, "backline_slack_poll_replies_total",
+                             "Slack replies the poller found that the events had not brought.", number("replies"));
+      }
     auto& self = http::front_actor(*sys);
     self->request(slack, stats_deadline, atoms::health::value)
       .receive(

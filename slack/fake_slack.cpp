@@ -421,6 +421,7 @@ struct pending_event {
   std::string body;
   int retry_num = 0;
   std::string retry_reason;
+  std::chrono::steady_clock::time_point happened = std::chrono::steady_clock::now();
 };
 
 }  // namespace
@@ -486,7 +487,7 @@ struct fake_slack::impl {
   int ev_in_flight = 0;
   bool ev_stopping = false;
   std::vector<event_delivery> deliveries;
-  std::thread ev_thread;
+  std::vector<std::thread> ev_threads;
 
   // ---------------------------------------------------------------------------
   // Identity, clock, lookups (callers hold mu)
@@ -1593,7 +1594,8 @@ struct fake_slack::impl {
       auto [status, reason] = deliver(url, p);
       lk.lock();
       --ev_in_flight;
-      deliveries.push_back(event_delivery{p.event_id, p.retry_num, p.retry_reason, status, p.body});
+      deliveries.push_back(
+          event_delivery{p.event_id, p.retry_num, p.retry_reason, status, p.body, p.happened, steady::now()});
       const std::size_t max_retries = cfg.event_retry_delays.size();
       if (!(status >= 200 && status < 300) && static_cast<std::size_t>(p.retry_num) < max_retries &&
           !url.empty()) {
@@ -1684,7 +1686,8 @@ void fake_slack::start() {
   }
   d.running = true;
   d.server_thread = std::thread([&d] { d.server.listen_after_bind(); });
-  d.ev_thread = std::thread([&d] { d.deliver_loop(); });
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, d.cfg.event_senders); ++i)
+    d.ev_threads.emplace_back([&d] { d.deliver_loop(); });
 }
 
 void fake_slack::stop() {
@@ -1705,8 +1708,10 @@ void fake_slack::stop() {
     d.ev_queue.clear();
   }
   d.ev_cv.notify_all();
-  if (d.ev_thread.joinable())
-    d.ev_thread.join();
+  for (auto& t : d.ev_threads)
+    if (t.joinable())
+      t.join();
+  d.ev_threads.clear();
 }
 
 int fake_slack::port() const { return impl_->bound_port; }

@@ -135,6 +135,8 @@ struct fake_slack_config {
 
   /// Slack also delivers the app's own messages (with bot_id) as events.
   bool events_for_bot_messages = true;
+  /// Events delivered at once (Slack sends concurrently; 1 keeps them in order).
+  std::size_t event_senders = 1;
   /// Slack wants a 2xx within 3 s; later counts as a timeout.
   std::chrono::milliseconds event_timeout{3000};
   /// Delay before retry 1, 2, 3 (Slack: at once, ~1 min, ~5 min). Tests use ms.
@@ -205,6 +207,8 @@ struct event_delivery {
   std::string retry_reason;  // "" on the first attempt
   int http_status = 0;       // 0 = no HTTP answer
   std::string body;          // the signed raw body
+  std::chrono::steady_clock::time_point happened{};  // when the message or change happened
+  std::chrono::steady_clock::time_point answered{};  // when this attempt got its answer (or none)
 };
 
 /// Thrown by the control surface: `what()` is a Slack-like error code

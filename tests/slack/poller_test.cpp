@@ -20,7 +20,9 @@ using backline::testing::live_slack;
 
 namespace {
 
-// The most conversations.replies calls the fake answered in any `window`.
+// The most conversations.replies calls the fake saw in any `window`. Calls
+// cross loopback with some jitter (more on a loaded machine): the poller keeps
+// a margin of 5% (at least 5 ms) for it, and tests look at windows 20 ms shorter.
 size_t busiest_window(const slack::fake_slack& fake, std::chrono::milliseconds window) {
   std::vector<std::chrono::steady_clock::time_point> at;
   for (const auto& c : fake.calls())
@@ -91,11 +93,16 @@ TEST_CASE("poller: with events off every reply arrives once, inside the call bud
     CHECK(from_slack(list) == 4);
     CHECK(list.back().at("author").at("name") == "erin");  // users.info's display name, not U0ERIN
   }
-  CHECK(busiest_window(f.fake, 500ms) <= 5);
+  CHECK(busiest_window(f.fake, 480ms) <= 5);
+  httplib::Client cli("127.0.0.1", f.srv->port());
+  auto metrics = cli.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK_THAT(metrics->body, Catch::Contains("backline_slack_poll_replies_total 12\n") &&
+                              Catch::Contains("backline_slack_poll_threads 3\n"));
 }
 
 TEST_CASE("poller: a budget of 1 call per window with 15 messages a call still converges", "[slack]") {
-  live_slack f(poll_only(1, 100, 15));
+  live_slack f(poll_only(1, 100, 15));  // 40 replies: 3 calls, 100 ms apart at least
   auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
   auto t = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
                   json::object{{"channel_id", "C0FINANCE"}, {"text", "Question"}});
@@ -111,7 +118,7 @@ TEST_CASE("poller: a budget of 1 call per window with 15 messages a call still c
   for (const auto& m : list)
     if (m.at("direction") == "from_slack")
       CHECK(m.at("text") == json::value("part " + std::to_string(n++)));
-  CHECK(busiest_window(f.fake, 100ms) <= 1);
+  CHECK(busiest_window(f.fake, 80ms) <= 1);
   for (const auto& c : f.fake.calls())
     if (c.method == "conversations.replies")
       CHECK(c.args.at("limit").as_int64() == 15);
@@ -186,9 +193,10 @@ TEST_CASE("poller: Slack's rate limit pauses polling for its Retry-After, then i
   for (const auto& c : f.fake.calls())
     if (c.method == "conversations.replies")
       replies.push_back(c);
-  REQUIRE(replies.size() >= 2);
-  CHECK(replies[0].http_status == 429);
-  CHECK(replies[1].at - replies[0].at >= 1000ms);  // never sooner than Retry-After
+  auto limited = std::find_if(replies.begin(), replies.end(), [](const slack::api_call& c) { return c.http_status == 429; });
+  REQUIRE(limited != replies.end());
+  REQUIRE(limited + 1 != replies.end());
+  CHECK((limited + 1)->at - limited->at >= 1000ms);  // never sooner than Retry-After
 }
 
 namespace {

@@ -1,0 +1,420 @@
+// slack_bench: the Slack side of backline, against the local Slack fake.
+//
+// 1. Events: N open threads (100, 1,000, 10,000) in M channels; L2 replies
+//    happen in the fake at a fixed rate (open loop, default 1,000/s) and are
+//    pushed to backline's /slack/events by 16 concurrent senders, as Slack
+//    does. Figures: events/s accepted, and event → inbox-visible latency
+//    (from the reply happening in the fake to backline's 200, which it gives
+//    only once the reply is durable and in the thread; a sample of threads is
+//    then read back over the API to check). Target: p99 < 50 ms at 1,000/s.
+// 2. Polling alone (events off): replies posted at once into T threads; the
+//    poller must find them all within its budget. Figures: calls in the
+//    busiest budget window (never above the budget), and the time until
+//    every reply is in, at budgets of 50 and 1 calls per window. The window
+//    is a minute in production; here it is shortened (--poll-window-ms) so a
+//    run is bounded, and the figures are given in windows.
+//
+//   slack_bench [--threads 100,1000,10000] [--channels 50] [--rate 1000] [--seconds 5]
+//               [--poll-threads 100] [--poll-window-ms 1000] [--quick] [--backline PATH]
+//
+// backline runs as a child process with SLACK_BOT_TOKEN / SLACK_API_URL /
+// SLACK_SIGNING_SECRET pointing at the fake (in this process), and
+// --slack-min-interval-ms 1 so that setting up thousands of thread parents
+// does not wait for Slack's 1 message/s/channel pace (that pace is what the
+// fake enforces for real Slack; it is not what this bench measures).
+// Ends with one JSON line: {"bench":"slack","figures":{…},"target_p99_ms":50}.
+
+#include <httplib.h>
+
+#include <boost/json.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include "bench/support/backline_child.hpp"
+#include "slack/fake_slack.hpp"
+
+namespace json = boost::json;
+namespace slack = backline::slack;
+using namespace std::chrono_literals;
+using clock_type = std::chrono::steady_clock;
+using bench::admin_token;
+using bench::backline_child;
+using bench::bench_error;
+
+namespace {
+
+struct options {
+  std::vector<size_t> threads{100, 1000, 10000};
+  size_t channels = 50;
+  double rate = 1000;
+  double seconds = 5;
+  size_t poll_threads = 100;
+  size_t poll_threads_slow = 20;  // at a budget of 1 per window
+  uint32_t poll_window_ms = 1000;
+  std::string backline;
+};
+
+std::filesystem::path default_backline_path() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::filesystem::path("backline") : (self.parent_path() / ".." / "backline").lexically_normal();
+}
+
+std::vector<size_t> parse_list(const std::string& text) {
+  std::vector<size_t> out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');)
+    out.push_back(static_cast<size_t>(std::stoul(item)));
+  return out;
+}
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty())
+    return 0;
+  std::sort(v.begin(), v.end());
+  auto i = static_cast<size_t>(p / 100.0 * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+// A small blocking API client (setup only; nothing here is measured).
+struct api {
+  std::string host;
+  int port;
+  json::value call(const std::string& method, const std::string& path, const std::string& token,
+                   const json::value& body = nullptr) {
+    httplib::Client cli(host, port);
+    cli.set_read_timeout(30, 0);
+    httplib::Headers h{{"Authorization", "Bearer " + token}};
+    auto r = method == "GET" ? cli.Get(path.c_str(), h) : cli.Post(path.c_str(), h, json::serialize(body), "application/json");
+    if (!r || r->status >= 300)
+      throw bench_error(method + " " + path + " failed: " + (r ? std::to_string(r->status) + " " + r->body : "no answer"));
+    return json::parse(r->body);
+  }
+};
+
+struct open_thread {
+  std::string id, channel, parent_ts;
+};
+
+// One backline + one fake, with `n` threads across `channels` channels.
+struct rig {
+  slack::fake_slack fake;
+  std::unique_ptr<backline_child> child;
+  api client{"127.0.0.1", 0};
+  std::string agent;
+  std::vector<open_thread> threads;
+
+  static slack::fake_slack_config fake_config(size_t channels) {
+    slack::fake_slack_config c;
+    c.event_senders = 16;
+    c.event_retry_delays = {50ms, 200ms, 1000ms};
+    c.events_for_bot_messages = false;  // only the replies are measured
+    c.worker_threads = 64;
+    c.workspace.channels.clear();  // only the bench's channels, all with the app in them
+    for (size_t i = 0; i < channels; ++i) {
+      char id[32];
+      std::snprintf(id, sizeof id, "C1B%05zu", i);
+      c.workspace.channels.push_back({id, "bench-" + std::to_string(i), true, false, false});
+    }
+    return c;
+  }
+
+  rig(const options& opt, const std::filesystem::path& workdir, size_t n, std::vector<std::string> extra_args)
+      : fake(fake_config(opt.channels)) {
+    fake.start();
+    std::filesystem::create_directories(workdir);
+    std::vector<std::string> args{"--http-threads", "96", "--log-requests", "off", "--slack-min-interval-ms", "1"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    child = std::make_unique<backline_child>(opt.backline, workdir.string(), args,
+                                             std::vector<std::string>{"SLACK_BOT_TOKEN=" + fake.config().bot_token,
+                                                                      "SLACK_API_URL=" + fake.base_url(),
+                                                                      "SLACK_SIGNING_SECRET=" + fake.config().signing_secret});
+    child->wait_ready();
+    client = api{child->host(), child->port()};
+    fake.set_events_url("http://" + child->host() + ":" + std::to_string(child->port()) + "/slack/events");
+    setup(opt, n);
+  }
+  ~rig() {
+    child->stop();
+    fake.stop();
+  }
+
+  void setup(const options& opt, size_t n) {
+    auto t0 = clock_type::now();
+    auto token_of = [&](const std::string& id, const std::string& role) {
+      auto u = client.call("POST", "/api/v1/users", admin_token,
+                           json::object{{"id", id}, {"name", id}, {"role", role}, {"inbox_access", true}});
+      return std::string(u.at("token").as_string());
+    };
+    auto bot = token_of("bench-bot", "bot");
+    agent = token_of("bench-agent", "agent");
+    size_t chats = std::max<size_t>(1, n / 100);
+    std::vector<std::string> chat_ids;
+    for (size_t c = 0; c < chats; ++c) {
+      auto chat = client.call("POST", "/api/v1/chats", bot, json::object{{"customer", {{"id", "cust"}, {"name", "C"}}}});
+      chat_ids.emplace_back(chat.at("id").as_string());
+      client.call("POST", "/api/v1/chats/" + chat_ids.back() + "/assign", bot, json::object{{"agent_id", "bench-agent"}});
+    }
+    // Threads, from 8 clients at once.
+    threads.resize(n);
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> workers;
+    std::mutex err_mu;
+    std::string error;
+    for (int w = 0; w < 8; ++w)
+      workers.emplace_back([&] {
+        try {
+          api mine = client;
+          for (size_t i = next++; i < n; i = next++) {
+            auto channel = fake.config().workspace.channels[i % opt.channels].id;
+            auto t = mine.call("POST", "/api/v1/chats/" + chat_ids[i % chats] + "/threads", agent,
+                               json::object{{"channel_id", channel}, {"text", "bench question " + std::to_string(i)}});
+            threads[i] = {std::string(t.at("id").as_string()), channel, ""};
+          }
+        } catch (const std::exception& e) {
+          std::lock_guard lk(err_mu);
+          error = e.what();
+        }
+      });
+    for (auto& w : workers)
+      w.join();
+    if (!error.empty())
+      throw bench_error(error);
+    // Every parent in Slack: their ts, by the outbox metadata's thread id.
+    std::map<std::string, std::string> ts_of;
+    for (auto deadline = clock_type::now() + 300s; ts_of.size() < n;) {
+      if (clock_type::now() > deadline)
+        throw bench_error("only " + std::to_string(ts_of.size()) + " of " + std::to_string(n) + " parents reached the fake");
+      std::this_thread::sleep_for(100ms);
+      ts_of.clear();
+      for (const auto& s : fake.sent())
+        if (s.method == "chat.postMessage" && s.thread_ts.empty())
+          if (auto* meta = s.args.if_contains("metadata"); meta && meta->is_object())
+            ts_of[std::string(meta->at("event_payload").at("thread_id").as_string())] = s.ts;
+    }
+    for (auto& t : threads)
+      t.parent_ts = ts_of.at(t.id);
+    std::cout << "  setup: " << n << " threads in " << std::min(n, opt.channels) << " channels, parents in Slack, in "
+              << std::fixed << std::setprecision(1) << std::chrono::duration<double>(clock_type::now() - t0).count()
+              << " s" << std::endl;
+  }
+
+  double metric(const std::string& name) {
+    httplib::Client cli(child->host(), child->port());
+    auto r = cli.Get("/metrics");
+    if (!r)
+      return -1;
+    auto at = r->body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stod(r->body.substr(at + name.size() + 2));
+  }
+};
+
+struct events_result {
+  size_t sent = 0, accepted = 0, failed = 0;
+  double offered_per_s = 0, accepted_per_s = 0, p50 = 0, p99 = 0, max = 0;
+  size_t checked = 0, visible = 0;
+};
+
+events_result run_events(const options& opt, const std::filesystem::path& dir, size_t n) {
+  rig r(opt, dir, n, {"--slack-inbound", "events"});
+  std::vector<size_t> per_thread(n, 0);
+  auto total = static_cast<size_t>(opt.rate * opt.seconds);
+  auto start = clock_type::now();
+  auto interval = std::chrono::duration<double>(1.0 / opt.rate);
+  for (size_t i = 0; i < total; ++i) {
+    auto due = start + std::chrono::duration_cast<clock_type::duration>(interval * static_cast<double>(i));
+    std::this_thread::sleep_until(due);
+    auto& t = r.threads[i % n];
+    r.fake.post_reply(t.channel, t.parent_ts, "U0ERIN", "reply " + std::to_string(i));
+    ++per_thread[i % n];
+  }
+  auto offered_s = std::chrono::duration<double>(clock_type::now() - start).count();
+  r.fake.wait_events_idle(120s);
+  events_result out;
+  out.sent = total;
+  out.offered_per_s = static_cast<double>(total) / offered_s;
+  std::vector<double> lat;
+  auto first = clock_type::time_point::max(), last = clock_type::time_point::min();
+  for (const auto& d : r.fake.event_deliveries()) {
+    if (d.http_status != 200) {
+      ++out.failed;
+      continue;
+    }
+    ++out.accepted;
+    lat.push_back(std::chrono::duration<double, std::milli>(d.answered - d.happened).count());
+    first = std::min(first, d.happened);
+    last = std::max(last, d.answered);
+  }
+  out.accepted_per_s = out.accepted ? static_cast<double>(out.accepted) / std::chrono::duration<double>(last - first).count() : 0;
+  out.p50 = percentile(lat, 50);
+  out.p99 = percentile(lat, 99);
+  out.max = percentile(lat, 100);
+  // Inbox-visible: read back a sample of threads over the API.
+  std::mt19937 rng(7);
+  for (size_t k = 0; k < std::min<size_t>(20, n); ++k) {
+    auto i = rng() % n;
+    auto list = r.client.call("GET", "/api/v1/threads/" + r.threads[i].id + "/messages", r.agent).at("messages").as_array();
+    auto replies = std::count_if(list.begin(), list.end(), [](const json::value& m) { return m.at("direction") == "from_slack"; });
+    ++out.checked;
+    out.visible += static_cast<size_t>(replies) == per_thread[i] ? 1 : 0;
+  }
+  return out;
+}
+
+struct poll_result {
+  size_t threads = 0, replies = 0, found = 0;
+  uint32_t budget = 0;
+  size_t busiest_window = 0, calls = 0;
+  double seconds = 0, windows = 0;
+  bool converged = false;
+};
+
+poll_result run_poll(const options& opt, const std::filesystem::path& dir, size_t n, uint32_t budget, double limit_s) {
+  rig r(opt, dir, n,
+        {"--slack-inbound", "poll", "--slack-poll-budget", std::to_string(budget), "--slack-poll-window-ms",
+         std::to_string(opt.poll_window_ms), "--slack-poll-interval-ms", std::to_string(opt.poll_window_ms / 4),
+         "--slack-poll-page", "15"});
+  r.fake.set_events_url("");  // Slack pushes nothing: only the poller finds replies
+  poll_result out;
+  out.threads = n;
+  out.budget = budget;
+  const size_t per_thread = 3;
+  auto calls_before = r.fake.call_count("conversations.replies");
+  auto start = clock_type::now();
+  for (size_t i = 0; i < n * per_thread; ++i) {
+    auto& t = r.threads[i % n];
+    r.fake.post_reply(t.channel, t.parent_ts, "U0HUGO", "polled reply " + std::to_string(i));
+  }
+  out.replies = n * per_thread;
+  auto deadline = start + std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(limit_s));
+  auto last_print = start;
+  while (clock_type::now() < deadline) {
+    auto found = r.metric("backline_slack_poll_replies_total");
+    out.found = found < 0 ? 0 : static_cast<size_t>(found);
+    if (out.found >= out.replies) {
+      out.converged = true;
+      break;
+    }
+    if (clock_type::now() - last_print > 10s) {
+      last_print = clock_type::now();
+      std::cout << "    … " << out.found << "/" << out.replies << " replies found" << std::endl;
+    }
+    std::this_thread::sleep_for(20ms);
+  }
+  out.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
+  out.windows = out.seconds * 1000.0 / opt.poll_window_ms;
+  std::vector<clock_type::time_point> at;
+  for (const auto& c : r.fake.calls())
+    if (c.method == "conversations.replies")
+      at.push_back(c.at);
+  out.calls = r.fake.call_count("conversations.replies") - calls_before;
+  auto window = std::chrono::milliseconds(opt.poll_window_ms);
+  for (size_t i = 0, j = 0; j < at.size(); ++j) {
+    while (at[j] - at[i] >= window)
+      ++i;
+    out.busiest_window = std::max(out.busiest_window, j - i + 1);
+  }
+  return out;
+}
+
+int run(const options& opt) {
+  auto base = std::filesystem::temp_directory_path() / ("slack_bench." + std::to_string(::getpid()));
+  std::filesystem::create_directories(base);
+  std::cout << "slack_bench: backline " << opt.backline << ", machine " << std::thread::hardware_concurrency()
+            << " cores\n";
+  json::object figures;
+  bool target_met = true;
+  std::cout << "\nEvents pushed at " << opt.rate << "/s for " << opt.seconds << " s (16 concurrent senders):\n";
+  for (auto n : opt.threads) {
+    std::cout << "- " << n << " open threads" << std::endl;
+    auto e = run_events(opt, base / ("events-" + std::to_string(n)), n);
+    std::cout << std::fixed << std::setprecision(1) << "  offered " << e.offered_per_s << "/s, accepted "
+              << e.accepted_per_s << "/s (" << e.accepted << " of " << e.sent << ", " << e.failed
+              << " non-200 answers retried)\n  event -> inbox-visible: p50 " << e.p50 << " ms, p99 " << e.p99
+              << " ms, max " << e.max << " ms (target p99 < 50 ms)\n  read back: " << e.visible << "/" << e.checked
+              << " sampled threads hold every reply" << std::endl;
+    target_met = target_met && e.p99 < 50 && e.visible == e.checked;
+    figures["events_" + std::to_string(n)] = json::object{
+      {"offered_per_s", e.offered_per_s}, {"accepted_per_s", e.accepted_per_s}, {"accepted", e.accepted},
+      {"sent", e.sent}, {"non_200", e.failed}, {"p50_ms", e.p50}, {"p99_ms", e.p99}, {"max_ms", e.max},
+      {"visible_sampled", e.visible}, {"sampled", e.checked}};
+  }
+  std::cout << "\nPolling alone (events off), a budget window of " << opt.poll_window_ms
+            << " ms standing for Slack's minute, 3 replies per thread, 15 messages per call:\n";
+  for (auto [budget, n] : {std::pair<uint32_t, size_t>{50, opt.poll_threads}, {1, opt.poll_threads_slow}}) {
+    std::cout << "- budget " << budget << " calls per window, " << n << " threads" << std::endl;
+    // At 1 call per window, every thread needs a call: allow 3 windows per thread.
+    double limit = std::max(60.0, 3.0 * static_cast<double>(n) / budget * opt.poll_window_ms / 1000.0 + 30);
+    auto p = run_poll(opt, base / ("poll-" + std::to_string(budget)), n, budget, limit);
+    std::cout << std::fixed << std::setprecision(1) << "  " << p.found << "/" << p.replies << " replies in "
+              << p.seconds << " s = " << p.windows << " windows" << (p.converged ? "" : " (DID NOT CONVERGE)")
+              << "; calls " << p.calls << ", busiest window " << p.busiest_window << " (budget " << p.budget << ")"
+              << std::endl;
+    target_met = target_met && p.converged && p.busiest_window <= p.budget;
+    figures["poll_budget_" + std::to_string(budget)] = json::object{
+      {"threads", p.threads}, {"replies", p.replies}, {"found", p.found}, {"seconds", p.seconds},
+      {"windows", p.windows}, {"calls", p.calls}, {"busiest_window_calls", p.busiest_window}, {"budget", p.budget},
+      {"window_ms", opt.poll_window_ms}, {"converged", p.converged}};
+  }
+  std::filesystem::remove_all(base);
+  std::cout << "\n" << (target_met ? "targets met" : "TARGET MISSED") << "\n";
+  std::cout << json::serialize(json::object{{"bench", "slack"}, {"figures", figures}, {"target_p99_ms", 50},
+                                            {"targets_met", target_met}})
+            << std::endl;
+  return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  options opt;
+  opt.backline = default_backline_path().string();
+  try {
+    for (int i = 1; i < argc; ++i) {
+      std::string a = argv[i];
+      auto value = [&]() -> std::string {
+        if (i + 1 >= argc)
+          throw bench_error(a + " needs a value");
+        return argv[++i];
+      };
+      if (a == "--threads")
+        opt.threads = parse_list(value());
+      else if (a == "--channels")
+        opt.channels = std::stoul(value());
+      else if (a == "--rate")
+        opt.rate = std::stod(value());
+      else if (a == "--seconds")
+        opt.seconds = std::stod(value());
+      else if (a == "--poll-threads")
+        opt.poll_threads = std::stoul(value());
+      else if (a == "--poll-window-ms")
+        opt.poll_window_ms = static_cast<uint32_t>(std::stoul(value()));
+      else if (a == "--backline")
+        opt.backline = value();
+      else if (a == "--quick") {
+        opt.threads = {100, 1000};
+        opt.seconds = 3;
+        opt.poll_threads = 50;
+        opt.poll_threads_slow = 10;
+        opt.poll_window_ms = 500;
+      } else {
+        std::cerr << "usage: slack_bench [--threads 100,1000,10000] [--channels M] [--rate R] [--seconds S]\n"
+                     "                   [--poll-threads N] [--poll-window-ms MS] [--quick] [--backline PATH]\n";
+        return 2;
+      }
+    }
+    return run(opt);
+  } catch (const std::exception& e) {
+    std::cerr << "slack_bench: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -6,7 +6,8 @@ set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config
           libcaf-dev libcpp-httplib-dev libboost-json1.81-dev librocksdb-dev libssl-dev)
-test_packages=(catch2 nodejs npm)
+# chromium: the real browser the web page tests drive (tests/web, playwright-core).
+test_packages=(catch2 nodejs npm chromium)
 
 wanted=("${packages[@]}")
 if [[ "${1:-}" == "--test" ]]; then

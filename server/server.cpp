@@ -278,6 +278,8 @@ void server::stop() {
   if (!impl_ || impl_->stopped)
     return;
   impl_->stopped = true;
+  // 0. Long polls answer now instead of holding step 1 for up to their wait.
+  caf::anon_send(impl_->notifications, atoms::flush::value);
   // 1. No new connections; httplib joins its workers, so in-flight requests
   //    finish (their answers come from actors still running).
   if (impl_->sandbox)

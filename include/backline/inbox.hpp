@@ -46,7 +46,9 @@ using notifications_actor = caf::typed_actor<
   // agent id, after cursor, wait ms: answered at once if something is pending, else within wait.
   caf::replies_to<atoms::poll, std::string, uint64_t, uint32_t>::with<api_reply>,
   // Internal: a poll's wait is over (agent id, poll number).
-  caf::reacts_to<atoms::poll_end, std::string, uint64_t>>;
+  caf::reacts_to<atoms::poll_end, std::string, uint64_t>,
+  // The server is stopping: every waiting poll is answered now, and later ones at once.
+  caf::reacts_to<atoms::flush>>;
 
 /// The poller: finds the Slack replies the Events API did not bring, with
 /// conversations.replies, inside a call budget (see poller_options).

@@ -289,7 +289,8 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     self->request(d.slack, d.deadline * 2, atoms::list::value)
       .receive(
         [&](const reply_status& st, const std::string& channels) {
-          out = st.ok() ? api_reply{200, "{\"channels\":" + channels + "}"}
+          out = st.ok() ? api_reply{200, "{\"channels\":" + channels +
+                                           ",\"sandbox\":" + (d.sandbox != nullptr ? "true" : "false") + "}"}
                         : error_reply(502, "slack_failed", st.message);
         },
         [](caf::error&) {});

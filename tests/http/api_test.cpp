@@ -488,6 +488,12 @@ TEST_CASE_METHOD(inbox_fixture, "GET /api/v1/users: an admin sees everyone, agen
   CHECK(get("/api/v1/users", "").status == 401);
 }
 
+TEST_CASE_METHOD(inbox_fixture, "GET /api/v1/slack/channels without a Slack token says it is the sandbox") {
+  auto c = get("/api/v1/slack/channels", agent);
+  REQUIRE(c.status == 200);
+  CHECK(c.body.at("sandbox") == true);
+}
+
 TEST_CASE_METHOD(inbox_fixture, "GET /api/v1/slack/mentions: @here and @channel, then the workspace's groups and people, never for the bot") {
   auto m = get("/api/v1/slack/mentions", agent);
   REQUIRE(m.status == 200);

@@ -35,6 +35,7 @@ const state = {
   thread: null,
   messages: [],
   channels: null,     // the To list, once loaded
+  sandbox: false,     // no Slack token: Slack is simulated
   mentions: null,     // @-suggestions, once loaded
   agents: null,       // transfer and assign targets
   cursor: "0",
@@ -861,6 +862,7 @@ async function loadChannels(force) {
   if (state.channels && !force) return state.channels;
   const data = await api("GET", "/api/v1/slack/channels");
   state.channels = data.channels;
+  state.sandbox = !!data.sandbox;
   return state.channels;
 }
 
@@ -979,7 +981,7 @@ async function renderNewThread() {
   const pane = byId("threads-pane");
   const c = state.chat;
   const me = state.me;
-  const select = h("select", { id: "thread-to", name: "channel_id", required: true, "aria-describedby": "to-help" });
+  let select = h("select", { id: "thread-to", name: "channel_id", required: true, "aria-describedby": "to-help" });
   const toHelp = h("p", { class: "help", id: "to-help" }, "Loading the Slack channels…");
   const composer = makeComposer({
     id: "new-thread",
@@ -1039,9 +1041,18 @@ async function renderNewThread() {
           ch.available ? `#${ch.name}` : `#${ch.name} — unavailable: ${ch.reason || "Slack refuses it"}`,
         ),
       );
-    toHelp.textContent = channels.length
-      ? "The Slack channels the app is in. Greyed ones cannot take new threads."
-      : "The Slack app is in no channel yet (or Slack is not configured): invite it to a channel first.";
+    if (channels.length) {
+      toHelp.textContent = "The Slack channels the app is in. Greyed ones cannot take new threads.";
+    } else if (state.sandbox) {
+      // The sandbox without a simulated workspace: any channel name will do.
+      const input = h("input", { id: "thread-to", name: "channel_id", required: true, autocomplete: "off",
+        placeholder: "finance", "aria-describedby": "to-help" });
+      select.replaceWith(input);
+      select = input;
+      toHelp.textContent = "Sandbox: Slack is simulated and lists no channels; type a channel name.";
+    } else {
+      toHelp.textContent = "The Slack app is in no channel yet: invite it to a channel first.";
+    }
   } catch (err) {
     toHelp.textContent = `Could not load the Slack channels: ${err.message}`;
     toHelp.classList.add("error-text");
@@ -1086,7 +1097,7 @@ function renderThreadHeader() {
   const footer = byId("thread-footer");
   if (!footer) return;
   const writable = threadWritable();
-  const existing = footer.querySelector("form");
+  const existing = footer.querySelector("form.composer");
   if (writable && existing) {
     // The channel's name may have come since the composer was made.
     const where = `Reply in ${fmt.channelLabel(state.channels, t.channel_id)}`;
@@ -1112,8 +1123,44 @@ function renderThreadHeader() {
           : state.chat.status === "resolved"
             ? "The chat is resolved: its threads are read-only."
             : "This thread is read-only for you.";
-    fill(footer, h("p", { class: "readonly-note", id: "thread-readonly" }, svgIcon(ICONS.lock), why));
+    const note = footer.querySelector("#thread-readonly");
+    if (!note || note.textContent !== why || existing)
+      fill(footer, h("p", { class: "readonly-note", id: "thread-readonly" }, svgIcon(ICONS.lock), why));
   }
+  if (state.sandbox && t.slack_ts && !byId("sandbox-reply")) footer.prepend(sandboxReplyBox(t));
+}
+
+/// Sandbox only (no Slack token): post a reply as an L2 person would in Slack.
+function sandboxReplyBox(t) {
+  const name = h("input", { id: "sandbox-name", value: "Erin (Finance)", autocomplete: "off" });
+  const text = h("textarea", { id: "sandbox-text", rows: "2", placeholder: "What the L2 person answers in Slack" });
+  const form = h(
+    "form",
+    { class: "sandbox-form" },
+    h("label", { for: "sandbox-name" }, "Name"), name,
+    h("label", { for: "sandbox-text" }, "Reply"), text,
+    h("button", { type: "submit", class: "secondary small" }, "Post the L2 reply"),
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    if (!text.value.trim()) return;
+    try {
+      await api("POST", "/api/v1/sandbox/slack/replies", {
+        json: { channel_id: t.channel_id, thread_ts: t.slack_ts, user_name: name.value || "L2", text: text.value },
+      });
+      text.value = "";
+      await loadMessages(true);
+      await loadThreads();
+    } catch (err) {
+      showError("Could not post the sandbox reply", err);
+    }
+  });
+  return h(
+    "details",
+    { class: "sandbox", id: "sandbox-reply" },
+    h("summary", {}, "Sandbox: reply as an L2 person in Slack"),
+    form,
+  );
 }
 
 async function loadThread(threadId) {

@@ -78,34 +78,41 @@ class Child {
   }
 }
 
-/// A backline server (with `extraArgs` for `backline serve`) and its Slack fake, both fresh.
-export async function startStack(extraArgs = []) {
+/// A fresh backline server (`args` for `backline serve`) and, with `slack`,
+/// a fresh Slack fake it talks to; without, backline runs as the sandbox
+/// (no Slack token).
+export async function startStack({ args = [], slack = true } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "backline-web-"));
-  const slackReady = join(dir, "slack.ready");
-  const slack = new Child(required("FAKE_SLACK_BIN"), [slackReady, "600"], "slack.log", process.env);
-  const fake = JSON.parse(await waitForFile(slackReady, 20000, "the Slack fake to serve"));
-  const ready = join(dir, "backline.ready");
-  const server = new Child(
-    required("BACKLINE_BIN"),
-    ["serve", "--listen", "127.0.0.1:0", "--data", join(dir, "data"), "--ready-file", ready,
-      "--http-threads", "64", "--slack-api-url", fake.base_url, "--log-requests", "off", ...extraArgs],
-    "backline.log",
-    { ...process.env, BACKLINE_ADMIN_TOKEN: ADMIN_TOKEN, SLACK_BOT_TOKEN: fake.bot_token,
-      SLACK_SIGNING_SECRET: fake.signing_secret },
-  );
-  const hostPort = await waitForFile(ready, 20000, "backline to serve");
+  const env = { ...process.env, BACKLINE_ADMIN_TOKEN: ADMIN_TOKEN };
+  delete env.SLACK_BOT_TOKEN;
+  delete env.SLACK_SIGNING_SECRET;
+  const serveArgs = ["serve", "--listen", "127.0.0.1:0", "--data", join(dir, "data"), "--ready-file",
+    join(dir, "backline.ready"), "--http-threads", "64", "--log-requests", "off", ...args];
+  let fakeSlack = null;
+  let fake = null;
+  if (slack) {
+    const slackReady = join(dir, "slack.ready");
+    fakeSlack = new Child(required("FAKE_SLACK_BIN"), [slackReady, "600"], "slack.log", process.env);
+    fake = JSON.parse(await waitForFile(slackReady, 20000, "the Slack fake to serve"));
+    serveArgs.push("--slack-api-url", fake.base_url);
+    env.SLACK_BOT_TOKEN = fake.bot_token;
+    env.SLACK_SIGNING_SECRET = fake.signing_secret;
+  }
+  const server = new Child(required("BACKLINE_BIN"), serveArgs, "backline.log", env);
+  const hostPort = await waitForFile(join(dir, "backline.ready"), 20000, "backline to serve");
   const base = `http://${hostPort}`;
-  const stack = { dir, slack, server, fake, base };
-  await control(stack, "events_url", { url: `${base}/slack/events` });
+  const stack = { dir, slack: fakeSlack, server, fake, base };
+  if (slack) await control(stack, "events_url", { url: `${base}/slack/events` });
   return stack;
 }
 
 export async function stopStack(stack, artifacts) {
   if (!stack) return;
-  const results = await Promise.all([stack.server.stop(), stack.slack.stop()]);
+  const children = [stack.server, stack.slack].filter(Boolean);
+  const results = await Promise.all(children.map((c) => c.stop()));
   if (artifacts) {
     mkdirSync(artifacts, { recursive: true });
-    for (const child of [stack.server, stack.slack]) writeFileSync(join(artifacts, child.log), child.output());
+    for (const child of children) writeFileSync(join(artifacts, child.log), child.output());
   }
   rmSync(stack.dir, { recursive: true, force: true });
   return results;

@@ -393,7 +393,7 @@ const scenarios = {
 
   "errors-in-words": {
     title: "errors from the server are shown in words: a file too large, a resolved chat, a server gone",
-    stackArgs: ["--max-file-bytes", "2048"],
+    stack: { args: ["--max-file-bytes", "2048"] },
     async run({ stack, browser, shot, people }) {
       const { chat } = people;
       const thread = await threadViaApi(stack, people.alice, chat, "C0FINANCE", "Please check invoice 88.");
@@ -421,6 +421,34 @@ const scenarios = {
       check((await bannerText(page)).includes("the server could not be reached"), "a network failure in words");
       check(await page.locator("#transcript").isVisible(), "the page stays");
       await shot(page, "server-gone");
+    },
+  },
+
+  "sandbox": {
+    title: "without a Slack token the page still runs the whole flow: a typed channel, and L2 replies posted from the page",
+    stack: { slack: false },
+    async run({ stack, browser, shot, people }) {
+      const { chat } = people;
+      const page = await signIn(browser, stack, people.alice, "Alice Agent");
+      await page.locator(`[data-chat-id="${chat}"]`).click();
+      await page.locator("#threads-button").click();
+      await page.getByRole("link", { name: "+ New thread" }).click();
+      await page.getByText("Sandbox: Slack is simulated").waitFor();
+      await page.locator("#thread-to").fill("finance");
+      await page.locator("#new-thread-text").fill("Sandbox question: refund?");
+      await shot(page, "sandbox-new-thread");
+      await page.getByRole("button", { name: "Create thread" }).click();
+      const opening = page.locator("#thread-messages .msg-out").first();
+      await opening.locator(".delivery-sent").waitFor();
+      await page.getByText("Sandbox: reply as an L2 person in Slack").click();
+      await page.locator("#sandbox-name").fill("Hugo (HR)");
+      await page.locator("#sandbox-text").fill("Answered from the *sandbox*.");
+      await page.getByRole("button", { name: "Post the L2 reply" }).click();
+      const reply = page.locator("#thread-messages .msg-in").filter({ hasText: "Answered from the" });
+      await reply.waitFor();
+      equal(await reply.locator(".msg-body strong").textContent(), "sandbox", "the reply's bold");
+      check((await reply.locator(".msg-head").textContent()).includes("Hugo (HR)"), "the reply's author");
+      await shot(page, "sandbox-reply");
     },
   },
 
@@ -513,7 +541,7 @@ async function runScenario(id) {
   let stack, browser;
   const started = Date.now();
   try {
-    stack = await startStack(scenario.stackArgs || []);
+    stack = await startStack(scenario.stack);
     const people = await cast(stack);
     browser = await openBrowser();
     await withTimeout(scenario.run({ stack, browser, shot, people }), SCENARIO_TIMEOUT_MS, id);

@@ -981,7 +981,7 @@ async function renderNewThread() {
   const pane = byId("threads-pane");
   const c = state.chat;
   const me = state.me;
-  let select = h("select", { id: "thread-to", name: "channel_id", required: true, "aria-describedby": "to-help" });
+  const select = h("select", { id: "thread-to", name: "channel_id", required: true, "aria-describedby": "to-help" });
   const toHelp = h("p", { class: "help", id: "to-help" }, "Loading the Slack channels…");
   const composer = makeComposer({
     id: "new-thread",
@@ -1041,18 +1041,10 @@ async function renderNewThread() {
           ch.available ? `#${ch.name}` : `#${ch.name} — unavailable: ${ch.reason || "Slack refuses it"}`,
         ),
       );
-    if (channels.length) {
-      toHelp.textContent = "The Slack channels the app is in. Greyed ones cannot take new threads.";
-    } else if (state.sandbox) {
-      // The sandbox without a simulated workspace: any channel name will do.
-      const input = h("input", { id: "thread-to", name: "channel_id", required: true, autocomplete: "off",
-        placeholder: "finance", "aria-describedby": "to-help" });
-      select.replaceWith(input);
-      select = input;
-      toHelp.textContent = "Sandbox: Slack is simulated and lists no channels; type a channel name.";
-    } else {
-      toHelp.textContent = "The Slack app is in no channel yet: invite it to a channel first.";
-    }
+    toHelp.textContent = channels.length
+      ? `The Slack channels the app is in${state.sandbox ? " (the sandbox's simulated workspace)" : ""}. ` +
+        "Greyed ones cannot take new threads."
+      : "The Slack app is in no channel yet: invite it to a channel first.";
   } catch (err) {
     toHelp.textContent = `Could not load the Slack channels: ${err.message}`;
     toHelp.classList.add("error-text");

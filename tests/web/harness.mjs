@@ -1,6 +1,6 @@
 // What the browser tests stand on: a fresh `backline serve` (the real
-// binary, BACKLINE_BIN) wired to a fresh local Slack fake (FAKE_SLACK_BIN),
-// each on an ephemeral loopback port with a temp data directory; Debian's
+// binary, BACKLINE_BIN) in sandbox mode (its simulated Slack workspace
+// in-process) on an ephemeral loopback port with a temp data directory; Debian's
 // chromium driven by playwright-core with a fresh profile; the HTTP API and
 // the fake's control surface for setting the scene; and small waiting and
 // checking helpers (playwright-core has no test runner of its own).
@@ -78,37 +78,35 @@ class Child {
   }
 }
 
-/// A fresh backline server (`args` for `backline serve`) and, with `slack`,
-/// a fresh Slack fake it talks to; without, backline runs as the sandbox
-/// (no Slack token).
-export async function startStack({ args = [], slack = true } = {}) {
+/// A fresh backline server (`args` for `backline serve`) in sandbox mode: no
+/// Slack token, so it runs the simulated Slack workspace in-process and talks
+/// to it through its Web API client. The workspace's control surface (post a
+/// reply as a person, edit, delete, archive a channel, inject faults) is on
+/// the loopback port the server names in its log.
+export async function startStack({ args = [] } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "backline-web-"));
   const env = { ...process.env, BACKLINE_ADMIN_TOKEN: ADMIN_TOKEN };
-  delete env.SLACK_BOT_TOKEN;
-  delete env.SLACK_SIGNING_SECRET;
-  const serveArgs = ["serve", "--listen", "127.0.0.1:0", "--data", join(dir, "data"), "--ready-file",
-    join(dir, "backline.ready"), "--http-threads", "64", "--log-requests", "off", ...args];
-  let fakeSlack = null;
-  let fake = null;
-  if (slack) {
-    const slackReady = join(dir, "slack.ready");
-    fakeSlack = new Child(required("FAKE_SLACK_BIN"), [slackReady, "600"], "slack.log", process.env);
-    fake = JSON.parse(await waitForFile(slackReady, 20000, "the Slack fake to serve"));
-    serveArgs.push("--slack-api-url", fake.base_url);
-    env.SLACK_BOT_TOKEN = fake.bot_token;
-    env.SLACK_SIGNING_SECRET = fake.signing_secret;
-  }
-  const server = new Child(required("BACKLINE_BIN"), serveArgs, "backline.log", env);
-  const hostPort = await waitForFile(join(dir, "backline.ready"), 20000, "backline to serve");
-  const base = `http://${hostPort}`;
-  const stack = { dir, slack: fakeSlack, server, fake, base };
-  if (slack) await control(stack, "events_url", { url: `${base}/slack/events` });
+  for (const name of ["SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL"]) delete env[name];
+  const ready = join(dir, "backline.ready");
+  const server = new Child(
+    required("BACKLINE_BIN"),
+    ["serve", "--listen", "127.0.0.1:0", "--data", join(dir, "data"), "--ready-file", ready,
+      "--http-threads", "64", "--log-requests", "off", ...args],
+    "backline.log",
+    env,
+  );
+  const stack = { dir, server };
+  const hostPort = await waitForFile(ready, 20000, "backline to serve");
+  stack.base = `http://${hostPort}`;
+  const workspace = await eventually("the log to name the sandbox workspace", () =>
+    (server.output().match(/a simulated workspace at (http:\/\/[^\s/]+)\/api\//) || [])[1], 5000);
+  stack.fake = { server_url: workspace };
   return stack;
 }
 
 export async function stopStack(stack, artifacts) {
   if (!stack) return;
-  const children = [stack.server, stack.slack].filter(Boolean);
+  const children = [stack.server];
   const results = await Promise.all(children.map((c) => c.stop()));
   if (artifacts) {
     mkdirSync(artifacts, { recursive: true });

@@ -3,8 +3,8 @@
 # playwright-core at the exact version in package-lock.json, driving Debian's
 # chromium (/usr/bin/chromium, never a downloaded browser).
 #   tests/web/run.sh [scenario]        (inbox.test.mjs --list names them)
-# Needs BACKLINE_BIN (the backline binary) and FAKE_SLACK_BIN (the Slack fake,
-# tests/web/fake_slack_server.cpp), both set by ctest; node, npm and chromium
+# Needs BACKLINE_BIN (the backline binary, set by ctest; it runs in sandbox
+# mode, with the simulated Slack workspace in-process); node, npm and chromium
 # (scripts/deps.sh --test); and the npm registry the first time.
 # Screenshots and server logs go to $WEB_ARTIFACTS/<scenario>/.
 set -euo pipefail

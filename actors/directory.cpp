@@ -184,6 +184,9 @@ slack_port_actor::behavior_type memory_port(slack_port_actor::stateful_pointer<m
     [](atoms::list) -> caf::result<reply_status, std::string> {
       return {reply_status{}, std::string("[]")};  // no Slack app configured: no channels
     },
+    [](atoms::mentions) -> caf::result<reply_status, std::string> {
+      return {reply_status{}, std::string("[]")};  // no workspace: no user groups or users
+    },
     [](atoms::health) -> caf::result<reply_status, uint64_t> { return {reply_status{}, uint64_t{0}}; },
     [](atoms::notify, const std::string&, uint64_t, bool) {},
   };

@@ -37,6 +37,7 @@ struct notifications_state {
   static inline const char* name = "notifications";
   std::map<std::string, agent_inbox> agents;
   uint64_t next_poll = 1;
+  bool stopping = false;  // no poll waits any more
 };
 
 constexpr size_t max_notes_per_agent = 1000;
@@ -82,13 +83,22 @@ notifications_actor::behavior_type notifications_behavior(
       auto& inbox = self->state.agents[agent];
       if (!inbox.notes.empty() && inbox.notes.back().cursor > after)
         return answer(inbox, after);
-      if (wait_ms == 0)
+      if (wait_ms == 0 || self->state.stopping)
         return answer(inbox, after);
       auto rp = self->make_response_promise<api_reply>();
       auto id = self->state.next_poll++;
       inbox.polls.push_back({id, after, rp});
       self->delayed_send(self, std::chrono::milliseconds(wait_ms), atoms::poll_end::value, agent, id);
       return rp;
+    },
+    // Waiting polls would hold the HTTP front's shutdown for their whole wait.
+    [self](atoms::flush) {
+      self->state.stopping = true;
+      for (auto& [agent, inbox] : self->state.agents) {
+        for (auto& p : inbox.polls)
+          p.promise.deliver(answer(inbox, p.after));
+        inbox.polls.clear();
+      }
     },
     [self](atoms::poll_end, const std::string& agent, uint64_t id) {
       auto& inbox = self->state.agents[agent];

@@ -12,6 +12,7 @@
 
 #include "actors/persist.hpp"
 #include "backline/file_store.hpp"
+#include "slack/directory.hpp"
 #include "slack/format.hpp"
 #include "slack/web_client.hpp"
 
@@ -29,7 +30,9 @@ using caller_actor = caf::typed_actor<
   // users.info: the display name, or "" when Slack did not say.
   caf::replies_to<atoms::resolve, std::string>::with<std::string>,
   // users.conversations, every page: (status, JSON array of {id, name}).
-  caf::replies_to<atoms::list>::with<reply_status, std::string>>;
+  caf::replies_to<atoms::list>::with<reply_status, std::string>,
+  // usergroups.list and users.list, every page: (status, JSON array of mention candidates).
+  caf::replies_to<atoms::mentions>::with<reply_status, std::string>>;
 
 // Who @names in an agent's text are: user groups by handle (usergroups.list)
 // and people by name, display name or real name (users.list), lower-cased.
@@ -237,6 +240,30 @@ std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state&
   return {reply_status{}, first_ts, 0, 0};
 }
 
+// Every page of a listing method: the arrays under `key`, joined. At most 50 pages.
+std::pair<json::array, slack::call_result> every_page(caller_state& st, std::string_view method, json::object args,
+                                                      std::string_view key) {
+  json::array out;
+  std::string cursor;
+  for (int page = 0; page < 50; ++page) {
+    if (!cursor.empty())
+      args["cursor"] = cursor;
+    auto r = st.client->call(method, args);
+    if (!r.ok())
+      return {json::array{}, r};
+    if (auto* items = r.body.if_contains(key); items && items->is_array())
+      for (auto& item : items->as_array())
+        out.push_back(item);
+    cursor.clear();
+    if (auto* rm = r.body.if_contains("response_metadata"); rm && rm->is_object())
+      if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
+        cursor = std::string(c->as_string());
+    if (cursor.empty())
+      break;
+  }
+  return {std::move(out), {}};
+}
+
 caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<caller_state> self,
                                             slack_port_options opts, std::shared_ptr<file_store> files) {
   auto client = slack::web_client::make({opts.api_url, opts.token, opts.timeout});
@@ -290,6 +317,17 @@ caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<calle
           break;
       }
       return {reply_status{}, json::serialize(out)};
+    },
+    [self](atoms::mentions) -> caf::result<reply_status, std::string> {
+      if (!self->state.client)
+        return {reply_status{errc::invalid_argument, "the Slack API URL is malformed"}, std::string{}};
+      auto [groups, failed_groups] = every_page(self->state, "usergroups.list", {}, "usergroups");
+      if (!failed_groups.ok())
+        return {reply_status{errc::unavailable, "Slack: usergroups.list: " + failed_groups.error}, std::string{}};
+      auto [members, failed_users] = every_page(self->state, "users.list", {{"limit", 200}}, "members");
+      if (!failed_users.ok())
+        return {reply_status{errc::unavailable, "Slack: users.list: " + failed_users.error}, std::string{}};
+      return {reply_status{}, json::serialize(slack::to_json(slack::mention_candidates(groups, members)))};
     },
   };
 }
@@ -440,7 +478,13 @@ struct port_state {
   std::unordered_map<std::string, std::string> user_names;  // users.info answers, kept
   std::map<std::string, std::string> known_channels;         // id -> name, every channel ever listed
   std::unordered_map<std::string, std::pair<uint64_t, bool>> queues;  // channel -> (queued, token rejected)
+  std::string mentions;                 // the last mention candidates (JSON), "" before the first
+  clock_type::time_point mentions_at;   // when they were fetched
 };
+
+// Slack's user and user group listings are Tier 2 (about 20 calls a minute):
+// the @-suggestions are fetched at most once a minute.
+constexpr auto mentions_max_age = std::chrono::seconds(60);
 
 slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer<port_state> self,
                                               slack_port_options opts, std::shared_ptr<file_store> files) {
@@ -502,6 +546,23 @@ slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer
                                            {"reason", "Slack no longer offers this channel to the app "
                                                       "(archived, or the app was removed)"}});
             rp.deliver(reply_status{}, json::serialize(out));
+          },
+          [rp](caf::error& e) mutable { rp.deliver(reply_status{errc::unavailable, caf::to_string(e)}, std::string{}); });
+      return rp;
+    },
+    [self](atoms::mentions) -> caf::result<reply_status, std::string> {
+      auto& st = self->state;
+      if (!st.mentions.empty() && clock_type::now() - st.mentions_at < mentions_max_age)
+        return {reply_status{}, st.mentions};
+      auto rp = self->make_response_promise<reply_status, std::string>();
+      self->request(st.callers.back(), caf::infinite, atoms::mentions::value)
+        .then(
+          [self, rp](const reply_status& status, const std::string& body) mutable {
+            if (status.ok()) {
+              self->state.mentions = body;
+              self->state.mentions_at = clock_type::now();
+            }
+            rp.deliver(status, body);
           },
           [rp](caf::error& e) mutable { rp.deliver(reply_status{errc::unavailable, caf::to_string(e)}, std::string{}); });
       return rp;

@@ -101,10 +101,21 @@ slack::name_lookup names_of(const json::object& body) {
   return lookup;
 }
 
+// A message as readers get it. The agent's own messages are Slack mrkdwn
+// (that is where they go): their `markdown` is rendered the way a Slack
+// reply's is (bold, italic, strike, code, emoji shortcodes), so the inbox
+// shows both directions alike.
+json::object message_view(const thread_message& m) {
+  auto o = thread_message_json(m);
+  if (m.direction == "to_slack" && m.markdown.empty())
+    o["markdown"] = slack::render_inbound(slack::escape_text(m.text), {}).markdown;
+  return o;
+}
+
 api_reply messages_reply(const thread_state& t) {
   json::array list;
   for (const auto& m : t.messages)
-    list.push_back(thread_message_json(m));
+    list.push_back(message_view(m));
   return json_reply(200, json::object{{"messages", std::move(list)}});
 }
 
@@ -156,7 +167,7 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
                            {"files", body.contains("files") ? body.at("files") : json::value(json::array{})}};
       return record(
         self, cmd, "thread_message_sent", payload,
-        [](const thread_state& s) { return json_reply(201, thread_message_json(s.messages.back())); },
+        [](const thread_state& s) { return json_reply(201, message_view(s.messages.back())); },
         [self] {
           deliver(self, self->state.thread.messages.back());
           self->send(self->state.directory, atoms::active::value, self->state.thread.id);  // a reply may follow

@@ -4,6 +4,8 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
+
 #include "actors/persist.hpp"
 #include "http/front.hpp"
 #include "http/request_log.hpp"
@@ -196,6 +198,24 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
       write(res, json_reply(200, json::object{{"id", who->id}, {"name", who->name}, {"role", to_string(who->kind)},
                                               {"inbox_access", who->inbox_access}}));
   });
+  // Who is who: an admin sees every user; agents and the bot see the agents
+  // (the targets of assign and transfer). Never a token or its hash.
+  s.Get("/api/v1/users", [d](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(d, req, res);
+    if (!who)
+      return;
+    auto table = d.users->current();
+    std::vector<const user*> shown;
+    for (const auto& [id, u] : table->by_id)
+      if (who->kind == role::admin || u.kind == role::agent)
+        shown.push_back(&u);
+    std::sort(shown.begin(), shown.end(), [](const user* a, const user* b) { return a->id < b->id; });
+    json::array list;
+    for (const auto* u : shown)
+      list.push_back(json::object{{"id", u->id}, {"name", u->name}, {"role", to_string(u->kind)},
+                                  {"inbox_access", u->inbox_access}});
+    write(res, json_reply(200, json::object{{"users", std::move(list)}}));
+  });
   s.Post("/api/v1/users", [d](const httplib::Request& req, httplib::Response& res) {
     auto who = authenticate(d, req, res);
     if (!who)
@@ -269,8 +289,42 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     self->request(d.slack, d.deadline * 2, atoms::list::value)
       .receive(
         [&](const reply_status& st, const std::string& channels) {
-          out = st.ok() ? api_reply{200, "{\"channels\":" + channels + "}"}
+          out = st.ok() ? api_reply{200, "{\"channels\":" + channels +
+                                           ",\"sandbox\":" + (d.sandbox != nullptr ? "true" : "false") + "}"}
                         : error_reply(502, "slack_failed", st.message);
+        },
+        [](caf::error&) {});
+    write(res, out);
+  });
+
+  // The composer's @-suggestions: @here and @channel, then the
+  // workspace's user groups and people (from Slack, fetched at most once a minute).
+  s.Get("/api/v1/slack/mentions", [d](const httplib::Request& req, httplib::Response& res) {
+    auto who = authenticate(d, req, res);
+    if (!who)
+      return;
+    if (who->kind == role::bot) {
+      write(res, error_reply(403, "forbidden", "the bot role never sees internal threads"));
+      return;
+    }
+    auto& self = front_actor(*d.sys);
+    api_reply out = error_reply(504, "slack_timeout", "Slack did not answer in time");
+    self->request(d.slack, d.deadline * 2, atoms::mentions::value)
+      .receive(
+        [&](const reply_status& st, const std::string& found) {
+          if (!st.ok()) {
+            out = error_reply(502, "slack_failed", st.message);
+            return;
+          }
+          json::array list{
+            json::object{{"kind", "special"}, {"handle", "here"}, {"name", "everyone active in the channel"}},
+            json::object{{"kind", "special"}, {"handle", "channel"}, {"name", "everyone in the channel"}}};
+          boost::system::error_code ec;
+          auto parsed = json::parse(found, ec);
+          if (!ec && parsed.is_array())
+            for (auto& m : parsed.as_array())
+              list.push_back(m);
+          out = json_reply(200, json::object{{"mentions", std::move(list)}});
         },
         [](caf::error&) {});
     write(res, out);

@@ -101,6 +101,9 @@ std::vector<std::string> bound_labels(const double* bounds, size_t n) {
 std::string route_pattern(std::string_view path) {
   if (path.size() > max_route_length)
     return "other";
+  // The page's files: one label, whatever name is asked for.
+  if (path.rfind("/assets/", 0) == 0)
+    return "/assets/{file}";
   std::string out;
   out.reserve(path.size());
   bool next_is_id = false;

@@ -32,7 +32,8 @@ namespace backline::http {
 
 /// The route label of a request path: the segment after /chats/, /threads/,
 /// /files/ or /users/ becomes {id}, so "/api/v1/threads/c1.t2/messages" is
-/// "/api/v1/threads/{id}/messages". Overlong paths become "other".
+/// "/api/v1/threads/{id}/messages"; the page's files are "/assets/{file}". Overlong paths
+/// become "other".
 std::string route_pattern(std::string_view path);
 
 /// Upper bounds (seconds) of backline_http_request_duration_seconds; +Inf follows.

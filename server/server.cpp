@@ -13,6 +13,7 @@
 #include "http/front.hpp"
 #include "http/http_server.hpp"
 #include "http/slack_events.hpp"
+#include "http/web_assets.hpp"
 #include "slack/fake_slack.hpp"
 
 namespace backline {
@@ -249,6 +250,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.slack_token = slack_opts.token;
   http::register_api_routes(s->http->routes(), deps);
   http::register_slack_events(s->http->routes(), deps, signing_secret);
+  http::register_web_routes(s->http->routes(), std::make_shared<const http::web_assets>(http::embedded_web_files()));
   auto port = s->http->bind(cfg.listen_host, cfg.listen_port);
   if (!port) {
     caf::anon_send_exit(s->journal, caf::exit_reason::user_shutdown);
@@ -290,6 +292,8 @@ void server::stop() {
   if (!impl_ || impl_->stopped)
     return;
   impl_->stopped = true;
+  // 0. Long polls answer now instead of holding step 1 for up to their wait.
+  caf::anon_send(impl_->notifications, atoms::flush::value);
   // 1. No new connections; httplib joins its workers, so in-flight requests
   //    finish (their answers come from actors still running).
   if (impl_->sandbox)

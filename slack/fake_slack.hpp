@@ -98,7 +98,7 @@ struct rate_limit {
 };
 
 /// Slack-like limits: chat.postMessage 1/s per channel (burst 3), Tier 2
-/// (20/min) users.conversations and usergroups.list, Tier 3 (50/min) the other
+/// (20/min) users.conversations, users.list and usergroups.list, Tier 3 (50/min) the other
 /// reads and writes, Tier 4 (100/min) users.info and the file methods.
 std::map<std::string, rate_limit> slack_rate_limits();
 

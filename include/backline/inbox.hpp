@@ -28,6 +28,9 @@ using slack_port_actor = caf::typed_actor<
   caf::replies_to<atoms::resolve, std::vector<std::string>>::with<std::vector<std::string>>,
   // The channels for the "To" list, as the API's JSON array: (status, JSON).
   caf::replies_to<atoms::list>::with<reply_status, std::string>,
+  // Who can be @mentioned besides @here and @channel: the workspace's user groups and
+  // users, as a JSON array of {"kind":"usergroup"|"user","id","handle","name"}: (status, JSON).
+  caf::replies_to<atoms::mentions>::with<reply_status, std::string>,
   // Health of the Slack side: ok, or why not (a rejected token); messages queued.
   caf::replies_to<atoms::health>::with<reply_status, uint64_t>,
   // Internal: a channel reports its queue (channel id, queued, token rejected?).
@@ -43,7 +46,9 @@ using notifications_actor = caf::typed_actor<
   // agent id, after cursor, wait ms: answered at once if something is pending, else within wait.
   caf::replies_to<atoms::poll, std::string, uint64_t, uint32_t>::with<api_reply>,
   // Internal: a poll's wait is over (agent id, poll number).
-  caf::reacts_to<atoms::poll_end, std::string, uint64_t>>;
+  caf::reacts_to<atoms::poll_end, std::string, uint64_t>,
+  // The server is stopping: every waiting poll is answered now, and later ones at once.
+  caf::reacts_to<atoms::flush>>;
 
 /// The poller: finds the Slack replies the Events API did not bring, with
 /// conversations.replies, inside a call budget (see poller_options).

@@ -462,3 +462,60 @@ TEST_CASE_METHOD(inbox_fixture, "sandbox mode: the simulated workspace is reache
              json::object{{"channel_id", "C0NOPE"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "x"}})
           .status == 404);
 }
+
+TEST_CASE_METHOD(inbox_fixture, "GET /api/v1/users: an admin sees everyone, agents and the bot see the agents, nobody a token") {
+  auto all = get("/api/v1/users", admin);
+  REQUIRE(all.status == 200);
+  std::vector<std::string> ids;
+  for (auto& u : all.body.at("users").as_array()) {
+    ids.push_back(std::string(u.at("id").as_string()));
+    CHECK_FALSE(u.as_object().contains("token"));
+    CHECK_FALSE(u.as_object().contains("token_hash"));
+  }
+  CHECK(ids == std::vector<std::string>{"admin", "alice", "bob", "bot", "carol"});
+  auto alice = all.body.at("users").at(1);
+  CHECK(alice.at("name") == "User alice");
+  CHECK(alice.at("role") == "agent");
+  CHECK(alice.at("inbox_access") == true);
+  for (const auto& token : {agent, bot}) {
+    auto agents = get("/api/v1/users", token);
+    REQUIRE(agents.status == 200);
+    std::vector<std::string> shown;
+    for (auto& u : agents.body.at("users").as_array())
+      shown.push_back(std::string(u.at("id").as_string()));
+    CHECK(shown == std::vector<std::string>{"alice", "bob", "carol"});
+  }
+  CHECK(get("/api/v1/users", "").status == 401);
+}
+
+TEST_CASE_METHOD(inbox_fixture, "GET /api/v1/slack/channels without a Slack token says it is the sandbox") {
+  auto c = get("/api/v1/slack/channels", agent);
+  REQUIRE(c.status == 200);
+  CHECK(c.body.at("sandbox") == true);
+}
+
+TEST_CASE_METHOD(inbox_fixture, "GET /api/v1/slack/mentions: @here and @channel, then the workspace's groups and people, never for the bot") {
+  auto m = get("/api/v1/slack/mentions", agent);
+  REQUIRE(m.status == 200);
+  std::vector<std::string> handles;
+  for (auto& one : m.body.at("mentions").as_array())
+    handles.push_back(std::string(one.at("handle").as_string()));
+  // The sandbox workspace: three user groups and three people.
+  CHECK(handles == std::vector<std::string>{"here", "channel", "finance-team", "hr-team", "ops-team", "erin", "hugo", "opal"});
+  CHECK(m.body.at("mentions").at(0).at("kind") == "special");
+  CHECK(m.body.at("mentions").at(2).at("kind") == "usergroup");
+  CHECK(m.body.at("mentions").at(5).at("kind") == "user");
+  CHECK(get("/api/v1/slack/mentions", admin).status == 200);
+  CHECK(get("/api/v1/slack/mentions", bot).status == 403);
+}
+
+TEST_CASE_METHOD(inbox_fixture, "an agent's Slack formatting is rendered in markdown the way a reply's is") {
+  auto thread = open_thread();
+  auto m = post("/api/v1/threads/" + thread + "/messages", agent,
+                json::object{{"text", "*paid* _today_ ~not~ `ref` :tada: a < b"}});
+  REQUIRE(m.status == 201);
+  CHECK(m.get("text") == "*paid* _today_ ~not~ `ref` :tada: a < b");  // what goes to Slack is unchanged
+  CHECK(m.get("markdown") == "**paid** *today* ~~not~~ `ref` \xF0\x9F\x8E\x89 a \\< b");
+  auto listed = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
+  CHECK(listed.back().at("markdown") == m.body.at("markdown"));
+}

@@ -225,7 +225,7 @@ public:
 // ---------------------------------------------------------------------------
 // Pure parts
 
-TEST_CASE("route labels are patterns: the id after chats or threads or files or users becomes {id}") {
+TEST_CASE("route labels are patterns: the id after chats or threads or files or users becomes {id}, page files are one label") {
   CHECK(http::route_pattern("/api/v1/chats") == "/api/v1/chats");
   CHECK(http::route_pattern("/api/v1/chats/c-17") == "/api/v1/chats/{id}");
   CHECK(http::route_pattern("/api/v1/chats/c-17/threads") == "/api/v1/chats/{id}/threads");
@@ -236,6 +236,10 @@ TEST_CASE("route labels are patterns: the id after chats or threads or files or 
   // An id that happens to be a collection name is still an id.
   CHECK(http::route_pattern("/api/v1/chats/threads/threads") == "/api/v1/chats/{id}/threads");
   CHECK(http::route_pattern("/" + std::string(300, 'x')) == "other");
+  // The page's files share one label, whatever name is asked for.
+  CHECK(http::route_pattern("/assets/app.js") == "/assets/{file}");
+  CHECK(http::route_pattern("/assets/no-such-file-42.js") == "/assets/{file}");
+  CHECK(http::route_pattern("/") == "/");
 }
 
 TEST_CASE("request ids: a client's is sanitised and bounded and a new one is 16 hex digits") {

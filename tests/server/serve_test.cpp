@@ -1,10 +1,12 @@
 #include "backline/server.hpp"
 
+#include <boost/json.hpp>
 #include <httplib.h>
 
 #include <catch2/catch.hpp>
 
 #include <sstream>
+#include <thread>
 
 #include "support/process.hpp"
 #include "support/temp_dir.hpp"
@@ -72,4 +74,40 @@ TEST_CASE("backline serve --help lists options and defaults, bad options exit 2"
   child_process bad({backline_binary(), "serve", "--bogus"}, dir.sub("bad"));
   CHECK(bad.wait(10s) == 2);
   CHECK_THAT(read_file(dir.sub("bad")), Catch::Contains("--bogus"));
+}
+
+TEST_CASE("stopping answers a waiting long poll at once instead of after its wait") {
+  temp_dir dir;
+  server_config cfg;
+  cfg.listen_port = 0;
+  cfg.data_dir = dir.path();
+  cfg.http_threads = 4;
+  cfg.admin_token = "admin-token-stop";
+  cfg.log_requests = false;
+  std::ostringstream log;
+  auto srv = server::start(cfg, log);
+  REQUIRE(srv);
+  const int port = (*srv)->port();
+  httplib::Client admin("127.0.0.1", port);
+  auto user = admin.Post("/api/v1/users", {{"Authorization", "Bearer admin-token-stop"}},
+                         R"({"id":"ann","name":"Ann","role":"agent","inbox_access":true})", "application/json");
+  REQUIRE(user);
+  REQUIRE(user->status == 201);
+  auto token = boost::json::parse(user->body).at("token").as_string();
+  std::string bearer = "Bearer " + std::string(token);
+
+  int poll_status = 0;
+  std::thread poller([&] {
+    httplib::Client cli("127.0.0.1", port);
+    cli.set_read_timeout(60, 0);
+    auto r = cli.Get("/api/v1/notifications?wait=30", {{"Authorization", bearer}});
+    poll_status = r ? r->status : -1;
+  });
+  std::this_thread::sleep_for(300ms);  // the poll is waiting
+  auto started = std::chrono::steady_clock::now();
+  (*srv)->stop();
+  auto took = std::chrono::steady_clock::now() - started;
+  poller.join();
+  CHECK(poll_status == 200);
+  CHECK(took < 15s);  // not the poll's 30 s
 }

@@ -142,6 +142,7 @@ TEST_CASE("the To list shows the app's channels, and one Slack stops offering st
   for (auto& c : list.at("channels").as_array())
     available[std::string(c.at("id").as_string())] = c.at("available").as_bool();
   CHECK(available == std::map<std::string, bool>{{"C0FINANCE", true}, {"C0HR", true}, {"C0OPS", true}});
+  CHECK(list.at("sandbox") == false);  // a Slack token is configured
   auto health = f.call("GET", "/healthz", "");
   CHECK(health.at("slack").at("status") == "ok");
   httplib::Client cli("127.0.0.1", f.srv->port());

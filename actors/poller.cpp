@@ -2,8 +2,8 @@
 // that replies the Events API never brought (downtime, a Slack outage, no
 // public URL) still arrive. It spends a call budget per window (default 50 a
 // minute; it must also work at 1 a minute with 15 messages a call): threads
-// with recent activity first, quiet ones less and less often, done ones not
-// at all. What it finds goes to the thread like an event would; the thread
+// with recent activity often, quiet ones less and less often, done ones not
+// at all, and the most overdue first so that none starves. What it finds goes to the thread like an event would; the thread
 // keeps each Slack message once, by its ts, whichever way it came.
 //
 // Each thread's watermark is the newest ts the poller itself has read to the
@@ -295,19 +295,24 @@ void tick(poller_pointer self) {
     return;
   auto now = clock_type::now();
   auto slot = next_slot(st, now);
-  // The thread due now with the most recent activity; else the soonest due.
+  // Among the threads due, the one most overdue counted in its own
+  // intervals: an active thread (short interval) soon outranks a quiet one,
+  // yet none starves when the budget is short. Ties: the most recent activity.
   watched_thread* best = nullptr;
   std::string best_id;
+  double best_score = -1;
   auto soonest = clock_type::time_point::max();
   for (auto& [id, t] : st.threads) {
     if (t.due > now) {
       soonest = std::min(soonest, t.due);
       continue;
     }
-    if (best == nullptr || t.last_activity > best->last_activity ||
-        (t.last_activity == best->last_activity && t.due < best->due)) {
+    auto interval = std::max<double>(1, static_cast<double>(t.interval.count()));
+    auto score = std::chrono::duration<double, std::milli>(now - t.due).count() / interval;
+    if (best == nullptr || score > best_score || (score == best_score && t.last_activity > best->last_activity)) {
       best = &t;
       best_id = id;
+      best_score = score;
     }
   }
   if (best == nullptr) {

@@ -49,6 +49,11 @@ struct caller_state {
   std::unique_ptr<slack::web_client> client;
   std::shared_ptr<file_store> files;
   workspace_names names;
+  // Files uploaded for a post whose files.completeUploadExternal got no
+  // answer (message id -> file ids): the retry looks for them in Slack, or
+  // completes these same files, instead of uploading them again. (A channel
+  // always goes to the same caller, so its retries find this.)
+  std::unordered_map<std::string, std::vector<std::string>> completing;
 };
 
 std::string lower(std::string_view s) {
@@ -143,7 +148,8 @@ slack::directory_lookup lookup_of(const workspace_names& n) {
 // Finds a message we already posted by the outbox id in its Slack metadata:
 // in the thread for a reply, in the channel's recent history for a parent.
 // Returns its ts, "" when Slack does not have it, or the failed call.
-std::pair<std::string, slack::call_result> find_posted(caller_state& st, const outbound_post& p) {
+std::pair<std::string, slack::call_result> find_posted(caller_state& st, const outbound_post& p,
+                                                      const std::vector<std::string>& file_ids = {}) {
   std::string cursor;
   for (int page = 0; page < 20; ++page) {
     json::object args{{"channel", p.channel_id}, {"include_all_metadata", true}, {"limit", 200}};
@@ -156,6 +162,12 @@ std::pair<std::string, slack::call_result> find_posted(caller_state& st, const o
       return {std::string{}, r};
     if (auto* msgs = r.body.if_contains("messages"); msgs && msgs->is_array())
       for (const auto& m : msgs->as_array()) {
+        if (!file_ids.empty() && m.is_object())  // a message with files: found by one of its files
+          if (auto* fs = m.as_object().if_contains("files"); fs && fs->is_array())
+            for (const auto& f : fs->as_array())
+              if (auto* id = f.is_object() ? f.as_object().if_contains("id") : nullptr; id && id->is_string())
+                if (std::find(file_ids.begin(), file_ids.end(), id->as_string()) != file_ids.end())
+                  return {std::string(m.at("ts").as_string()), {}};
         auto* meta = m.is_object() ? m.as_object().if_contains("metadata") : nullptr;
         if (meta == nullptr || !meta->is_object())
           continue;
@@ -202,7 +214,20 @@ std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state&
                         {"event_payload", json::object{{"outbox_id", p.message_id}, {"thread_id", p.thread_id}}}};
   if (!p.files.empty()) {
     json::array uploaded;
-    for (const auto& f : p.files) {
+    if (auto pending = st.completing.find(p.message_id); pending != st.completing.end()) {
+      // The last attempt uploaded these files and may have shared them.
+      auto [ts, failed] = find_posted(st, p, pending->second);
+      if (!failed.ok())
+        return fail(failed);
+      if (!ts.empty()) {
+        st.completing.erase(pending);
+        return {reply_status{}, ts, 0, 0};
+      }
+      for (size_t i = 0; i < pending->second.size() && i < p.files.size(); ++i)
+        uploaded.push_back(json::object{{"id", pending->second[i]}, {"title", p.files[i].name}});
+    }
+    for (size_t i = uploaded.size(); i < p.files.size(); ++i) {
+      const auto& f = p.files[i];
       auto stored = st.files->get(f.id);
       if (!stored)
         return {reply_status{errc::not_found, "file " + f.id + " is gone"}, {}, 0,
@@ -219,9 +244,24 @@ std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state&
     json::object args{{"files", uploaded}, {"channel_id", p.channel_id}, {"initial_comment", text}};
     if (!p.thread_ts.empty())
       args["thread_ts"] = p.thread_ts;
+    std::vector<std::string> ids;
+    for (const auto& u : uploaded)
+      ids.emplace_back(u.at("id").as_string());
     auto done = st.client->call("files.completeUploadExternal", args);
-    if (!done.ok())
+    if (!done.ok()) {
+      if (done.failure == slack::failure_kind::transient)
+        st.completing[p.message_id] = std::move(ids);  // it may have gone through
+      else if (done.error == "file_not_found" && st.completing.count(p.message_id)) {
+        slack::call_result later;  // Slack shares files asynchronously: look again later
+        later.failure = slack::failure_kind::transient;
+        later.error = "the files are completed but not yet shown in the thread";
+        return fail(later);
+      }
+      else
+        st.completing.erase(p.message_id);
       return fail(done);
+    }
+    st.completing.erase(p.message_id);
     return {reply_status{}, std::string{}, 0, 0};
   }
   std::string first_ts;

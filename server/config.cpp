@@ -112,6 +112,9 @@ const std::vector<option_row>& option_table() {
        return {};
      },
      [](const server_config& c) { return c.slack_api_url; }},
+    number_option<uint32_t>("--slack-timeout-ms", "SLACK_TIMEOUT_MS",
+                            "how long one Slack Web API call may take before it counts as failed (and is retried)",
+                            &server_config::slack_timeout_ms, 50, 600000),
     number_option<uint32_t>("--slack-min-interval-ms", "SLACK_MIN_INTERVAL_MS",
                             "per Slack channel, the pace of posts (after a burst of 3)",
                             &server_config::slack_min_interval_ms, 1, 600000),

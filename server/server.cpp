@@ -213,6 +213,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
     signing_secret = sandbox_cfg.signing_secret;
   }
   slack_opts.min_interval = std::chrono::milliseconds(cfg.slack_min_interval_ms);
+  slack_opts.timeout = std::chrono::milliseconds(cfg.slack_timeout_ms);
   s->slack = inbox::spawn_web_slack_port(*s->sys, slack_opts, files);
   s->notifications = inbox::spawn_notifications(*s->sys);
   s->directory = inbox::spawn_directory(*s->sys, s->journal, s->slack, s->notifications, std::move(index.value()));
@@ -220,6 +221,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
     poller_options poll;
     poll.api_url = slack_opts.api_url;
     poll.token = slack_opts.token;
+    poll.timeout = slack_opts.timeout;
     poll.budget = cfg.slack_poll_budget;
     poll.page = cfg.slack_poll_page;
     poll.min_interval = std::chrono::milliseconds(cfg.slack_poll_interval_ms);

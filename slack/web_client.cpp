@@ -50,6 +50,16 @@ result<base_url_parts> split_base_url(std::string_view url) {
   return parts;
 }
 
+// Connect, read and write timeouts to the millisecond (a whole-second
+// setter would turn 300 ms into 0).
+static void apply_timeouts(httplib::Client& cli, std::chrono::milliseconds t) {
+  auto s = static_cast<time_t>(t.count() / 1000);
+  auto us = static_cast<time_t>((t.count() % 1000) * 1000);
+  cli.set_connection_timeout(s, us);
+  cli.set_read_timeout(s, us);
+  cli.set_write_timeout(s, us);
+}
+
 struct web_client::impl {
   client_options opts;
   base_url_parts base;
@@ -60,13 +70,7 @@ struct web_client::impl {
   httplib::Client& client() {
     if (!cli) {
       cli = std::make_unique<httplib::Client>(base.origin);
-      auto secs = [](std::chrono::milliseconds ms) {
-        return std::pair<time_t, time_t>(ms.count() / 1000, (ms.count() % 1000) * 1000);
-      };
-      auto [s, us] = secs(opts.timeout);
-      cli->set_connection_timeout(s, us);
-      cli->set_read_timeout(s, us);
-      cli->set_write_timeout(s, us);
+      apply_timeouts(*cli, opts.timeout);
       cli->set_keep_alive(true);
       cli->set_tcp_nodelay(true);
     }
@@ -147,7 +151,7 @@ call_result web_client::upload(const std::string& upload_url, std::string_view b
     return out;
   }
   httplib::Client cli(base->origin);
-  cli.set_read_timeout(impl_->opts.timeout.count() / 1000, 0);
+  apply_timeouts(cli, impl_->opts.timeout);
   auto path = base->path.substr(0, base->path.size() - 1);  // split_base_url added a '/'
   auto r = cli.Post(path.c_str(), std::string(bytes), std::string(mimetype).c_str());
   if (!r || r->status >= 300) {
@@ -163,9 +167,7 @@ result<downloaded_file> web_client::download(const std::string& url, size_t max_
   if (!base)
     return status{errc::invalid_argument, "the file URL is malformed"};
   httplib::Client cli(base->origin);
-  auto secs = impl_->opts.timeout.count() / 1000;
-  cli.set_connection_timeout(secs, 0);
-  cli.set_read_timeout(secs, 0);
+  apply_timeouts(cli, impl_->opts.timeout);
   cli.set_follow_location(false);  // a redirect could point the token anywhere
   httplib::Headers headers{{"Authorization", "Bearer " + impl_->opts.token}};
   auto path = base->path.substr(0, base->path.size() - 1);  // split_base_url added a '/'

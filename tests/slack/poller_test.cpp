@@ -248,3 +248,27 @@ TEST_CASE("files in Slack replies are downloaded with the bot token and served b
   });
   files_from_slack_arrive(f);
 }
+
+TEST_CASE("poller: faults on conversations.replies (500, timeout, cut connection) lose and duplicate nothing", "[slack]") {
+  for (auto kind : {slack::fault_kind::server_error, slack::fault_kind::slow, slack::fault_kind::drop}) {
+    CAPTURE(static_cast<int>(kind));
+    live_slack f([](server_config& c) {
+      poll_only(50, 200, 15)(c);
+      c.slack_poll_interval_ms = 50;
+      c.slack_timeout_ms = 300;
+    });
+    auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
+    auto thread = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                                     json::object{{"channel_id", "C0FINANCE"}, {"text", "Question"}})
+                                .at("id")
+                                .as_string());
+    auto parent = f.parent_ts_of(thread, agent);
+    f.fake.inject_fault("conversations.replies", slack::fault_spec{kind, 3, 1, 600ms});  // slow: past the timeout
+    for (int i = 0; i < 4; ++i)
+      f.fake.post_reply("C0FINANCE", parent, "U0ERIN", "r" + std::to_string(i));
+    auto list = f.messages_until(thread, agent, [](const json::array& l) { return from_slack(l) >= 4; });
+    std::this_thread::sleep_for(200ms);
+    list = f.call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
+    CHECK(from_slack(list) == 4);
+  }
+}

@@ -26,14 +26,15 @@ struct web_port_fixture {
   std::shared_ptr<file_store> files = std::make_shared<file_store>(dir.sub("files"));
   slack_port_actor port;
 
-  explicit web_port_fixture(std::chrono::milliseconds min_interval = 20ms, int burst = 3) {
+  explicit web_port_fixture(std::chrono::milliseconds min_interval = 20ms, int burst = 3,
+                            std::chrono::milliseconds timeout = 2000ms) {
     fake.start();
     cfg.set("logger.console-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
     slack_port_options opts;
     opts.api_url = fake.base_url();
     opts.token = fake.config().bot_token;
-    opts.timeout = 2000ms;
+    opts.timeout = timeout;
     opts.min_interval = min_interval;
     opts.burst = burst;
     opts.max_backoff = 1000ms;
@@ -217,4 +218,49 @@ TEST_CASE("names of Slack users are looked up once and cached, unknown ids stay 
   ask({"U0HUGO"});
   CHECK(names == std::vector<std::string>{"hugo"});
   CHECK(f.fake.call_count("users.info") == calls);
+}
+
+// Every method the port writes with, under every fault Slack can throw at it:
+// each message ends up in the thread exactly once.
+TEST_CASE("faults on every write method (429, 500, timeout, cut connection) lose and duplicate nothing", "[slack]") {
+  using slack::fault_kind;
+  for (std::string method : {"chat.postMessage", "files.getUploadURLExternal", "files.completeUploadExternal",
+                             "reactions.add"})
+    for (auto kind : {fault_kind::ratelimit, fault_kind::server_error, fault_kind::slow, fault_kind::drop}) {
+      CAPTURE(method, static_cast<int>(kind));
+      web_port_fixture f(20ms, 3, 300ms);
+      auto parent = f.fake.post_message("C0FINANCE", "U0ERIN", "a thread");
+      slack::fault_spec fault{kind, 1, 1, 700ms};
+      f.fake.inject_fault(method, fault);
+      auto p = message("C0FINANCE", parent, "the answer", "m-" + method);
+      if (method.rfind("files.", 0) == 0) {
+        auto ref = f.files->put("receipt.txt", "text/plain", "paid", "ch-1");
+        REQUIRE(ref);
+        p.files.push_back(*ref);
+      }
+      if (method == "reactions.add") {
+        p.text.clear();
+        p.reaction = "white_check_mark";
+      }
+      auto r = f.post(p, 20s);
+      INFO(r.first.message);
+      REQUIRE(r.first.ok());
+      if (method == "reactions.add") {
+        auto m = f.fake.message("C0FINANCE", parent);
+        REQUIRE(m);
+        auto& reactions = m->at("reactions").as_array();
+        REQUIRE(reactions.size() == 1);
+        CHECK(reactions[0].at("count") == 1);
+        continue;
+      }
+      size_t ours = 0;
+      for (const auto& m : f.fake.thread("C0FINANCE", parent))
+        if (m.contains("bot_id")) {
+          ++ours;
+          CHECK(m.at("text") == "the answer");
+          if (!p.files.empty())
+            CHECK(m.at("files").as_array().size() == 1);
+        }
+      CHECK(ours == 1);
+    }
 }

@@ -1,0 +1,115 @@
+// The outbox across a real crash: the backline binary is killed (SIGKILL)
+// after Slack took a post but before backline heard so; restarted on the same
+// data, it finds the post by its outbox id in Slack's metadata and never
+// posts it again.
+
+#include <boost/json.hpp>
+#include <httplib.h>
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <thread>
+
+#include "slack/fake_slack.hpp"
+#include "support/process.hpp"
+#include "support/temp_dir.hpp"
+
+namespace json = boost::json;
+using namespace backline;
+using namespace backline::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+struct killable_backline {
+  temp_dir& dir;
+  slack::fake_slack& fake;
+  std::unique_ptr<child_process> proc;
+  int port = 0;
+  int runs = 0;
+
+  void start() {
+    auto ready = dir.sub("ready-" + std::to_string(++runs));
+    proc = std::make_unique<child_process>(
+      std::vector<std::string>{backline_binary(), "serve", "--listen", "127.0.0.1:0", "--data", dir.sub("data"),
+                               "--ready-file", ready, "--http-threads", "8", "--slack-inbound", "events",
+                               "--slack-timeout-ms", "5000"},
+      dir.sub("log-" + std::to_string(runs)),
+      std::vector<std::string>{"BACKLINE_ADMIN_TOKEN=admin-crash", "SLACK_BOT_TOKEN=" + fake.config().bot_token,
+                               "SLACK_API_URL=" + fake.base_url(),
+                               "SLACK_SIGNING_SECRET=" + fake.config().signing_secret});
+    port = wait_for_ready_file(ready, 30s);
+    REQUIRE(port > 0);
+  }
+  json::value call(const std::string& method, const std::string& path, const std::string& token,
+                   const json::value& body = nullptr) {
+    httplib::Client cli("127.0.0.1", port);
+    httplib::Headers h{{"Authorization", "Bearer " + token}};
+    auto r = method == "GET" ? cli.Get(path.c_str(), h) : cli.Post(path.c_str(), h, json::serialize(body), "application/json");
+    REQUIRE(r);
+    INFO(r->body);
+    REQUIRE(r->status < 300);
+    return json::parse(r->body);
+  }
+};
+
+size_t posts_of(const slack::fake_slack& fake, const std::string& text) {
+  size_t n = 0;
+  for (const auto& s : fake.sent())
+    n += s.method == "chat.postMessage" && s.text == text ? 1 : 0;
+  return n;
+}
+
+} // namespace
+
+TEST_CASE("a crash (SIGKILL) right after Slack accepted a post leads to no second post after restart", "[slack]") {
+  temp_dir dir;
+  slack::fake_slack fake;
+  fake.start();
+  killable_backline b{dir, fake, nullptr, 0, 0};
+  b.start();
+  auto token_of = [&](const std::string& id, const std::string& role) {
+    return std::string(b.call("POST", "/api/v1/users", "admin-crash",
+                              json::object{{"id", id}, {"name", id}, {"role", role}, {"inbox_access", true}})
+                         .at("token")
+                         .as_string());
+  };
+  auto bot = token_of("bot", "bot");
+  auto agent = token_of("alice", "agent");
+  auto chat = std::string(b.call("POST", "/api/v1/chats", bot, json::object{{"customer", {{"id", "c"}, {"name", "D"}}}})
+                            .at("id")
+                            .as_string());
+  b.call("POST", "/api/v1/chats/" + chat + "/assign", bot, json::object{{"agent_id", "alice"}});
+  auto thread = std::string(b.call("POST", "/api/v1/chats/" + chat + "/threads", agent,
+                                   json::object{{"channel_id", "C0FINANCE"}, {"text", "Refund?"}})
+                              .at("id")
+                              .as_string());
+  for (int i = 0; i < 300 && !b.call("GET", "/api/v1/threads/" + thread, agent).at("slack_ts").is_string(); ++i)
+    std::this_thread::sleep_for(20ms);
+
+  // Slack takes the next post at once but holds its answer for 3 s; backline
+  // is killed in between.
+  fake.inject_fault("chat.postMessage", slack::fault_spec{slack::fault_kind::slow, 1, 1, 3000ms});
+  b.call("POST", "/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "Paid, please confirm"}});
+  for (int i = 0; i < 300 && posts_of(fake, "Paid, please confirm") == 0; ++i)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(posts_of(fake, "Paid, please confirm") == 1);
+  b.proc->signal(SIGKILL);
+  REQUIRE(b.proc->wait(10s) == 128 + SIGKILL);
+
+  b.start();  // same data: the message is acknowledged but not recorded as sent
+  std::string delivery;
+  for (int i = 0; i < 500 && delivery != "sent"; ++i) {
+    std::this_thread::sleep_for(20ms);
+    auto messages = b.call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
+    delivery = std::string(messages.back().at("delivery").as_string());
+  }
+  CHECK(delivery == "sent");
+  CHECK(posts_of(fake, "Paid, please confirm") == 1);  // found by its outbox id, not posted again
+  CHECK(fake.call_count("conversations.replies") >= 1);
+  b.proc->signal(SIGTERM);
+  CHECK(b.proc->wait(20s) == 0);
+  fake.stop();
+}

@@ -431,7 +431,19 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     cmd.chat_id = chat_of_thread(*thread);
     cmd.body = json::serialize(json::object{{"slack_ts", ts}, {"user_id", user_id}, {"user_name", user_name},
                                             {"text", text}});
-    ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
+    auto r = ask<api_reply>(*d.sys, d.directory, d.deadline, atoms::command::value, std::move(cmd));
+    if (!r) {  // it is in the workspace; its event will still bring it
+      write(res, json_reply(202, json::object{{"ts", ts}}));
+      return;
+    }
+    boost::system::error_code ec;
+    auto thread_now = json::parse(r->body, ec);
+    if (r->status < 300 && !ec && thread_now.is_object()) {
+      thread_now.as_object()["ts"] = ts;  // the reply's Slack ts, beside the thread as it now is
+      write(res, json_reply(201, thread_now));
+      return;
+    }
+    write(res, *r);
   });
 }
 

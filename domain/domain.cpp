@@ -1,6 +1,8 @@
 #include "backline/domain.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <cstdio>
 #include <ctime>
 
@@ -218,6 +220,28 @@ thread_message* find_message(thread_state& t, const std::string& id) {
 
 } // namespace
 
+bool slack_ts_before(std::string_view a, std::string_view b) {
+  auto split = [](std::string_view ts) {
+    auto dot = ts.find('.');
+    auto sec = ts.substr(0, dot);
+    auto frac = dot == std::string_view::npos ? std::string_view{} : ts.substr(dot + 1);
+    while (sec.size() > 1 && sec.front() == '0')
+      sec.remove_prefix(1);
+    return std::make_pair(sec, frac);
+  };
+  auto [as, af] = split(a);
+  auto [bs, bf] = split(b);
+  if (as.size() != bs.size())
+    return as.size() < bs.size();
+  if (as != bs)
+    return as < bs;
+  std::string fa(af), fb(bf);  // ".0002" == ".000200"
+  auto n = std::max(fa.size(), fb.size());
+  fa.resize(n, '0');
+  fb.resize(n, '0');
+  return fa < fb;
+}
+
 std::string thread_id_of(std::string_view chat_id, size_t n) {
   return std::string(chat_id) + ".t" + std::to_string(n);
 }
@@ -255,7 +279,12 @@ void apply_thread_event(thread_state& t, const event_record& e) {
     m.created_at = e.time;
     m.slack_ts = str(p, "slack_ts");
     m.late = t.done;
-    t.messages.push_back(std::move(m));
+    // In Slack's order: a reply that arrives after a newer one (events out of
+    // order, the poller finding what an event missed) goes before it.
+    auto at = t.messages.end();
+    while (at != t.messages.begin() && !std::prev(at)->slack_ts.empty() && slack_ts_before(m.slack_ts, std::prev(at)->slack_ts))
+      --at;
+    t.messages.insert(at, std::move(m));
     t.unread += 1;
   } else if (e.type == "slack_delivered") {
     if (auto* m = find_message(t, str(p, "message_id"))) {

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <optional>
 
+#include "backline/domain.hpp"
 #include "slack/signature.hpp"
 
 namespace json = boost::json;
@@ -167,27 +168,6 @@ bool may_download_from(std::string_view url, std::string_view api_url) {
   return u->host == "files.slack.com" || u->host == "slack-files.com" || ends_with(u->host, ".slack-edge.com");
 }
 
-bool ts_less(std::string_view a, std::string_view b) {
-  auto split = [](std::string_view ts) {
-    auto dot = ts.find('.');
-    auto sec = ts.substr(0, dot);
-    auto frac = dot == std::string_view::npos ? std::string_view{} : ts.substr(dot + 1);
-    while (sec.size() > 1 && sec.front() == '0')
-      sec.remove_prefix(1);
-    std::string f(frac);
-    f.resize(std::max<size_t>(f.size(), 6), '0');  // .0002 == .000200
-    return std::make_pair(std::string(sec), f);
-  };
-  auto [as, af] = split(a);
-  auto [bs, bf] = split(b);
-  if (as.size() != bs.size())
-    return as.size() < bs.size();
-  if (as != bs)
-    return as < bs;
-  auto n = std::max(af.size(), bf.size());
-  af.resize(n, '0');
-  bf.resize(n, '0');
-  return af < bf;
-}
+bool ts_less(std::string_view a, std::string_view b) { return slack_ts_before(a, b); }
 
 } // namespace backline::slack

@@ -133,6 +133,10 @@ struct thread_state {
   uint64_t version = 0;
 };
 
+/// Slack ts order ("1712345678.000200"): seconds and fraction each compared
+/// as decimal numbers, never as floats or plain strings.
+bool slack_ts_before(std::string_view a, std::string_view b);
+
 /// Thread ids are "<chat id>.t<n>": the chat owns the thread.
 std::string thread_id_of(std::string_view chat_id, size_t n);
 /// The chat a thread id belongs to ("" when it is not a thread id).

@@ -70,6 +70,30 @@ TEST_CASE("chat and thread state are rebuilt from their events") {
   CHECK(thread_json(t).at("status") == "done");
 }
 
+TEST_CASE("Slack replies stand in Slack's ts order, whatever order they arrive in") {
+  CHECK(slack_ts_before("1712345678.000200", "1712345678.000300"));
+  CHECK(slack_ts_before("999999999.999999", "1000000000.000001"));  // decimals, not strings
+  CHECK_FALSE(slack_ts_before("5.0002", "5.000200"));
+  auto ev = [](std::string type, std::string payload, uint64_t seq) {
+    event_record e;
+    e.type = std::move(type);
+    e.payload = std::move(payload);
+    e.seq = seq;
+    return e;
+  };
+  thread_state t;
+  apply_thread_event(t, ev("thread_created", R"({"id":"ch-1.t1","chat_id":"ch-1","channel_id":"C1","text":"q","message_id":"m1"})", 1));
+  apply_thread_event(t, ev("slack_delivered", R"({"message_id":"m1","slack_ts":"100.000001"})", 2));
+  apply_thread_event(t, ev("slack_reply_received", R"({"id":"r3","text":"third","slack_ts":"100.000030"})", 3));
+  apply_thread_event(t, ev("slack_reply_received", R"({"id":"r1","text":"first","slack_ts":"100.000010"})", 4));
+  apply_thread_event(t, ev("slack_reply_received", R"({"id":"r2","text":"second","slack_ts":"100.000020"})", 5));
+  std::vector<std::string> order;
+  for (const auto& m : t.messages)
+    order.push_back(m.id);
+  CHECK(order == std::vector<std::string>{"m1", "r1", "r2", "r3"});
+  CHECK(t.unread == 3);
+}
+
 TEST_CASE("the opening Slack message carries chat details, the agent and the query") {
   chat_state chat;
   chat.id = "ch-9";

@@ -214,8 +214,12 @@ std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state&
                         {"event_payload", json::object{{"outbox_id", p.message_id}, {"thread_id", p.thread_id}}}};
   if (!p.files.empty()) {
     json::array uploaded;
-    if (auto pending = st.completing.find(p.message_id); pending != st.completing.end()) {
-      // The last attempt uploaded these files and may have shared them.
+    auto pending = st.completing.find(p.message_id);
+    if (pending == st.completing.end())  // after a restart: the durable note, if any
+      if (auto noted = st.files->uploaded(p.message_id); !noted.empty())
+        pending = st.completing.emplace(p.message_id, std::move(noted)).first;
+    if (pending != st.completing.end()) {
+      // An earlier attempt uploaded these files and may have shared them.
       auto [ts, failed] = find_posted(st, p, pending->second);
       if (!failed.ok())
         return fail(failed);
@@ -247,6 +251,14 @@ std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state&
     std::vector<std::string> ids;
     for (const auto& u : uploaded)
       ids.emplace_back(u.at("id").as_string());
+    // Durably noted before Slack shares them: a crash from here on finds
+    // the message by its files instead of sending it twice.
+    if (auto noted = st.files->put_uploaded(p.message_id, ids); !noted) {
+      slack::call_result later;
+      later.failure = slack::failure_kind::transient;
+      later.error = noted.message();
+      return fail(later);
+    }
     auto done = st.client->call("files.completeUploadExternal", args);
     if (!done.ok()) {
       if (done.failure == slack::failure_kind::transient)

@@ -111,4 +111,47 @@ result<stored_file> file_store::get(std::string_view id) const {
   return f;
 }
 
+namespace {
+
+// Outbox ids are "m-<hex>"; anything else has no note.
+bool valid_message_id(std::string_view id) {
+  if (id.size() < 3 || id.size() > 64)
+    return false;
+  for (char c : id)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
+      return false;
+  return true;
+}
+
+} // namespace
+
+status file_store::put_uploaded(std::string_view message_id, const std::vector<std::string>& slack_file_ids) {
+  if (!valid_message_id(message_id))
+    return {errc::invalid_argument, "not an outbox id: " + std::string(message_id)};
+  auto dir = dir_ + "/uploads";
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  boost::json::array ids;
+  for (const auto& id : slack_file_ids)
+    ids.emplace_back(id);
+  return write_durably(dir, std::string(message_id) + ".json", boost::json::serialize(ids));
+}
+
+std::vector<std::string> file_store::uploaded(std::string_view message_id) const {
+  std::vector<std::string> out;
+  if (!valid_message_id(message_id))
+    return out;
+  std::ifstream in(dir_ + "/uploads/" + std::string(message_id) + ".json", std::ios::binary);
+  if (!in)
+    return out;
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  boost::system::error_code ec;
+  auto v = boost::json::parse(text, ec);
+  if (!ec && v.is_array())
+    for (const auto& id : v.as_array())
+      if (id.is_string())
+        out.emplace_back(id.as_string());
+  return out;
+}
+
 } // namespace backline

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "backline/domain.hpp"
 #include "backline/status.hpp"
@@ -27,6 +28,13 @@ public:
                        std::string_view chat_id);
   /// The file with its metadata; errc::not_found for an unknown id.
   result<stored_file> get(std::string_view id) const;
+
+  /// The Slack file ids uploaded for an outbound message (by its outbox id),
+  /// written durably before Slack is asked to share them, so that after a
+  /// crash the message is looked for by its files instead of sent again.
+  status put_uploaded(std::string_view message_id, const std::vector<std::string>& slack_file_ids);
+  /// Those ids; empty when none were noted.
+  std::vector<std::string> uploaded(std::string_view message_id) const;
 
 private:
   std::string dir_;

@@ -55,16 +55,16 @@ struct killable_backline {
   }
 };
 
-size_t posts_of(const slack::fake_slack& fake, const std::string& text) {
+size_t posts_of(const slack::fake_slack& fake, const std::string& method, const std::string& text) {
   size_t n = 0;
   for (const auto& s : fake.sent())
-    n += s.method == "chat.postMessage" && s.text == text ? 1 : 0;
+    n += s.method == method && s.text == text ? 1 : 0;
   return n;
 }
 
 } // namespace
 
-TEST_CASE("a crash (SIGKILL) right after Slack accepted a post leads to no second post after restart", "[slack]") {
+TEST_CASE("a crash (SIGKILL) right after Slack accepted a post, with or without files, leads to no second post", "[slack]") {
   temp_dir dir;
   slack::fake_slack fake;
   fake.start();
@@ -90,25 +90,39 @@ TEST_CASE("a crash (SIGKILL) right after Slack accepted a post leads to no secon
     std::this_thread::sleep_for(20ms);
 
   // Slack takes the next post at once but holds its answer for 3 s; backline
-  // is killed in between.
-  fake.inject_fault("chat.postMessage", slack::fault_spec{slack::fault_kind::slow, 1, 1, 3000ms});
-  b.call("POST", "/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "Paid, please confirm"}});
-  for (int i = 0; i < 300 && posts_of(fake, "Paid, please confirm") == 0; ++i)
-    std::this_thread::sleep_for(10ms);
-  REQUIRE(posts_of(fake, "Paid, please confirm") == 1);
-  b.proc->signal(SIGKILL);
-  REQUIRE(b.proc->wait(10s) == 128 + SIGKILL);
+  // is killed in between. Once for text, once for text with a file.
+  for (bool with_file : {false, true}) {
+    CAPTURE(with_file);
+    std::string text = with_file ? "Receipt attached" : "Paid, please confirm";
+    std::string method = with_file ? "files.completeUploadExternal" : "chat.postMessage";
+    fake.inject_fault(method, slack::fault_spec{slack::fault_kind::slow, 1, 1, 3000ms});
+    if (with_file) {
+      httplib::Client cli("127.0.0.1", b.port);
+      httplib::MultipartFormDataItems form{{"text", text, "", ""}, {"files", "paid", "receipt.txt", "text/plain"}};
+      auto r = cli.Post(("/api/v1/threads/" + thread + "/messages").c_str(),
+                        httplib::Headers{{"Authorization", "Bearer " + agent}}, form);
+      REQUIRE(r);
+      REQUIRE(r->status == 201);
+    } else {
+      b.call("POST", "/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", text}});
+    }
+    for (int i = 0; i < 300 && posts_of(fake, method, text) == 0; ++i)
+      std::this_thread::sleep_for(10ms);
+    REQUIRE(posts_of(fake, method, text) == 1);
+    b.proc->signal(SIGKILL);
+    REQUIRE(b.proc->wait(10s) == 128 + SIGKILL);
 
-  b.start();  // same data: the message is acknowledged but not recorded as sent
-  std::string delivery;
-  for (int i = 0; i < 500 && delivery != "sent"; ++i) {
-    std::this_thread::sleep_for(20ms);
-    auto messages = b.call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
-    delivery = std::string(messages.back().at("delivery").as_string());
+    b.start();  // same data: the message is acknowledged but not recorded as sent
+    std::string delivery;
+    for (int i = 0; i < 500 && delivery != "sent"; ++i) {
+      std::this_thread::sleep_for(20ms);
+      auto messages = b.call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
+      delivery = std::string(messages.back().at("delivery").as_string());
+    }
+    CHECK(delivery == "sent");
+    CHECK(posts_of(fake, method, text) == 1);  // found by its outbox id or its files, not posted again
   }
-  CHECK(delivery == "sent");
-  CHECK(posts_of(fake, "Paid, please confirm") == 1);  // found by its outbox id, not posted again
-  CHECK(fake.call_count("conversations.replies") >= 1);
+  CHECK(fake.call_count("conversations.replies") >= 2);
   b.proc->signal(SIGTERM);
   CHECK(b.proc->wait(20s) == 0);
   fake.stop();

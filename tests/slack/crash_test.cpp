@@ -13,8 +13,7 @@
 #include <thread>
 
 #include "slack/fake_slack.hpp"
-#include "support/process.hpp"
-#include "support/temp_dir.hpp"
+#include "support/killable_backline.hpp"
 
 namespace json = boost::json;
 using namespace backline;
@@ -22,38 +21,6 @@ using namespace backline::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct killable_backline {
-  temp_dir& dir;
-  slack::fake_slack& fake;
-  std::unique_ptr<child_process> proc;
-  int port = 0;
-  int runs = 0;
-
-  void start() {
-    auto ready = dir.sub("ready-" + std::to_string(++runs));
-    proc = std::make_unique<child_process>(
-      std::vector<std::string>{backline_binary(), "serve", "--listen", "127.0.0.1:0", "--data", dir.sub("data"),
-                               "--ready-file", ready, "--http-threads", "8", "--slack-inbound", "events",
-                               "--slack-timeout-ms", "5000"},
-      dir.sub("log-" + std::to_string(runs)),
-      std::vector<std::string>{"BACKLINE_ADMIN_TOKEN=admin-crash", "SLACK_BOT_TOKEN=" + fake.config().bot_token,
-                               "SLACK_API_URL=" + fake.base_url(),
-                               "SLACK_SIGNING_SECRET=" + fake.config().signing_secret});
-    port = wait_for_ready_file(ready, 30s);
-    REQUIRE(port > 0);
-  }
-  json::value call(const std::string& method, const std::string& path, const std::string& token,
-                   const json::value& body = nullptr) {
-    httplib::Client cli("127.0.0.1", port);
-    httplib::Headers h{{"Authorization", "Bearer " + token}};
-    auto r = method == "GET" ? cli.Get(path.c_str(), h) : cli.Post(path.c_str(), h, json::serialize(body), "application/json");
-    REQUIRE(r);
-    INFO(r->body);
-    REQUIRE(r->status < 300);
-    return json::parse(r->body);
-  }
-};
 
 size_t posts_of(const slack::fake_slack& fake, const std::string& method, const std::string& text) {
   size_t n = 0;
@@ -68,7 +35,7 @@ TEST_CASE("a crash (SIGKILL) right after Slack accepted a post, with or without 
   temp_dir dir;
   slack::fake_slack fake;
   fake.start();
-  killable_backline b{dir, fake, nullptr, 0, 0};
+  killable_backline b{dir, fake, {"--slack-inbound", "events", "--slack-timeout-ms", "5000"}};
   b.start();
   auto token_of = [&](const std::string& id, const std::string& role) {
     return std::string(b.call("POST", "/api/v1/users", "admin-crash",

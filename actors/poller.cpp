@@ -80,10 +80,7 @@ replies_worker::behavior_type worker_behavior(replies_worker::stateful_pointer<w
         return {static_cast<uint8_t>(r.failure), r.error,
                 static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(r.retry_after).count()),
                 std::string("[]"), std::string{}};
-      std::string next;
-      if (auto* rm = r.body.if_contains("response_metadata"); rm && rm->is_object())
-        if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
-          next = std::string(c->as_string());
+      auto next = slack::next_cursor_of(r.body);
       auto* msgs = r.body.if_contains("messages");
       if (msgs == nullptr || !msgs->is_array())
         return {uint8_t{0}, std::string{}, uint64_t{0}, std::string("[]"), next};

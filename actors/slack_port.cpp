@@ -115,10 +115,7 @@ void refresh_names(caller_state& st, const outbound_post& p) {
         }
         add(u.if_contains("real_name"));
       }
-    cursor.clear();
-    if (auto* rm = users.body.if_contains("response_metadata"); rm && rm->is_object())
-      if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
-        cursor = std::string(c->as_string());
+    cursor = slack::next_cursor_of(users.body);
     if (cursor.empty())
       break;
   }
@@ -178,10 +175,7 @@ std::pair<std::string, slack::call_result> find_posted(caller_state& st, const o
             return {std::string(m.at("ts").as_string()), {}};
         }
       }
-    cursor.clear();
-    if (auto* rm = r.body.if_contains("response_metadata"); rm && rm->is_object())
-      if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
-        cursor = std::string(c->as_string());
+    cursor = slack::next_cursor_of(r.body);
     if (cursor.empty() || p.thread_ts.empty())  // a parent is among the recent messages or not at all
       break;
   }
@@ -306,10 +300,7 @@ std::pair<json::array, slack::call_result> every_page(caller_state& st, std::str
     if (auto* items = r.body.if_contains(key); items && items->is_array())
       for (auto& item : items->as_array())
         out.push_back(item);
-    cursor.clear();
-    if (auto* rm = r.body.if_contains("response_metadata"); rm && rm->is_object())
-      if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
-        cursor = std::string(c->as_string());
+    cursor = slack::next_cursor_of(r.body);
     if (cursor.empty())
       break;
   }
@@ -361,10 +352,7 @@ caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<calle
           for (const auto& c : chans->as_array())
             if (c.is_object() && c.as_object().contains("id"))
               out.push_back(json::object{{"id", c.at("id")}, {"name", c.as_object().contains("name") ? c.at("name") : json::value("")}});
-        cursor.clear();
-        if (auto* rm = r.body.if_contains("response_metadata"); rm && rm->is_object())
-          if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
-            cursor = std::string(c->as_string());
+        cursor = slack::next_cursor_of(r.body);
         if (cursor.empty())
           break;
       }

@@ -113,12 +113,13 @@ result<stored_file> file_store::get(std::string_view id) const {
 
 namespace {
 
-// Outbox ids are "m-<hex>"; anything else has no note.
+// Outbox ids are "m-<hex>"; a note's file name takes letters, digits, '-',
+// '_' and '.' (not first), and nothing that could leave the directory.
 bool valid_message_id(std::string_view id) {
-  if (id.size() < 3 || id.size() > 64)
+  if (id.empty() || id.size() > 100 || id.front() == '.')
     return false;
   for (char c : id)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_')
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
       return false;
   return true;
 }

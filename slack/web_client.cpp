@@ -162,6 +162,13 @@ call_result web_client::upload(const std::string& upload_url, std::string_view b
   return out;
 }
 
+std::string next_cursor_of(const json::object& body) {
+  if (auto* rm = body.if_contains("response_metadata"); rm && rm->is_object())
+    if (auto* c = rm->as_object().if_contains("next_cursor"); c && c->is_string())
+      return std::string(c->as_string());
+  return {};
+}
+
 result<downloaded_file> web_client::download(const std::string& url, size_t max_bytes) {
   auto base = split_base_url(url);
   if (!base)

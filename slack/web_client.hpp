@@ -40,6 +40,9 @@ struct call_result {
   bool ok() const noexcept { return failure == failure_kind::none; }
 };
 
+/// Slack's next page cursor (response_metadata.next_cursor); "" at the end.
+std::string next_cursor_of(const boost::json::object& body);
+
 struct client_options {
   std::string base_url = "https://slack.com/api/";  // SLACK_API_URL
   std::string token;                                // SLACK_BOT_TOKEN (never logged)

@@ -78,9 +78,7 @@ TEST_CASE("poller: with events off every reply arrives once, inside the call bud
   auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
   std::vector<std::string> threads, parents;
   for (auto channel : {"C0FINANCE", "C0HR", "C0OPS"}) {
-    auto t = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
-                    json::object{{"channel_id", channel}, {"text", "Question"}});
-    threads.push_back(std::string(t.at("id").as_string()));
+    threads.push_back(f.open_thread(agent, chat_id, channel));
     parents.push_back(f.parent_ts_of(threads.back(), agent));
     REQUIRE_FALSE(parents.back().empty());
   }
@@ -104,9 +102,7 @@ TEST_CASE("poller: with events off every reply arrives once, inside the call bud
 TEST_CASE("poller: a budget of 1 call per window with 15 messages a call still converges", "[slack]") {
   live_slack f(poll_only(1, 100, 15));  // 40 replies: 3 calls, 100 ms apart at least
   auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
-  auto t = f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
-                  json::object{{"channel_id", "C0FINANCE"}, {"text", "Question"}});
-  auto thread = std::string(t.at("id").as_string());
+  auto thread = f.open_thread(agent, chat_id, "C0FINANCE", "Question");
   auto parent = f.parent_ts_of(thread, agent);
   REQUIRE_FALSE(parent.empty());
   for (int i = 0; i < 40; ++i)
@@ -127,14 +123,8 @@ TEST_CASE("poller: a budget of 1 call per window with 15 messages a call still c
 TEST_CASE("poller: a done thread is no longer polled, an open one still is", "[slack]") {
   live_slack f(poll_only(20, 200, 15));
   auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
-  auto open_id = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
-                                    json::object{{"channel_id", "C0FINANCE"}, {"text", "Open"}})
-                               .at("id")
-                               .as_string());
-  auto done_id = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
-                                    json::object{{"channel_id", "C0HR"}, {"text", "Done soon"}})
-                               .at("id")
-                               .as_string());
+  auto open_id = f.open_thread(agent, chat_id, "C0FINANCE", "Open");
+  auto done_id = f.open_thread(agent, chat_id, "C0HR", "Done soon");
   auto open_ts = f.parent_ts_of(open_id, agent);
   auto done_ts = f.parent_ts_of(done_id, agent);
   int status = 0;
@@ -162,10 +152,7 @@ TEST_CASE("poller: with events and polling both on, lost events are found and no
     c.slack_poll_interval_ms = 20;
   });
   auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
-  auto thread = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
-                                   json::object{{"channel_id", "C0FINANCE"}, {"text", "Question"}})
-                              .at("id")
-                              .as_string());
+  auto thread = f.open_thread(agent, chat_id, "C0FINANCE", "Question");
   auto parent = f.parent_ts_of(thread, agent);
   f.fake.post_reply("C0FINANCE", parent, "U0ERIN", "by event");  // pushed, and polled later too
   f.messages_until(thread, agent, [](const json::array& l) { return from_slack(l) == 1; });
@@ -181,10 +168,7 @@ TEST_CASE("poller: with events and polling both on, lost events are found and no
 TEST_CASE("poller: Slack's rate limit pauses polling for its Retry-After, then it converges", "[slack]") {
   live_slack f(poll_only(50, 1000, 15));
   auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
-  auto thread = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
-                                   json::object{{"channel_id", "C0FINANCE"}, {"text", "Question"}})
-                              .at("id")
-                              .as_string());
+  auto thread = f.open_thread(agent, chat_id, "C0FINANCE", "Question");
   auto parent = f.parent_ts_of(thread, agent);
   f.fake.inject_fault("conversations.replies", slack::fault_kind::ratelimit, 1, 1);
   f.fake.post_reply("C0FINANCE", parent, "U0ERIN", "after the pause");
@@ -205,10 +189,7 @@ namespace {
 // the file stored and served; one too large is left out with a note.
 void files_from_slack_arrive(live_slack& f) {
   auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
-  auto thread = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
-                                   json::object{{"channel_id", "C0FINANCE"}, {"text", "Receipt?"}})
-                              .at("id")
-                              .as_string());
+  auto thread = f.open_thread(agent, chat_id, "C0FINANCE", "Receipt?");
   auto parent = f.parent_ts_of(thread, agent);
   std::string png = "\x89PNG\r\n\x1a\n-pretend-image";
   f.fake.post_reply("C0FINANCE", parent, "U0ERIN", "here it is",
@@ -258,10 +239,7 @@ TEST_CASE("poller: faults on conversations.replies (500, timeout, cut connection
       c.slack_timeout_ms = 300;
     });
     auto [bot, agent, chat_id] = f.assigned_chat_for_alice();
-    auto thread = std::string(f.call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
-                                     json::object{{"channel_id", "C0FINANCE"}, {"text", "Question"}})
-                                .at("id")
-                                .as_string());
+    auto thread = f.open_thread(agent, chat_id, "C0FINANCE", "Question");
     auto parent = f.parent_ts_of(thread, agent);
     f.fake.inject_fault("conversations.replies", slack::fault_spec{kind, 3, 1, 600ms});  // slow: past the timeout
     for (int i = 0; i < 4; ++i)

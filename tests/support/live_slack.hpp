@@ -89,6 +89,13 @@ struct live_slack {
     call("POST", "/api/v1/chats/" + a.chat_id + "/assign", a.bot, json::object{{"agent_id", "alice"}});
     return a;
   }
+  // A new thread in `channel` of the chat; its id.
+  std::string open_thread(const std::string& agent, const std::string& chat_id, const std::string& channel,
+                          const std::string& text = "Question") {
+    auto t = call("POST", "/api/v1/chats/" + chat_id + "/threads", agent,
+                  json::object{{"channel_id", channel}, {"text", text}});
+    return std::string(t.at("id").as_string());
+  }
   // The thread's parent ts, once the Web API port has posted it ("" if never).
   std::string parent_ts_of(const std::string& thread_id, const std::string& agent) {
     for (int i = 0; i < 300; ++i) {

@@ -1,7 +1,8 @@
 // The Slack port over the Web API. The port routes each outbound post to the
-// actor of its channel; a channel actor keeps its queue in order and sends
-// one post at a time, paced to Slack's per-channel rate; the blocking Web API
-// calls run on a few detached caller actors, never on CAF's scheduler.
+// actor of its channel; a channel actor keeps its queue in order per thread,
+// the threads taking turns, and sends one post at a time, paced to Slack's
+// per-channel rate; the blocking Web API calls run on a few detached caller
+// actors, never on CAF's scheduler.
 
 #include <algorithm>
 #include <cctype>
@@ -10,6 +11,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "actors/fair_queue.hpp"
 #include "actors/persist.hpp"
 #include "backline/file_store.hpp"
 #include "slack/directory.hpp"
@@ -387,7 +389,7 @@ struct channel_state {
   slack_port_actor port;      // told of the queue's length and the token's state
   std::string channel_id;
   bool token_rejected = false;
-  std::deque<queued_post> queue;
+  fair_queue<queued_post> queue;  // in order per thread, threads taking turns
   bool sending = false;
   double tokens = 0;                  // the pacing bucket
   clock_type::time_point refilled;
@@ -438,8 +440,7 @@ void send_next(channel_pointer self) {
         st.token_rejected = kind == slack::failure_kind::token_bad;
         if (status.ok()) {
           st.backoff = std::chrono::milliseconds(0);
-          auto done = std::move(st.queue.front());
-          st.queue.pop_front();
+          auto done = st.queue.pop_front();
           report(self);  // before the answer: whoever hears back sees the port's health as it now is
           done.promise.deliver(reply_status{}, ts);
           send_next(self);
@@ -461,16 +462,14 @@ void send_next(channel_pointer self) {
           case slack::failure_kind::channel_unusable: {
             // This channel only: its queued messages fail visibly, with the reason.
             auto reason = reply_status{errc::unavailable, "Slack channel unusable: " + status.message};
-            auto failed = std::move(st.queue);
-            st.queue.clear();
+            auto failed = st.queue.take_all();
             report(self);
             for (auto& q : failed)
               q.promise.deliver(reason, std::string{});
             return;
           }
           default:
-            auto refused = std::move(st.queue.front());
-            st.queue.pop_front();
+            auto refused = st.queue.pop_front();
             report(self);
             refused.promise.deliver(reply_status{errc::invalid_argument, "Slack refused the message: " + status.message},
                                     std::string{});
@@ -494,7 +493,8 @@ channel_actor::behavior_type channel_behavior(channel_pointer self, slack_port_o
   return {
     [self](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string> {
       auto rp = self->make_response_promise<reply_status, std::string>();
-      self->state.queue.push_back({std::move(p), rp});
+      auto thread = p.thread_id;
+      self->state.queue.push(thread, {std::move(p), rp});
       report(self);
       send_next(self);
       return rp;

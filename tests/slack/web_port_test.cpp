@@ -264,3 +264,26 @@ TEST_CASE("faults on every write method (429, 500, timeout, cut connection) lose
       CHECK(ours == 1);
     }
 }
+
+TEST_CASE("a busy thread does not hold the channel: threads take turns, each in its own order", "[slack]") {
+  web_port_fixture f(50ms, 1);
+  auto busy = f.fake.post_message("C0FINANCE", "U0ERIN", "busy thread");
+  auto quiet = f.fake.post_message("C0FINANCE", "U0HUGO", "quiet thread");
+  caf::scoped_actor self{*f.sys};
+  auto send = [&](std::string thread, std::string parent, std::string text) {
+    auto p = message("C0FINANCE", std::move(parent), text, "m-" + text);
+    p.thread_id = std::move(thread);
+    self->send(f.port, atoms::post::value, std::move(p));  // the answer comes back as a message
+  };
+  for (int i = 1; i <= 5; ++i)
+    send("ch-1.t1", busy, "busy-" + std::to_string(i));
+  send("ch-1.t2", quiet, "quiet-1");
+  for (int i = 0; i < 6; ++i)
+    self->receive([](const reply_status& st, const std::string&) { CHECK(st.ok()); },
+                  caf::after(std::chrono::seconds(10)) >> [] { FAIL("no answer"); });
+  std::vector<std::string> order;
+  for (const auto& s : f.fake.sent())
+    order.push_back(s.text);
+  // The quiet thread's message goes out second, not sixth; the busy one stays in order.
+  CHECK(order == std::vector<std::string>{"busy-1", "quiet-1", "busy-2", "busy-3", "busy-4", "busy-5"});
+}

@@ -126,6 +126,30 @@ void refresh_names(caller_state& st, const outbound_post& p) {
   n = std::move(fresh);
 }
 
+// A user group's handle by its id (usergroups.list, refreshed as names are);
+// "" when Slack does not know it.
+std::string group_handle(caller_state& st, const std::string& id) {
+  auto& n = st.names;
+  auto find = [&]() -> std::string {
+    for (const auto& [handle, gid] : n.group_by_handle)
+      if (gid == id)
+        return handle;
+    return {};
+  };
+  auto age = clock_type::now() - n.fetched;
+  if (auto h = find(); !h.empty() && age < std::chrono::minutes(5))
+    return h;
+  if (!n.ever || age > std::chrono::seconds(30)) {
+    auto groups = st.client->call("usergroups.list", {{"include_disabled", true}});
+    if (groups.ok())
+      if (auto* list = groups.body.if_contains("usergroups"); list && list->is_array())
+        for (const auto& g : list->as_array())
+          if (g.is_object() && g.as_object().contains("handle") && g.as_object().contains("id"))
+            n.group_by_handle[lower(g.at("handle").as_string())] = std::string(g.at("id").as_string());
+  }
+  return find();
+}
+
 slack::directory_lookup lookup_of(const workspace_names& n) {
   slack::directory_lookup d;
   d.usergroup_id = [&n](std::string_view handle) -> std::optional<std::string> {
@@ -326,6 +350,8 @@ caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<calle
     [self](atoms::resolve, const std::string& user_id) -> std::string {
       if (!self->state.client)
         return {};
+      if (!user_id.empty() && user_id.front() == 'S')  // a user group: its handle
+        return group_handle(self->state, user_id);
       auto r = self->state.client->call("users.info", {{"user", user_id}});
       if (!r.ok() || !r.body.contains("user") || !r.body.at("user").is_object())
         return {};

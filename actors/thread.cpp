@@ -98,6 +98,7 @@ slack::name_lookup names_of(const json::object& body) {
       return std::string(v->as_string());
     return std::nullopt;
   };
+  lookup.usergroup_handle = lookup.user_display_name;  // group ids (S…) are in the same map
   return lookup;
 }
 

@@ -825,16 +825,18 @@ std::vector<std::string> split_for_slack(std::string_view text, std::size_t limi
 
 std::vector<std::string> mentioned_user_ids(std::string_view text) {
   std::vector<std::string> out;
-  for (std::size_t at = text.find("<@"); at != std::string_view::npos; at = text.find("<@", at + 2)) {
-    auto end = text.find_first_of(">|<", at + 2);
-    if (end == std::string_view::npos || text[end] == '<')
-      continue;
-    auto id = std::string(text.substr(at + 2, end - at - 2));
-    bool plausible = !id.empty() && id.size() <= 32 &&
-                     std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
-    if (plausible && std::find(out.begin(), out.end(), id) == out.end())
-      out.push_back(std::move(id));
-  }
+  for (std::string_view opener : {"<@", "<!subteam^"})
+    for (std::size_t at = text.find(opener); at != std::string_view::npos; at = text.find(opener, at + opener.size())) {
+      auto from = at + opener.size();
+      auto end = text.find_first_of(">|<", from);
+      if (end == std::string_view::npos || text[end] == '<')
+        continue;
+      auto id = std::string(text.substr(from, end - from));
+      bool plausible = !id.empty() && id.size() <= 32 &&
+                       std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)); });
+      if (plausible && std::find(out.begin(), out.end(), id) == out.end())
+        out.push_back(std::move(id));
+    }
   return out;
 }
 

@@ -81,8 +81,9 @@ struct rendered {
 //   and never across lines (pre blocks excepted).
 rendered render_inbound(std::string_view slack_text, const name_lookup& names);
 
-// The user ids a Slack text mentions (<@U1>, <@U1|label>), each once, in
-// order of first mention: what to look up before render_inbound.
+// The ids a Slack text mentions, each once, in order of first mention: users
+// (<@U1>, <@U1|label> → "U1") and user groups (<!subteam^S1> → "S1"): what
+// to look up before render_inbound.
 std::vector<std::string> mentioned_user_ids(std::string_view slack_text);
 
 // ---- emoji ----

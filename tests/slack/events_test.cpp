@@ -83,9 +83,10 @@ TEST_CASE("events: L2 replies, edits and deletes in Slack reach the inbox once",
   CHECK(list[1].at("text") == "Refund issued \u2705");
   CHECK(list[1].at("markdown") == "Refund **issued** \u2705");
 
-  f.fake.edit_message("C0FINANCE", reply_ts, "Refund issued yesterday, ask <@U0HUGO>");
+  f.fake.edit_message("C0FINANCE", reply_ts, "Refund issued yesterday, ask <@U0HUGO> or <!subteam^S0FIN>");
   list = f.messages_until(thread_id, agent, [](const json::array& l) { return l[1].as_object().contains("edited_at"); });
-  CHECK(list[1].at("text") == "Refund issued yesterday, ask @hugo");  // a name, never raw <@U…> markup
+  // Names, never raw <@U…> or <!subteam^…> markup.
+  CHECK(list[1].at("text") == "Refund issued yesterday, ask @hugo or @finance-team");
 
   f.fake.delete_message("C0FINANCE", reply_ts);
   list = f.messages_until(thread_id, agent, [](const json::array& l) { return l[1].as_object().contains("deleted"); });

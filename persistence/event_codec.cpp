@@ -6,7 +6,9 @@
 #include <string>
 #include <string_view>
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parser.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -21,6 +23,13 @@ namespace {
 struct md_ctx_deleter {
   void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
 };
+
+/// SHA-256, fetched from the provider once: EVP_sha256() in each digest's
+/// init looks it up again under a lock (measurable in the audit's passes).
+const EVP_MD* sha256() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return md != nullptr ? md : EVP_sha256();
+}
 
 /// "<decimal byte length>:<bytes>" into the digest.
 bool digest_field(EVP_MD_CTX* ctx, std::string_view field) {
@@ -137,7 +146,7 @@ std::string event_hash(const event_record& e) {
   // One context per thread, re-initialised per event: cheaper than a new
   // context for every hash on the journal's hot path.
   thread_local std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx{EVP_MD_CTX_new()};
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), sha256(), nullptr) != 1)
     return {};  // cannot happen with a working libcrypto; "" never verifies
   const std::string position = decimal(e.position);
   const std::string seq = decimal(e.seq);
@@ -184,8 +193,16 @@ result<event_record> decode_event(std::string_view bytes) {
   // Stored bytes are untrusted here (disk corruption, tampering, fuzzing):
   // every failure, even an allocation failure, becomes errc::corrupt.
   try {
+    // The parsed tree lives in a buffer on the stack (and, beyond it, in
+    // blocks freed all at once): decoding is on every reader's path, and
+    // the audit's whole-log passes decode millions of records.
+    unsigned char buffer[4096];
+    boost::json::monotonic_resource scratch(buffer, sizeof buffer);
+    thread_local boost::json::parser parser;
+    parser.reset(&scratch);
     boost::json::error_code ec;
-    boost::json::value v = boost::json::parse(bytes, ec);
+    parser.write(bytes.data(), bytes.size(), ec);  // the whole text: incomplete or trailing bytes are errors
+    boost::json::value v = ec ? boost::json::value() : parser.release();
     if (ec)
       return corrupt("not JSON (" + ec.message() + ")");
     auto* o = v.if_object();

@@ -207,7 +207,7 @@ result<verify_report> exact_walk(const event_store& store, const verify_options&
         return false;
       }
     if (progress)
-      progress("verify", checker.events(), total);
+      progress("verify (locating)", checker.events(), total);
     return true;
   });
   report.events = checker.events();
@@ -263,6 +263,7 @@ struct record_batch {
     uint64_t seq = 0;
     size_t bytes_at = 0, bytes_len = 0;
   };
+  uint64_t number = 0;  // batches in the order the reader filled them
   std::string data;
   std::vector<item> items;
   std::string_view stream(const item& i) const { return std::string_view(data).substr(i.stream_at, i.stream_len); }
@@ -338,6 +339,14 @@ std::string u64_bytes(uint64_t v) {
   return out;
 }
 
+/// Where a batch starts and ends: a stream split between two batches must
+/// go on at a later position in the second.
+struct batch_ends {
+  uint64_t number = 0;
+  std::string first_stream, last_stream;
+  uint64_t first_position = 0, last_position = 0;
+};
+
 /// What one checker found in the batches it took.
 struct tally {
   multiset_sum hashes;    // (position, hash) of every record
@@ -347,9 +356,13 @@ struct tally {
   uint64_t max_position = 0;
   std::string max_hash;
   std::optional<verify_problem> problem;
+  std::vector<batch_ends> ends;
+  std::string failure;  // not the log's fault (e.g. no memory): verify cannot say
 };
 
 void check_batch(const record_batch& b, const multiset_sum::key& key, tally& t) {
+  std::string_view previous_stream;
+  uint64_t previous_position = 0;
   for (const auto& item : b.items) {
     const auto stream = b.stream(item);
     auto rec = decode_event(b.bytes(item));
@@ -378,11 +391,24 @@ void check_batch(const record_batch& b, const multiset_sum::key& key, tally& t) 
       t.prevs.add(key, {"link", u64_bytes(rec->position - 1), rec->prev_hash});
     }
     t.pointers.add(key, {"pointer", position, stream, u64_bytes(item.seq)});
+    // A stream's events come in its seq order: their positions must rise too.
+    if (stream == previous_stream && rec->position <= previous_position) {
+      t.problem = at(rec->position, name + " is at a position before the seq before it");
+      return;
+    }
+    previous_stream = stream;
+    previous_position = rec->position;
+    if (&item == &b.items.front())
+      t.ends.push_back({b.number, std::string(stream), {}, rec->position, 0});
     ++t.records;
     if (rec->position > t.max_position) {
       t.max_position = rec->position;
       t.max_hash = rec->hash;
     }
+  }
+  if (!b.items.empty()) {
+    t.ends.back().last_stream.assign(previous_stream);
+    t.ends.back().last_position = previous_position;
   }
 }
 
@@ -398,13 +424,18 @@ result<std::optional<verify_problem>> fast_pass(const event_store& store, const 
   std::vector<std::thread> checkers;
   for (unsigned w = 0; w < workers; ++w)
     checkers.emplace_back([&, w] {
-      while (auto b = queue.pop()) {
-        check_batch(*b, key, tallies[w]);
-        queue.recycle(std::move(b));
-        if (tallies[w].problem) {
-          queue.stop();
-          return;
+      try {
+        while (auto b = queue.pop()) {
+          check_batch(*b, key, tallies[w]);
+          queue.recycle(std::move(b));
+          if (tallies[w].problem) {
+            queue.stop();
+            return;
+          }
         }
+      } catch (const std::exception& ex) {
+        tallies[w].failure = ex.what();
+        queue.stop();
       }
     });
 
@@ -412,9 +443,10 @@ result<std::optional<verify_problem>> fast_pass(const event_store& store, const 
   //    with seqs 1, 2, 3…
   std::unordered_map<std::string, uint64_t> last_seq;
   std::string stream;
-  uint64_t seq = 0, scanned = 0;
+  uint64_t seq = 0, scanned = 0, batches = 0;
   std::optional<verify_problem> problem;
   auto batch = queue.fresh();
+  batch->number = batches++;
   constexpr size_t batch_records = 1024;
   auto st = scan_stream_records(store, [&](const stored_stream_record& r) {
     if (!r.well_formed) {
@@ -445,6 +477,7 @@ result<std::optional<verify_problem>> fast_pass(const event_store& store, const 
       if (!queue.push(std::move(batch)))
         return false;  // a checker found a problem
       batch = queue.fresh();
+      batch->number = batches++;
       scanned += batch_records;
       if (progress && scanned % (64 * batch_records) == 0)
         progress("verify", scanned, total);
@@ -461,9 +494,14 @@ result<std::optional<verify_problem>> fast_pass(const event_store& store, const 
   if (!st)
     return st;
   tally all;
+  for (auto& t : tallies)
+    if (!t.failure.empty())
+      return status{errc::io_error, "verify could not go on: " + t.failure};
+  std::vector<batch_ends> ends;
   for (auto& t : tallies) {
     if (t.problem && !problem)
       problem = t.problem;
+    ends.insert(ends.end(), t.ends.begin(), t.ends.end());
     all.hashes.add(t.hashes);
     all.prevs.add(t.prevs);
     all.pointers.add(t.pointers);
@@ -475,6 +513,11 @@ result<std::optional<verify_problem>> fast_pass(const event_store& store, const 
   }
   if (problem)
     return problem;
+  std::sort(ends.begin(), ends.end(), [](const batch_ends& a, const batch_ends& b) { return a.number < b.number; });
+  for (size_t i = 1; i < ends.size(); ++i)
+    if (ends[i].first_stream == ends[i - 1].last_stream && ends[i].first_position <= ends[i - 1].last_position)
+      return std::optional<verify_problem>(
+        at(ends[i].first_position, "stream " + ends[i].first_stream + " has an event at a position before the seq before it"));
 
   // 2. The global index, in position order: no gaps, and the same pointers.
   multiset_sum pointers;

@@ -392,6 +392,38 @@ TEST_CASE("verify_log: damage written on purpose is found and named, never verif
   }
 }
 
+TEST_CASE("verify_log: a stream's events reordered, with every hash and pointer made consistent, is not verified",
+          "[audit]") {
+  // A forger with write access rebuilds the chain so that chat-1's seq 2
+  // comes first in the log: every hash, link, pointer and head checks out,
+  // only the order within the stream is wrong.
+  store_dir s;
+  s.write({{"chat-1", "a"}, {"chat-2", "b"}, {"chat-1", "c"}});
+  auto read = [&](const std::string& stream, uint64_t seq) {
+    auto e = decode_event(s.stored(keys::stream_key(stream, seq)));
+    REQUIRE(e);
+    return *e;
+  };
+  auto first = read("chat-1", 2), second = read("chat-2", 1), third = read("chat-1", 1);
+  first.position = 1;
+  first.prev_hash = "";
+  first.hash = event_hash(first);
+  second.prev_hash = first.hash;
+  second.hash = event_hash(second);
+  third.position = 3;
+  third.prev_hash = second.hash;
+  third.hash = event_hash(third);
+  s.put(keys::stream_key("chat-1", 2), encode_event(first));
+  s.put(keys::stream_key("chat-2", 1), encode_event(second));
+  s.put(keys::stream_key("chat-1", 1), encode_event(third));
+  s.put(keys::global_key(1), keys::global_pointer("chat-1", 2));
+  s.put(keys::global_key(3), keys::global_pointer("chat-1", 1));
+  auto r = s.verify();
+  REQUIRE_FALSE(r.verified());
+  CHECK(r.problem->position == 1);
+  CHECK_THAT(r.problem->what, Catch::Contains("stream chat-1 seq 2 follows seq 0 of its stream"));
+}
+
 TEST_CASE("verify_log: a read-only secondary verifies a log while it is written", "[audit]") {
   store_dir s;
   store_options opts;

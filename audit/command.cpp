@@ -374,8 +374,10 @@ std::string help() {
          "A progress bar (events/s, time left) goes to stderr when it is a terminal.\n";
 }
 
-int run_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, bool err_is_tty,
-                const std::function<const char*(const char*)>& getenv) {
+namespace {
+
+int run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, bool err_is_tty,
+        const std::function<const char*(const char*)>& getenv) {
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
     (args.empty() ? err : out) << help();
     return args.empty() ? exit_cannot : exit_ok;
@@ -403,6 +405,22 @@ int run_command(const std::vector<std::string>& args, std::ostream& out, std::os
   if (r->command == "export")
     return export_to_file(*r, **log, out, err, bar);
   return rebuild(*r, **log, out, err, bar);
+}
+
+} // namespace
+
+int run_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err, bool err_is_tty,
+                const std::function<const char*(const char*)>& getenv) {
+  // Damaged input is handled as values everywhere; what is left (no memory,
+  // a library failing) still ends with a message and exit code 2, not a crash.
+  try {
+    return run(args, out, err, err_is_tty, getenv);
+  } catch (const std::exception& ex) {
+    err << "backline audit: cannot go on: " << ex.what() << "\n";
+  } catch (...) {
+    err << "backline audit: cannot go on\n";
+  }
+  return exit_cannot;
 }
 
 } // namespace backline::audit

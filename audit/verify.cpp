@@ -2,10 +2,10 @@
 // checked against each other, event by event.
 
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
+#include <atomic>
+#include <charconv>
+#include <chrono>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -31,18 +31,23 @@ struct md_ctx_deleter {
 /// SHA-256 of the key and the length-prefixed parts: the first 16 bytes as two words.
 std::pair<uint64_t, uint64_t> keyed_digest(const multiset_sum::key& k, std::initializer_list<std::string_view> parts) {
   thread_local std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx{EVP_MD_CTX_new()};
+  // One buffer, one update: the parts are short, the calls are many.
+  thread_local std::string input;
+  input.assign(reinterpret_cast<const char*>(k.bytes), sizeof k.bytes);
+  for (auto part : parts) {
+    char length[24];
+    auto [end, ec] = std::to_chars(length, length + sizeof length - 1, part.size());
+    (void)ec;  // 23 digits hold any size
+    *end++ = ':';
+    input.append(length, end).append(part);
+  }
   unsigned char md[EVP_MAX_MD_SIZE] = {};
   unsigned int len = 0;
   // Fetched once: EVP_sha256() in every init looks SHA-256 up under a lock.
   static EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  bool ok = ctx && sha256 != nullptr && EVP_DigestInit_ex(ctx.get(), sha256, nullptr) == 1
-            && EVP_DigestUpdate(ctx.get(), k.bytes, sizeof k.bytes) == 1;
-  for (auto part : parts) {
-    const auto prefix = std::to_string(part.size()) + ":";
-    ok = ok && EVP_DigestUpdate(ctx.get(), prefix.data(), prefix.size()) == 1
-         && EVP_DigestUpdate(ctx.get(), part.data(), part.size()) == 1;
-  }
-  ok = ok && EVP_DigestFinal_ex(ctx.get(), md, &len) == 1;
+  const bool ok = ctx && sha256 != nullptr && EVP_DigestInit_ex(ctx.get(), sha256, nullptr) == 1
+                  && EVP_DigestUpdate(ctx.get(), input.data(), input.size()) == 1
+                  && EVP_DigestFinal_ex(ctx.get(), md, &len) == 1;
   if (!ok)
     throw std::runtime_error("SHA-256 failed in libcrypto");
   uint64_t lo = 0, hi = 0;
@@ -255,83 +260,6 @@ result<verify_report> exact_walk(const event_store& store, const verify_options&
 
 // -- the fast pass -------------------------------------------------------------
 
-/// Stored records handed from the reader to the checkers, packed in one
-/// buffer (batches are reused: no allocation per record).
-struct record_batch {
-  struct item {
-    size_t stream_at = 0, stream_len = 0;
-    uint64_t seq = 0;
-    size_t bytes_at = 0, bytes_len = 0;
-  };
-  uint64_t number = 0;  // batches in the order the reader filled them
-  std::string data;
-  std::vector<item> items;
-  std::string_view stream(const item& i) const { return std::string_view(data).substr(i.stream_at, i.stream_len); }
-  std::string_view bytes(const item& i) const { return std::string_view(data).substr(i.bytes_at, i.bytes_len); }
-};
-
-/// A bounded hand-over of batches from one reader to several checkers.
-class batch_queue {
-public:
-  explicit batch_queue(size_t capacity) : capacity_(capacity) {}
-  /// Blocks while full; false once the checkers stopped.
-  bool push(std::unique_ptr<record_batch> b) {
-    std::unique_lock lock(mu_);
-    not_full_.wait(lock, [&] { return full_.size() < capacity_ || stopped_; });
-    if (stopped_)
-      return false;
-    full_.push_back(std::move(b));
-    not_empty_.notify_one();
-    return true;
-  }
-  /// Blocks until a batch comes; nullptr once closed and drained.
-  std::unique_ptr<record_batch> pop() {
-    std::unique_lock lock(mu_);
-    not_empty_.wait(lock, [&] { return !full_.empty() || closed_ || stopped_; });
-    if (full_.empty() || stopped_)
-      return nullptr;
-    auto b = std::move(full_.front());
-    full_.pop_front();
-    not_full_.notify_one();
-    return b;
-  }
-  /// A spent batch, for the reader to fill again.
-  void recycle(std::unique_ptr<record_batch> b) {
-    b->data.clear();
-    b->items.clear();
-    std::lock_guard lock(mu_);
-    spare_.push_back(std::move(b));
-  }
-  std::unique_ptr<record_batch> fresh() {
-    std::lock_guard lock(mu_);
-    if (spare_.empty())
-      return std::make_unique<record_batch>();
-    auto b = std::move(spare_.back());
-    spare_.pop_back();
-    return b;
-  }
-  void close() {
-    std::lock_guard lock(mu_);
-    closed_ = true;
-    not_empty_.notify_all();
-  }
-  /// A checker found a problem: everyone stops.
-  void stop() {
-    std::lock_guard lock(mu_);
-    stopped_ = true;
-    not_empty_.notify_all();
-    not_full_.notify_all();
-  }
-
-private:
-  size_t capacity_;
-  std::mutex mu_;
-  std::condition_variable not_full_, not_empty_;
-  std::deque<std::unique_ptr<record_batch>> full_;
-  std::vector<std::unique_ptr<record_batch>> spare_;
-  bool closed_ = false, stopped_ = false;
-};
-
 std::string u64_bytes(uint64_t v) {
   std::string out(8, '\0');
   for (int i = 7; i >= 0; --i, v >>= 8)
@@ -339,15 +267,7 @@ std::string u64_bytes(uint64_t v) {
   return out;
 }
 
-/// Where a batch starts and ends: a stream split between two batches must
-/// go on at a later position in the second.
-struct batch_ends {
-  uint64_t number = 0;
-  std::string first_stream, last_stream;
-  uint64_t first_position = 0, last_position = 0;
-};
-
-/// What one checker found in the batches it took.
+/// What one reader found in its part of the stored records.
 struct tally {
   multiset_sum hashes;    // (position, hash) of every record
   multiset_sum prevs;     // (position - 1, prev_hash) of every record but the first position's
@@ -355,153 +275,186 @@ struct tally {
   uint64_t records = 0;
   uint64_t max_position = 0;
   std::string max_hash;
+  std::unordered_map<std::string, uint64_t> last_seq;  // per stream
   std::optional<verify_problem> problem;
-  std::vector<batch_ends> ends;
-  std::string failure;  // not the log's fault (e.g. no memory): verify cannot say
+  status failure;  // the part could not be read
 };
 
-void check_batch(const record_batch& b, const multiset_sum::key& key, tally& t) {
-  std::string_view previous_stream;
-  uint64_t previous_position = 0;
-  for (const auto& item : b.items) {
-    const auto stream = b.stream(item);
-    auto rec = decode_event(b.bytes(item));
-    const auto name = record_name(stream, item.seq);
-    if (!rec) {
-      t.problem = at(0, "the record of " + name + " is damaged: " + rec.error().message());
-      return;
-    }
-    if (rec->stream != stream || rec->seq != item.seq) {
-      t.problem = at(rec->position, "the record stored as " + name + " says it is "
-                                      + record_name(rec->stream, rec->seq));
-      return;
-    }
-    if (event_hash(*rec) != rec->hash) {
-      t.problem = at(rec->position, "the hash stored with " + name + " does not match its contents");
-      return;
-    }
-    const auto position = u64_bytes(rec->position);
-    t.hashes.add(key, {"link", position, rec->hash});
-    if (rec->position == 1) {
-      if (!rec->prev_hash.empty()) {
-        t.problem = at(1, "the first event has a prev_hash");
-        return;
+/// Checks the stored records of the streams from `from` up to `to` (the
+/// whole of each stream: a part never splits one).
+void check_part(const event_store& store, const multiset_sum::key& key, const std::string& from,
+                const std::string& to, std::atomic<uint64_t>& done, std::atomic<bool>& stop, tally& t) {
+  std::string stream;
+  uint64_t seq = 0, previous_position = 0, unreported = 0;
+  auto close_stream = [&] {
+    if (!stream.empty())
+      t.last_seq.emplace(stream, seq);
+  };
+  t.failure = scan_stream_records(
+    store,
+    [&](const stored_stream_record& r) {
+      if (stop)
+        return false;
+      if (!r.well_formed) {
+        t.problem = at(0, "the stored stream record key " + r.printable_key + " is malformed");
+        return false;
       }
-    } else {
-      t.prevs.add(key, {"link", u64_bytes(rec->position - 1), rec->prev_hash});
-    }
-    t.pointers.add(key, {"pointer", position, stream, u64_bytes(item.seq)});
-    // A stream's events come in its seq order: their positions must rise too.
-    if (stream == previous_stream && rec->position <= previous_position) {
-      t.problem = at(rec->position, name + " is at a position before the seq before it");
-      return;
-    }
-    previous_stream = stream;
-    previous_position = rec->position;
-    if (&item == &b.items.front())
-      t.ends.push_back({b.number, std::string(stream), {}, rec->position, 0});
-    ++t.records;
-    if (rec->position > t.max_position) {
-      t.max_position = rec->position;
-      t.max_hash = rec->hash;
-    }
-  }
-  if (!b.items.empty()) {
-    t.ends.back().last_stream.assign(previous_stream);
-    t.ends.back().last_position = previous_position;
-  }
+      if (r.stream != stream) {
+        close_stream();
+        stream.assign(r.stream);
+        seq = 0;
+        previous_position = 0;
+      }
+      // Named only when something is wrong: this runs for every event.
+      const auto name = [&] { return record_name(r.stream, r.seq); };
+      if (r.seq != seq + 1) {
+        t.problem = at(0, name() + " is stored after seq " + std::to_string(seq) + " of its stream (a gap or a stray record)");
+        return false;
+      }
+      seq = r.seq;
+      auto rec = decode_event(r.bytes);
+      if (!rec) {
+        t.problem = at(0, "the record of " + name() + " is damaged: " + rec.error().message());
+        return false;
+      }
+      if (rec->stream != r.stream || rec->seq != r.seq) {
+        t.problem = at(rec->position, "the record stored as " + name() + " says it is " + record_name(rec->stream, rec->seq));
+        return false;
+      }
+      if (event_hash(*rec) != rec->hash) {
+        t.problem = at(rec->position, "the hash stored with " + name() + " does not match its contents");
+        return false;
+      }
+      // A stream's events come in its seq order: their positions must rise too.
+      if (rec->position <= previous_position) {
+        t.problem = at(rec->position, name() + " is at a position before the seq before it");
+        return false;
+      }
+      previous_position = rec->position;
+      const auto position = u64_bytes(rec->position);
+      t.hashes.add(key, {"link", position, rec->hash});
+      if (rec->position == 1) {
+        if (!rec->prev_hash.empty()) {
+          t.problem = at(1, "the first event has a prev_hash");
+          return false;
+        }
+      } else {
+        t.prevs.add(key, {"link", u64_bytes(rec->position - 1), rec->prev_hash});
+      }
+      t.pointers.add(key, {"pointer", position, r.stream, u64_bytes(r.seq)});
+      ++t.records;
+      if (rec->position > t.max_position) {
+        t.max_position = rec->position;
+        t.max_hash = rec->hash;
+      }
+      if (++unreported == 4096) {
+        done += unreported;
+        unreported = 0;
+      }
+      return true;
+    },
+    from, to);
+  close_stream();
+  done += unreported;
+  if (t.problem)
+    stop = true;
 }
 
-/// The sequential passes. nullopt: verified (report filled in); a problem
-/// otherwise, or the storage error.
+/// Is stream a's key prefix "s|a|" before b's? (Name order, but for a name
+/// that is a prefix of another: there '|' decides, not the shorter name.)
+bool in_key_order(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  if (const int c = a.compare(0, n, b, 0, n); c != 0)
+    return c < 0;
+  const auto next = [n](std::string_view s) { return static_cast<unsigned char>(s.size() > n ? s[n] : '|'); };
+  return next(a) < next(b);
+}
+
+/// Streams where the stored records are cut into `parts` parts of about as
+/// many events each (from the stream heads; a damaged head only makes the
+/// parts uneven). parts - 1 stream names, ascending in key order.
+result<std::vector<std::string>> part_bounds(const event_store& store, unsigned parts) {
+  std::vector<std::pair<std::string, uint64_t>> heads;  // in h| order: stream name order
+  uint64_t total = 0;
+  auto st = scan_stream_heads(store, [&](std::string_view stream, std::optional<uint64_t> head) {
+    heads.emplace_back(std::string(stream), head.value_or(1));
+    total += head.value_or(1);
+    return true;
+  });
+  if (!st)
+    return st;
+  // Stream records are in key order ("s|<stream>|"), which differs from
+  // name order where one name is a prefix of another: sort the same way.
+  std::sort(heads.begin(), heads.end(), [](const auto& a, const auto& b) { return in_key_order(a.first, b.first); });
+  std::vector<std::string> bounds;
+  uint64_t seen = 0;
+  for (const auto& [stream, events] : heads) {
+    if (bounds.size() + 1 >= parts)
+      break;
+    if (seen >= total * (bounds.size() + 1) / parts)
+      bounds.push_back(stream);
+    seen += events;
+  }
+  return bounds;
+}
+
+/// The sequential passes, each cut into parts read side by side. nullopt:
+/// verified (report filled in); a problem otherwise, or the storage error.
 result<std::optional<verify_problem>> fast_pass(const event_store& store, const verify_options& opts,
                                                 const progress_fn& progress, verify_report& report) {
   const auto key = multiset_sum::key::random();
   const uint64_t total = store.head().position;
-  const unsigned workers = std::max(opts.threads, 1u);
-  batch_queue queue(4 * workers);
-  std::vector<tally> tallies(workers);
-  std::vector<std::thread> checkers;
-  for (unsigned w = 0; w < workers; ++w)
-    checkers.emplace_back([&, w] {
-      try {
-        while (auto b = queue.pop()) {
-          check_batch(*b, key, tallies[w]);
-          queue.recycle(std::move(b));
-          if (tallies[w].problem) {
-            queue.stop();
-            return;
-          }
-        }
-      } catch (const std::exception& ex) {
-        tallies[w].failure = ex.what();
-        queue.stop();
-      }
-    });
+  const unsigned parts = std::max(opts.threads, 1u);
+  using found = std::optional<verify_problem>;
+
+  // Runs one job per part on its own thread; this thread reports progress.
+  auto side_by_side = [&](const char* phase, size_t jobs, const std::function<void(size_t)>& job,
+                          std::atomic<uint64_t>& done) {
+    std::atomic<size_t> finished{0};
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < jobs; ++i)
+      threads.emplace_back([&, i] {
+        job(i);
+        ++finished;
+      });
+    while (finished < jobs) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (progress)
+        progress(phase, done, total);
+    }
+    for (auto& t : threads)
+      t.join();
+  };
 
   // 1. Every stored record, in key order: streams one after another, each
   //    with seqs 1, 2, 3…
-  std::unordered_map<std::string, uint64_t> last_seq;
-  std::string stream;
-  uint64_t seq = 0, scanned = 0, batches = 0;
-  std::optional<verify_problem> problem;
-  auto batch = queue.fresh();
-  batch->number = batches++;
-  constexpr size_t batch_records = 1024;
-  auto st = scan_stream_records(store, [&](const stored_stream_record& r) {
-    if (!r.well_formed) {
-      problem = at(0, "the stored stream record key " + r.printable_key + " is malformed");
-      return false;
+  auto bounds = part_bounds(store, parts);
+  if (!bounds)
+    return bounds.error();
+  std::vector<std::string> edges{""};
+  edges.insert(edges.end(), bounds->begin(), bounds->end());
+  edges.push_back("");
+  std::vector<tally> tallies(edges.size() - 1);
+  std::atomic<uint64_t> done{0};
+  std::atomic<bool> stop{false};
+  side_by_side("verify", tallies.size(), [&](size_t i) {
+    try {
+      check_part(store, key, edges[i], edges[i + 1], done, stop, tallies[i]);
+    } catch (const std::exception& ex) {
+      tallies[i].failure = status{errc::io_error, std::string("verify could not go on: ") + ex.what()};
+      stop = true;
     }
-    if (r.stream != stream) {
-      if (!stream.empty())
-        last_seq.emplace(stream, seq);
-      stream.assign(r.stream);
-      seq = 0;
-    }
-    if (r.seq != seq + 1) {
-      problem = at(0, record_name(r.stream, r.seq) + " is stored after seq " + std::to_string(seq)
-                        + " of its stream (a gap or a stray record)");
-      return false;
-    }
-    seq = r.seq;
-    auto& item = batch->items.emplace_back();
-    item.stream_at = batch->data.size();
-    item.stream_len = r.stream.size();
-    batch->data.append(r.stream);
-    item.seq = r.seq;
-    item.bytes_at = batch->data.size();
-    item.bytes_len = r.bytes.size();
-    batch->data.append(r.bytes);
-    if (batch->items.size() == batch_records) {
-      if (!queue.push(std::move(batch)))
-        return false;  // a checker found a problem
-      batch = queue.fresh();
-      batch->number = batches++;
-      scanned += batch_records;
-      if (progress && scanned % (64 * batch_records) == 0)
-        progress("verify", scanned, total);
-    }
-    return true;
-  });
-  if (!stream.empty())
-    last_seq.emplace(stream, seq);
-  if (st && !problem && !batch->items.empty())
-    queue.push(std::move(batch));
-  queue.close();
-  for (auto& c : checkers)
-    c.join();
-  if (!st)
-    return st;
+  }, done);
   tally all;
-  for (auto& t : tallies)
-    if (!t.failure.empty())
-      return status{errc::io_error, "verify could not go on: " + t.failure};
-  std::vector<batch_ends> ends;
   for (auto& t : tallies) {
-    if (t.problem && !problem)
-      problem = t.problem;
-    ends.insert(ends.end(), t.ends.begin(), t.ends.end());
+    if (!t.failure && t.failure.code() != errc::corrupt)
+      return t.failure;
+    if (!t.failure)
+      return found(at(0, t.failure.message()));  // RocksDB's checksums caught damage
+    if (t.problem)
+      return found(t.problem);
+  }
+  for (auto& t : tallies) {
     all.hashes.add(t.hashes);
     all.prevs.add(t.prevs);
     all.pointers.add(t.pointers);
@@ -510,71 +463,82 @@ result<std::optional<verify_problem>> fast_pass(const event_store& store, const 
       all.max_position = t.max_position;
       all.max_hash = t.max_hash;
     }
+    all.last_seq.merge(t.last_seq);
   }
-  if (problem)
-    return problem;
-  std::sort(ends.begin(), ends.end(), [](const batch_ends& a, const batch_ends& b) { return a.number < b.number; });
-  for (size_t i = 1; i < ends.size(); ++i)
-    if (ends[i].first_stream == ends[i - 1].last_stream && ends[i].first_position <= ends[i - 1].last_position)
-      return std::optional<verify_problem>(
-        at(ends[i].first_position, "stream " + ends[i].first_stream + " has an event at a position before the seq before it"));
 
   // 2. The global index, in position order: no gaps, and the same pointers.
-  multiset_sum pointers;
-  uint64_t next = 1;
-  st = scan_global_index(store, 65536, [&](std::vector<indexed_record>& entries) {
-    for (const auto& e : entries) {
-      if (!e.problem.empty()) {
-        problem = at(next, e.problem);
-        return false;
+  const uint64_t last = total;  // the last global entry's position
+  std::vector<multiset_sum> pointers(parts);
+  std::vector<std::optional<verify_problem>> index_problems(parts);
+  std::vector<status> index_failures(parts);
+  std::atomic<uint64_t> indexed{0};
+  side_by_side("verify index", parts, [&](size_t i) {
+    const uint64_t from = 1 + last * i / parts;
+    const uint64_t to = i + 1 == parts ? 0 : 1 + last * (i + 1) / parts;  // the last part reads to the end
+    uint64_t next = from;
+    index_failures[i] = scan_global_index(store, 65536, [&](std::vector<indexed_record>& entries) {
+      for (const auto& e : entries) {
+        if (!e.problem.empty()) {
+          index_problems[i] = at(next, e.problem);
+          return false;
+        }
+        if (e.position != next) {
+          index_problems[i] = at(next, "position " + std::to_string(next) + " is missing from the global index");
+          return false;
+        }
+        pointers[i].add(key, {"pointer", u64_bytes(e.position), e.stream, u64_bytes(e.seq)});
+        ++next;
       }
-      if (e.position != next) {
-        problem = at(next, "position " + std::to_string(next) + " is missing from the global index");
-        return false;
-      }
-      pointers.add(key, {"pointer", u64_bytes(e.position), e.stream, u64_bytes(e.seq)});
-      ++next;
-    }
-    if (progress)
-      progress("verify index", next - 1, total);
-    return true;
-  });
-  if (!st)
-    return st;
-  if (problem)
-    return problem;
-  const uint64_t last = next - 1;
+      indexed += entries.size();
+      return true;
+    }, from, to);
+    if (!index_problems[i] && to != 0 && next != to)
+      index_problems[i] = at(next, "position " + std::to_string(next) + " is missing from the global index");
+    if (!index_problems[i] && to == 0 && next != last + 1)
+      index_problems[i] = at(0, "the global index ends at position " + std::to_string(next - 1) + ", its last key says "
+                                  + std::to_string(last));
+  }, indexed);
+  for (size_t i = 0; i < parts; ++i) {
+    if (!index_failures[i])
+      return index_failures[i].code() == errc::corrupt ? found(at(0, index_failures[i].message()))
+                                                        : result<found>(index_failures[i]);
+    if (index_problems[i])
+      return found(index_problems[i]);
+  }
+  multiset_sum index_pointers;
+  for (const auto& p : pointers)
+    index_pointers.add(p);
   if (all.records != last || all.max_position != last)
-    return std::optional<verify_problem>(at(0, "the global index holds " + std::to_string(last) + " positions, the streams "
-                                                 + std::to_string(all.records) + " records up to position "
-                                                 + std::to_string(all.max_position)));
-  if (!(pointers == all.pointers))
-    return std::optional<verify_problem>(at(0, "the global index and the stream records do not point to each other"));
+    return found(at(0, "the global index holds " + std::to_string(last) + " positions, the streams "
+                         + std::to_string(all.records) + " records up to position " + std::to_string(all.max_position)));
+  if (!(index_pointers == all.pointers))
+    return found(at(0, "the global index and the stream records do not point to each other"));
   if (last > 0)
     all.hashes.remove(key, {"link", u64_bytes(last), all.max_hash});
   if (!(all.hashes == all.prevs))
-    return std::optional<verify_problem>(at(0, "an event's prev_hash is not the hash of the event before it"));
+    return found(at(0, "an event's prev_hash is not the hash of the event before it"));
 
   // 3. Every stream head says how many events its stream has.
-  st = scan_stream_heads(store, [&](std::string_view name, std::optional<uint64_t> head) {
-    auto i = last_seq.find(std::string(name));
-    if (!head || i == last_seq.end() || i->second != *head) {
+  std::optional<verify_problem> problem;
+  auto st = scan_stream_heads(store, [&](std::string_view name, std::optional<uint64_t> head) {
+    auto i = all.last_seq.find(std::string(name));
+    if (!head || i == all.last_seq.end() || i->second != *head) {
       problem = at(0, "the head of stream " + std::string(name) + " disagrees with its records");
       return false;
     }
-    last_seq.erase(i);
+    all.last_seq.erase(i);
     return true;
   });
   if (!st)
     return st;
   if (problem)
     return problem;
-  if (!last_seq.empty())
-    return std::optional<verify_problem>(at(0, "stream " + last_seq.begin()->first + " has no head"));
+  if (!all.last_seq.empty())
+    return found(at(0, "stream " + all.last_seq.begin()->first + " has no head"));
   report.events = last;
   report.head_position = last;
   report.head_hash = all.max_hash;
-  return std::optional<verify_problem>{};
+  return found{};
 }
 
 } // namespace

@@ -110,9 +110,12 @@ status scan_global_log(const event_store& store, const log_scan_options& opts,
 }
 
 status scan_global_index(const event_store& store, size_t window,
-                         const std::function<bool(std::vector<indexed_record>&)>& visit) {
-  auto global = store.open_raw_cursor(std::string(global_prefix_tag), prefix_upper_bound(global_prefix_tag));
-  global->seek(global_prefix_tag);
+                         const std::function<bool(std::vector<indexed_record>&)>& visit, uint64_t from_position,
+                         uint64_t to_position) {
+  auto global = store.open_raw_cursor(std::string(global_prefix_tag), to_position == 0
+                                                                         ? prefix_upper_bound(global_prefix_tag)
+                                                                         : global_key(to_position));
+  global->seek(global_key(std::max<uint64_t>(from_position, 1)));
   std::vector<indexed_record> entries;
   while (true) {
     read_window(*global, std::max<size_t>(window, 1), entries);
@@ -125,10 +128,15 @@ status scan_global_index(const event_store& store, size_t window,
 }
 
 status scan_stream_records(const event_store& store,
-                           const std::function<bool(const stored_stream_record&)>& visit) {
-  auto cursor = store.open_raw_cursor(std::string(stream_prefix_tag), prefix_upper_bound(stream_prefix_tag));
+                           const std::function<bool(const stored_stream_record&)>& visit,
+                           const std::string& from_stream, const std::string& to_stream) {
+  // All keys of a stream share "s|<stream>|", which no other stream's keys
+  // start with: a bound there never splits a stream.
+  const std::string lower = from_stream.empty() ? std::string(stream_prefix_tag) : stream_events_prefix(from_stream);
+  auto cursor = store.open_raw_cursor(lower, to_stream.empty() ? prefix_upper_bound(stream_prefix_tag)
+                                                               : stream_events_prefix(to_stream));
   stored_stream_record r;
-  for (cursor->seek(stream_prefix_tag); cursor->valid(); cursor->next()) {
+  for (cursor->seek(lower); cursor->valid(); cursor->next()) {
     const auto key = cursor->key();
     r = {};
     r.bytes = cursor->value();

@@ -28,7 +28,8 @@ struct indexed_record {
 
 struct log_scan_options {
   uint64_t from_position = 1;  // the first position to visit
-  size_t window = 16384;       // global entries read (and visited) at a time
+  size_t window = 131072;      // global entries read (and visited) at a time: about 64 MB of
+                               // records; larger windows read each stream's blocks fewer times
   unsigned threads = 1;        // readers of one window's stream records
 };
 
@@ -45,7 +46,8 @@ status scan_global_log(const event_store& store, const log_scan_options& opts,
 /// order, one window at a time: the entries come without bytes (found is
 /// false), or with a problem when malformed.
 status scan_global_index(const event_store& store, size_t window,
-                         const std::function<bool(std::vector<indexed_record>&)>& visit);
+                         const std::function<bool(std::vector<indexed_record>&)>& visit,
+                         uint64_t from_position = 1, uint64_t to_position = 0 /* exclusive; 0: to the end */);
 
 /// A stored stream record (s|<stream>|<seq>), in key order.
 struct stored_stream_record {
@@ -56,9 +58,13 @@ struct stored_stream_record {
   std::string_view bytes;    // the stored value
 };
 
-/// Visits every stored stream record in key order until visit returns false.
+/// Visits every stored stream record in key order until visit returns false;
+/// with from_stream / to_stream, only the keys from the first record of
+/// from_stream up to (not including) those of to_stream ("": no bound), so
+/// that parts of the log can be read side by side.
 status scan_stream_records(const event_store& store,
-                           const std::function<bool(const stored_stream_record&)>& visit);
+                           const std::function<bool(const stored_stream_record&)>& visit,
+                           const std::string& from_stream = {}, const std::string& to_stream = {});
 
 /// Visits every stream head (h|<stream>) in key order: the stream and its
 /// head seq (nullopt when the stored value is not a u64be).

@@ -242,7 +242,7 @@ struct store_dir {
     }
   }
   /// verify_log as `backline audit verify` runs it: a read-only secondary.
-  verify_report verify() const {
+  verify_report verify(unsigned threads = 2) const {
     temp_dir scratch("backline-verify-secondary");
     store_options ro;
     ro.read_only = true;
@@ -250,7 +250,9 @@ struct store_dir {
     auto store = event_store::open(log(), ro);
     INFO(store.error().describe());
     REQUIRE(store);
-    auto report = verify_log(**store);
+    verify_options opts;
+    opts.threads = threads;
+    auto report = verify_log(**store, opts);
     INFO(report.error().describe());
     REQUIRE(report);
     return std::move(report).value();
@@ -277,6 +279,13 @@ TEST_CASE("verify_log: an untouched log is verified, with its event count and he
   CHECK(report.events == 6);
   CHECK(report.head_position == 6);
   CHECK(report.head_hash.size() == 64);
+  // The log read in one part or cut into several agrees.
+  for (unsigned threads : {1u, 3u, 8u}) {
+    auto r = s.verify(threads);
+    CHECK(r.verified());
+    CHECK(r.events == 6);
+    CHECK(r.head_hash == report.head_hash);
+  }
 
   store_dir empty;
   empty.write({});
@@ -381,6 +390,14 @@ TEST_CASE("verify_log: damage written on purpose is found and named, never verif
     REQUIRE_FALSE(r.verified());
     CHECK(r.problem->position == 6);
     CHECK_THAT(r.problem->what, Catch::Contains("says it is stream chat-2 seq 1 at position 4"));
+  }
+  SECTION("damage found whether the log is read in one part or several") {
+    s.remove(key5);
+    for (unsigned threads : {1u, 3u}) {
+      auto r = s.verify(threads);
+      REQUIRE_FALSE(r.verified());
+      CHECK(r.problem->position == 5);
+    }
   }
   SECTION("two damaged events: the first is named") {
     s.remove(key5);

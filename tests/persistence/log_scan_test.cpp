@@ -121,6 +121,26 @@ TEST_CASE("scan_stream_records and scan_stream_heads: every stored record and he
     return true;
   }));
   CHECK(heads == std::map<std::string, uint64_t>{{"chat-1", 1}, {"chat-2", 2}});
+  // Parts of the records by stream, parts of the index by position.
+  std::vector<std::string> part;
+  REQUIRE(scan_stream_records(*store, [&](const stored_stream_record& r) {
+    part.push_back(std::string(r.stream) + "#" + std::to_string(r.seq));
+    return true;
+  }, "chat-2", "chat-3"));
+  CHECK(part == std::vector<std::string>{"chat-2#1", "chat-2#2"});
+  part.clear();
+  REQUIRE(scan_stream_records(*store, [&](const stored_stream_record& r) {
+    part.push_back(std::string(r.stream));
+    return true;
+  }, "", "chat-2"));
+  CHECK(part == std::vector<std::string>{"chat-1"});
+  std::vector<uint64_t> positions;
+  REQUIRE(scan_global_index(*store, 1, [&](std::vector<indexed_record>& entries) {
+    for (auto& e : entries)
+      positions.push_back(e.position);
+    return true;
+  }, 2, 3));
+  CHECK(positions == std::vector<uint64_t>{2});
   std::vector<std::optional<std::string>> values;
   REQUIRE(store->get_raw_many({keys::head_key("chat-1"), keys::head_key("chat-9"), keys::global_key(3)}, values));
   REQUIRE(values.size() == 3);

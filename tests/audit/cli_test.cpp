@@ -110,9 +110,11 @@ std::string head_line(const std::string& report) {
   return {};
 }
 
-/// `backline serve` as a child process, with the Events API on.
+/// `backline serve` as a child process, with the local Slack fake as its
+/// Slack (events pushed back, no poller).
 struct served {
   temp_dir& dir;
+  slack_workspace slack;
   std::unique_ptr<child_process> proc;
   int port = -1;
 
@@ -123,12 +125,19 @@ struct served {
     fs::remove(ready);
     proc = std::make_unique<child_process>(
       std::vector<std::string>{backline_binary(), "serve", "--listen", "127.0.0.1:0", "--data", data(), "--ready-file",
-                               ready, "--http-threads", "16", "--log-requests", "off"},
+                               ready, "--http-threads", "16", "--log-requests", "off", "--slack-api-url",
+                               slack.fake.base_url(), "--slack-inbound", "events"},
       dir.sub("server.log"),
       std::vector<std::string>{std::string("BACKLINE_ADMIN_TOKEN=") + audit_admin_token,
-                               std::string("SLACK_SIGNING_SECRET=") + audit_signing_secret});
+                               "SLACK_BOT_TOKEN=" + slack.fake.config().bot_token,
+                               "SLACK_SIGNING_SECRET=" + slack.fake.config().signing_secret});
     port = wait_for_ready_file(ready, 30s);
     REQUIRE(port > 0);
+    slack.push_events_to(port);
+  }
+  scenario_result run_scenario() {
+    api_client client(port);
+    return run_audit_scenario(client, slack.fake);
   }
   void stop() {
     if (!proc)
@@ -155,8 +164,7 @@ std::map<std::string, std::string> snapshot_of(const std::string& dir) {
 TEST_CASE("backline audit on a log written by backline serve: verify, replay, export, rebuild", "[audit]") {
   temp_dir dir("backline-audit-cli");
   served server(dir);
-  api_client client(server.port);
-  const auto run_ = run_audit_scenario(client);
+  const auto run_ = server.run_scenario();
 
   // While the server runs.
   auto verified = audit({"verify", "--data", server.data()}, dir);
@@ -179,16 +187,16 @@ TEST_CASE("backline audit on a log written by backline serve: verify, replay, ex
     "by bot  customer cust-1 wrote in the chat: \"My refund is missing\"",
     "by bot  chat assigned to alice",
     "by alice  agent alice wrote in the chat: \"Let me check with finance\"",
-    "by alice  internal thread " + run_.thread_id + " opened in Slack channel C-finance",
-    "by system  thread created in Slack channel C-finance by User alice (alice)",
+    "by alice  internal thread " + run_.thread_id + " opened in Slack channel C0FINANCE",
+    "by system  thread created in Slack channel C0FINANCE by User alice (alice)",
     "by slack  message ",
-    "by slack  reply from Slack by U0FIN (U0FIN), ts 1800000000.000100: \"Yes, on Monday\"",
-    "by slack  Slack reply 1800000000.000100 edited in Slack: \"Yes, on Monday 10:00\"",
+    "(U0ERIN), ts " + run_.reply_ts + ": \"Yes, on Monday\"",
+    "by slack  Slack reply " + run_.reply_ts + " edited in Slack: \"Yes, on Monday 10:00\"",
     "by alice  User alice (alice) wrote to Slack",
     "by slack  message ",
     "by alice  thread read by alice",
-    "by slack  reply from Slack by U0FIN (U0FIN), ts 1800000000.000200: \"wrong thread, sorry\"",
-    "by slack  Slack reply 1800000000.000200 deleted in Slack",
+    "(U0ERIN), ts " + run_.gone_ts + ": \"wrong thread, sorry\"",
+    "by slack  Slack reply " + run_.gone_ts + " deleted in Slack",
     "by alice  chat transferred to bob (from alice)",
     "by bob  thread marked done by User bob (bob)",
     "by slack  message ",
@@ -255,8 +263,7 @@ TEST_CASE("backline audit on a log written by backline serve: verify, replay, ex
 TEST_CASE("backline audit changes no byte of the data directory", "[audit]") {
   temp_dir dir("backline-audit-cli");
   served server(dir);
-  api_client client(server.port);
-  const auto run_ = run_audit_scenario(client);
+  const auto run_ = server.run_scenario();
   server.stop();
   const auto before = snapshot_of(server.data());
   REQUIRE(before.size() > 3);
@@ -278,8 +285,7 @@ TEST_CASE("backline audit changes no byte of the data directory", "[audit]") {
 TEST_CASE("backline audit verify runs while the server writes", "[audit]") {
   temp_dir dir("backline-audit-cli");
   served server(dir);
-  api_client client(server.port);
-  const auto run_ = run_audit_scenario(client);
+  const auto run_ = server.run_scenario();
   std::atomic<bool> stop{false};
   std::atomic<int> written{0}, failed{0};
   std::thread writer([&] {
@@ -322,8 +328,7 @@ TEST_CASE("tampered logs: verify and the independent check of the export name th
   temp_dir dir("backline-audit-cli");
   {
     served server(dir);
-    api_client client(server.port);
-    run_audit_scenario(client);
+    server.run_scenario();
   }
   const auto pristine = dir.sub("data");
   auto copy = [&](const std::string& name) {
@@ -449,8 +454,7 @@ TEST_CASE("backline audit: bad input gets a clear message naming what and where,
   temp_dir dir("backline-audit-cli");
   {
     served server(dir);
-    api_client client(server.port);
-    run_audit_scenario(client);
+    server.run_scenario();
   }
   const auto data = dir.sub("data");
   struct bad_case {
@@ -496,8 +500,7 @@ TEST_CASE("backline audit verify draws its progress bar only on a terminal", "[a
   temp_dir dir("backline-audit-cli");
   {
     served server(dir);
-    api_client client(server.port);
-    run_audit_scenario(client);
+    server.run_scenario();
   }
   // Not a terminal: nothing on stderr.
   auto plain = audit({"verify", "--data", dir.sub("data")}, dir);

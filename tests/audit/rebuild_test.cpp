@@ -93,7 +93,7 @@ TEST_CASE("diff_chat and diff_thread: nothing for equal states, each difference 
 TEST_CASE("rebuild of a real server run: the replayed log and what the actors load agree", "[audit]") {
   in_process_server server;
   api_client client(server.port());
-  const auto run = run_audit_scenario(client);
+  const auto run = server.run_scenario();
   server.stop();
   auto report = rebuild_of(server.log());
   INFO(report.error().describe());

@@ -271,13 +271,24 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
         return detail::rule_error(s);
       return self->delegate(thread_of(self, cmd.thread_id), atoms::command::value, std::move(cmd));
     }
-    case verb::chat_reopen:
-      // The directory creates the successor; the old chat only says whether it may.
+    case verb::chat_reopen: {
+      // The directory creates the successor; the old chat says whether it
+      // may, and records the link first, so its history (and an audit
+      // replay) leads to the successor without searching the whole log.
       if (who.kind != role::bot && who.kind != role::admin)
         return error_reply(403, "forbidden", "chats are reopened by the bot or an admin");
       if (!c.resolved)
         return error_reply(409, "chat_open", "chat " + c.id + " is not resolved");
-      return chat_reply(200, c);
+      auto successor = detail::field(body, "successor_chat_id");
+      if (successor.empty())
+        return error_reply(400, "invalid_request", "reopen needs the successor's id");
+      return record(self, cmd, "chat_reopened", json::object{{"successor_chat_id", successor}},
+                    [successor](const chat_state& s) {
+                      auto verdict = chat_json(s);
+                      verdict["successor_chat_id"] = successor;
+                      return json_reply(200, verdict);
+                    });
+    }
     case verb::thread_wake:
       if (!c.thread_payloads.count(cmd.thread_id))
         return error_reply(404, "not_found", "no thread " + cmd.thread_id);
@@ -319,9 +330,12 @@ chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, journ
   self->request(self->state.journal, caf::infinite, atoms::read_strm::value, chat_stream(id), uint64_t{1},
                 uint64_t{0})
     .await(
-      [self](read_reply& r) {
-        for (const auto& e : r.events)
-          apply_chat_event(self->state.chat, e);
+      [self, id](read_reply& r) {
+        // What `backline audit rebuild` compares with the log replayed: the
+        // same function over the same stream.
+        self->state.chat = chat_from_events(r.events);
+        if (self->state.chat.id.empty())
+          self->state.chat.id = id;
       },
       [](caf::error&) {});
   return {

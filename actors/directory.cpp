@@ -65,11 +65,18 @@ api_reply list_chats(directory_pointer self, const caller& who, const std::strin
   return json_reply(200, json::object{{"chats", std::move(list)}});
 }
 
-// Reopen: the resolved chat agrees, then a new chat is created that names it
-// as its predecessor; the old chat's threads stay with the old chat.
+// Reopen: the resolved chat agrees and records which chat succeeds it, then
+// that chat is created naming it as its predecessor; the old chat's threads
+// stay with the old chat. The link is recorded under its own idempotency key:
+// a retry after a crash between the two writes gets the first verdict back,
+// with the same successor id, and creates that chat.
 caf::result<api_reply> reopen(directory_pointer self, const command& cmd) {
   auto rp = self->make_response_promise<api_reply>();
-  self->request(chat_of(self, cmd.chat_id), caf::infinite, atoms::command::value, cmd)
+  command link = cmd;
+  link.body = json::serialize(json::object{{"successor_chat_id", inbox::new_id("ch-")}});
+  if (!cmd.idempotency_key.empty())
+    link.idempotency_key = cmd.idempotency_key + "#reopen-link";
+  self->request(chat_of(self, cmd.chat_id), caf::infinite, atoms::command::value, link)
     .then(
       [self, rp, cmd](const api_reply& verdict) mutable {
         if (verdict.status != 200) {
@@ -77,11 +84,16 @@ caf::result<api_reply> reopen(directory_pointer self, const command& cmd) {
           return;
         }
         auto old = json::parse(verdict.body).as_object();
+        auto* successor = old.if_contains("successor_chat_id");
+        if (successor == nullptr || !successor->is_string()) {
+          rp.deliver(error_reply(500, "corrupt", "chat " + cmd.chat_id + " answered a reopen without a successor"));
+          return;
+        }
         auto& customer = old.at("customer").as_object();
         command create;
         create.what = verb::chat_create;
         create.who = cmd.who;
-        create.chat_id = inbox::new_id("ch-");
+        create.chat_id = std::string(successor->as_string());
         create.idempotency_key = cmd.idempotency_key;
         create.body = json::serialize(json::object{{"customer_id", customer.at("id")},
                                                    {"customer_name", customer.at("name")},
@@ -213,9 +225,7 @@ result<directory_index> load_directory_index(const event_store& store) {
     auto events = store.read_stream(s);
     if (!events)
       return events.error();
-    chat_state c;
-    for (const auto& e : *events)
-      apply_chat_event(c, e);
+    const chat_state c = chat_from_events(*events);
     if (!c.exists)
       continue;
     index.chats[c.id] = chat_index_entry{c.resolved, c.agent_id, json::serialize(chat_json(c))};
@@ -223,18 +233,13 @@ result<directory_index> load_directory_index(const event_store& store) {
       auto thread_events = store.read_stream("thread-" + thread_id);
       if (!thread_events)
         return thread_events.error();
-      thread_state t;
-      for (const auto& e : *thread_events)
-        apply_thread_event(t, e);
+      const thread_state t = thread_from_events(*thread_events);
       if (!t.slack_ts.empty())
         index.thread_by_slack[t.channel_id + "|" + t.slack_ts] = t.id;
       if (!t.slack_ts.empty() && !t.done)
         index.open_in_slack[t.id] = {t.channel_id, t.slack_ts};
-      for (const auto& m : t.messages)
-        if (m.direction == "to_slack" && m.delivery == "pending") {
-          index.threads_to_deliver.push_back(t.id);
-          break;
-        }
+      if (has_pending_delivery(t))
+        index.threads_to_deliver.push_back(t.id);
     }
   }
   return index;

@@ -273,9 +273,12 @@ thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id,
                 uint64_t{1}, uint64_t{0})
     .await(
       [self, id, creation](read_reply& r) {
-        for (const auto& e : r.events)
-          apply_thread_event(self->state.thread, e);
+        // What `backline audit rebuild` compares with the log replayed: the
+        // same function over the same stream.
+        self->state.thread = thread_from_events(r.events);
         auto& t = self->state.thread;
+        if (t.id.empty())
+          t.id = id;
         if (t.exists || creation.empty()) {
           deliver_pending(self, true);  // what was not yet delivered goes to Slack now
           return;

@@ -111,17 +111,11 @@ result<std::shared_ptr<users_table>> load_users(const event_store& store) {
     for (const auto& e : *events) {
       if (e.type != "user_created")
         continue;
-      boost::system::error_code ec;
-      auto v = json::parse(e.payload, ec);
-      if (ec || !v.is_object())
+      auto u = user_from_event(e);
+      if (!u)
         return status{errc::corrupt, "user event " + s + " is not a JSON object"};
-      auto& o = v.as_object();
-      user u{detail::field(o, "id"), detail::field(o, "name"),
-             role_from(detail::field(o, "role")).value_or(role::agent), false, detail::field(o, "token_hash")};
-      if (auto* ia = o.if_contains("inbox_access"); ia && ia->is_bool())
-        u.inbox_access = ia->as_bool();
-      table->id_by_token_hash[u.token_hash] = u.id;
-      table->by_id[u.id] = std::move(u);
+      table->id_by_token_hash[u->token_hash] = u->id;
+      table->by_id[u->id] = std::move(*u);
     }
   }
   return table;

@@ -1,12 +1,15 @@
 // backline: the command-line entry point. It only parses arguments and
 // dispatches to a subcommand; the work lives in the library.
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "backline/audit.hpp"
 #include "backline/config.hpp"
 #include "backline/server.hpp"
 
@@ -16,6 +19,7 @@ const char* usage =
   "usage: backline <command> [options]\n\n"
   "commands:\n"
   "  serve     run the server (backline serve --help for its options)\n"
+  "  audit     verify, replay, export or rebuild the event log, read-only (backline audit --help)\n"
   "  help      show this text\n";
 
 // Runs the server until SIGTERM or SIGINT, then stops it cleanly.
@@ -64,6 +68,9 @@ int main(int argc, char** argv) {
   args.erase(args.begin());
   if (command == "serve")
     return serve(args);
+  if (command == "audit")
+    return backline::audit::run_command(args, std::cout, std::cerr, ::isatty(STDERR_FILENO) == 1,
+                                        [](const char* name) { return std::getenv(name); });
   std::cerr << "backline: unknown command '" << command << "'\n" << usage;
   return 2;
 }

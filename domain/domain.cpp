@@ -66,6 +66,20 @@ api_reply error_reply(int status, std::string_view code, std::string_view messag
 
 caller caller_of(const user& u) { return {u.id, u.name, u.kind, u.inbox_access}; }
 
+std::optional<user> user_from_event(const event_record& e) {
+  if (e.type != "user_created")
+    return std::nullopt;
+  boost::system::error_code ec;
+  auto v = json::parse(e.payload, ec);
+  if (ec || !v.is_object())
+    return std::nullopt;
+  const auto& o = v.as_object();
+  user u{str(o, "id"), str(o, "name"), role_from(str(o, "role")).value_or(role::agent), false, str(o, "token_hash")};
+  if (auto* ia = o.if_contains("inbox_access"); ia && ia->is_bool())
+    u.inbox_access = ia->as_bool();
+  return u;
+}
+
 int http_status_of(errc code) {
   switch (code) {
     case errc::ok: return 200;
@@ -104,7 +118,16 @@ void apply_chat_event(chat_state& chat, const event_record& e) {
     chat.messages.push_back({str(p, "note_id"), "internal_note", str(p, "note"), e.actor, e.time});
   } else if (e.type == "chat_resolved") {
     chat.resolved = true;
+  } else if (e.type == "chat_reopened") {
+    chat.successor_chat_ids.push_back(str(p, "successor_chat_id"));
   }
+}
+
+chat_state chat_from_events(const std::vector<event_record>& events) {
+  chat_state c;
+  for (const auto& e : events)
+    apply_chat_event(c, e);
+  return c;
 }
 
 chat_state preview_of(const chat_state& chat) {
@@ -118,6 +141,7 @@ chat_state preview_of(const chat_state& chat) {
   p.previous_chat_id = chat.previous_chat_id;
   p.created_at = chat.created_at;
   p.thread_ids = chat.thread_ids;
+  p.successor_chat_ids = chat.successor_chat_ids;
   p.version = chat.version;
   return p;
 }
@@ -321,6 +345,20 @@ void apply_thread_event(thread_state& t, const event_record& e) {
       t.messages.push_back(
         outbound_message(str(p, "closing_id"), str(p, "closing_text"), e.actor, str(p, "closing_author"), {}, {}, e.time));
   }
+}
+
+thread_state thread_from_events(const std::vector<event_record>& events) {
+  thread_state t;
+  for (const auto& e : events)
+    apply_thread_event(t, e);
+  return t;
+}
+
+bool has_pending_delivery(const thread_state& t) {
+  for (const auto& m : t.messages)
+    if (m.direction == "to_slack" && m.delivery == "pending")
+      return true;
+  return false;
 }
 
 thread_state preview_of(const thread_state& t) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "actors/persist.hpp"
+#include "backline/audit.hpp"
 #include "http/front.hpp"
 #include "http/request_log.hpp"
 #include "slack/fake_slack.hpp"
@@ -356,6 +357,35 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     res.set_header("Cache-Control", "private, max-age=3600");
     res.set_content(std::move(file->bytes), file->ref.mimetype);
   });
+
+  // Audit timelines (admins): what happened to a chat (with its threads and
+  // the chats that reopened it) or to a thread, in log order, with who did it.
+  auto audit_route = [d](bool chat) {
+    return [d, chat](const httplib::Request& req, httplib::Response& res) {
+      auto who = authenticate(d, req, res);
+      if (!who)
+        return;
+      if (who->kind != role::admin) {
+        write(res, error_reply(403, "forbidden", "audit timelines are for admins"));
+        return;
+      }
+      const std::string id = req.matches[1];
+      auto entries = chat ? audit::chat_timeline(*d.store, id) : audit::thread_timeline(*d.store, id);
+      if (!entries) {
+        const auto code = entries.error().code();
+        write(res, code == errc::not_found ? error_reply(404, "not_found", entries.error().message())
+                   : code == errc::corrupt ? error_reply(500, "corrupt", entries.error().message())
+                                           : error_reply(503, "unavailable", entries.error().message()));
+        return;
+      }
+      json::array events;
+      for (const auto& t : *entries)
+        events.push_back(audit::timeline_json(t));
+      write(res, json_reply(200, json::object{{chat ? "chat_id" : "thread_id", id}, {"events", std::move(events)}}));
+    };
+  };
+  s.Get(R"(/api/v1/audit/chats/([^/]+))", audit_route(true));
+  s.Get(R"(/api/v1/audit/threads/([^/]+))", audit_route(false));
 
   // Long poll: answers at once when something is pending, else after `wait` seconds (≤ 30).
   s.Get("/api/v1/notifications", [d](const httplib::Request& req, httplib::Response& res) {

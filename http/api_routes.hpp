@@ -26,6 +26,9 @@ struct api_deps {
   users_actor user_admin;
   std::shared_ptr<backline::users_view> users;  // the published users table
   std::shared_ptr<file_store> files;
+  // The audit timelines read the store directly (its reads are thread-safe):
+  // they must not queue behind the journal's writes.
+  std::shared_ptr<const event_store> store;
   size_t max_file_bytes = 10u << 20;
   std::chrono::milliseconds deadline{5000};
   std::string slack_api_url;  // where files of Slack replies may come from (with slack_token)

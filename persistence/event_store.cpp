@@ -232,10 +232,22 @@ result<std::unique_ptr<event_store>> event_store::open(const std::string& dir,
   auto p = std::make_unique<impl>();
   p->dir = dir;
   p->opts = opts;
-  const auto options = make_rocksdb_options(opts);
+  auto options = make_rocksdb_options(opts);
   rocksdb::DB* raw = nullptr;
-  const auto s = opts.read_only ? rocksdb::DB::OpenForReadOnly(options, dir, &raw)
-                                : rocksdb::DB::Open(options, dir, &raw);
+  rocksdb::Status s;
+  if (opts.read_only && !opts.secondary_dir.empty()) {
+    // A secondary keeps every table file it uses open, so a file the
+    // writer's compaction deletes meanwhile stays readable.
+    options.max_open_files = -1;
+    fs::create_directories(opts.secondary_dir, ec);
+    if (ec)
+      return status{errc::io_error, "cannot create the secondary directory " + opts.secondary_dir + ": "
+                                      + ec.message()};
+    s = rocksdb::DB::OpenAsSecondary(options, dir, opts.secondary_dir, &raw);
+  } else {
+    s = opts.read_only ? rocksdb::DB::OpenForReadOnly(options, dir, &raw)
+                       : rocksdb::DB::Open(options, dir, &raw);
+  }
   if (!s.ok())
     return from_rocksdb(s, "cannot open event store at " + dir);
   p->db.reset(raw);
@@ -501,6 +513,66 @@ result<std::vector<std::string>> event_store::list_streams(const std::string& pr
   if (!it->status().ok())
     return d.db_error(it->status(), "list streams");
   return out;
+}
+
+namespace {
+
+class rocksdb_raw_cursor final : public event_store::raw_cursor {
+public:
+  rocksdb_raw_cursor(const rocksdb::DB& db, std::string dir, std::string lower, std::string upper)
+      : dir_(std::move(dir)), lower_(std::move(lower)), upper_(std::move(upper)),
+        lower_slice_(lower_), upper_slice_(upper_) {
+    rocksdb::ReadOptions ro;
+    ro.iterate_lower_bound = &lower_slice_;
+    if (!upper_.empty())
+      ro.iterate_upper_bound = &upper_slice_;
+    // Raw cursors serve whole-range passes (the audit): read ahead in large
+    // pieces, and keep the blocks read once out of the cache.
+    ro.readahead_size = 2u << 20;
+    ro.fill_cache = false;
+    it_.reset(const_cast<rocksdb::DB&>(db).NewIterator(ro));
+  }
+  void seek(std::string_view key) override { it_->Seek(rocksdb::Slice(key.data(), key.size())); }
+  void next() override { it_->Next(); }
+  bool valid() const override { return it_->Valid(); }
+  std::string_view key() const override { return it_->key().ToStringView(); }
+  std::string_view value() const override { return it_->value().ToStringView(); }
+  status error() const override {
+    return from_rocksdb(it_->status(), "read " + printable_key(lower_) + " (event store at " + dir_ + ")");
+  }
+
+private:
+  std::string dir_, lower_, upper_;
+  rocksdb::Slice lower_slice_, upper_slice_;
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
+} // namespace
+
+std::unique_ptr<event_store::raw_cursor> event_store::open_raw_cursor(std::string lower,
+                                                                      std::string upper) const {
+  return std::make_unique<rocksdb_raw_cursor>(*impl_->db, impl_->dir, std::move(lower), std::move(upper));
+}
+
+status event_store::get_raw_many(const std::vector<std::string>& keys,
+                                 std::vector<std::optional<std::string>>& values) const {
+  const auto& d = *impl_;
+  values.assign(keys.size(), std::nullopt);
+  if (keys.empty())
+    return status::ok();
+  std::vector<rocksdb::Slice> slices(keys.begin(), keys.end());
+  std::vector<rocksdb::PinnableSlice> found(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  const bool sorted = std::is_sorted(keys.begin(), keys.end());
+  d.db->MultiGet(rocksdb::ReadOptions(), d.db->DefaultColumnFamily(), keys.size(), slices.data(), found.data(),
+                 statuses.data(), sorted);
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].ok())
+      values[i].emplace(found[i].data(), found[i].size());
+    else if (!statuses[i].IsNotFound())
+      return d.db_error(statuses[i], "read " + printable_key(keys[i]));
+  }
+  return status::ok();
 }
 
 status event_store::sync() {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include <rocksdb/db.h>
@@ -56,21 +57,53 @@ result<double> raw_write_seconds(const std::string& dir, const std::vector<event
   return elapsed.count();
 }
 
-status raw_put_for_testing(const std::string& dir, std::string_view key, std::string_view value) {
+namespace {
+
+/// Opens the existing store at dir for one raw change, applies it, closes.
+status raw_change(const std::string& dir, const char* what,
+                  const std::function<rocksdb::Status(rocksdb::DB&, const rocksdb::WriteOptions&)>& change) {
   store_options opts;
   opts.create_if_missing = false;
   const auto options = make_rocksdb_options(opts);
   rocksdb::DB* raw = nullptr;
   if (auto s = rocksdb::DB::Open(options, dir, &raw); !s.ok())
-    return from_rocksdb(s, "raw put: cannot open " + dir);
+    return from_rocksdb(s, std::string(what) + ": cannot open " + dir);
   std::unique_ptr<rocksdb::DB> db(raw);
   rocksdb::WriteOptions wo;
   wo.sync = true;
-  if (auto s = db->Put(wo, key, value); !s.ok())
-    return from_rocksdb(s, "raw put into " + dir);
+  if (auto s = change(*db, wo); !s.ok())
+    return from_rocksdb(s, std::string(what) + " in " + dir);
   if (auto s = db->Close(); !s.ok())
-    return from_rocksdb(s, "raw put: close " + dir);
+    return from_rocksdb(s, std::string(what) + ": close " + dir);
   return status::ok();
+}
+
+} // namespace
+
+status raw_put_for_testing(const std::string& dir, std::string_view key, std::string_view value) {
+  return raw_change(dir, "raw put", [&](rocksdb::DB& db, const rocksdb::WriteOptions& wo) {
+    return db.Put(wo, rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size()));
+  });
+}
+
+status raw_delete_for_testing(const std::string& dir, std::string_view key) {
+  return raw_change(dir, "raw delete", [&](rocksdb::DB& db, const rocksdb::WriteOptions& wo) {
+    return db.Delete(wo, rocksdb::Slice(key.data(), key.size()));
+  });
+}
+
+result<std::optional<std::string>> raw_get_for_testing(const std::string& dir, std::string_view key) {
+  std::optional<std::string> found;
+  auto st = raw_change(dir, "raw get", [&](rocksdb::DB& db, const rocksdb::WriteOptions&) {
+    std::string value;
+    auto s = db.Get(rocksdb::ReadOptions(), rocksdb::Slice(key.data(), key.size()), &value);
+    if (s.ok())
+      found = std::move(value);
+    return s.IsNotFound() ? rocksdb::Status::OK() : s;
+  });
+  if (!st)
+    return st;
+  return found;
 }
 
 } // namespace backline::persistence

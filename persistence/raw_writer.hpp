@@ -3,9 +3,11 @@
 // tests/ never include RocksDB:
 // - raw_write_seconds: the benchmark ceiling (plain batched writes, no JSON,
 //   no hashing, no idempotency or version checks);
-// - raw_put_for_testing: overwrite one key of a closed store, to prove that
-//   tampering and corruption are detected.
+// - raw_put_for_testing, raw_delete_for_testing, raw_get_for_testing: change
+//   or read one key of a closed store, to prove that tampering and
+//   corruption are detected.
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,5 +35,9 @@ result<double> raw_write_seconds(const std::string& dir, const std::vector<event
 /// Puts key -> value (synced) into the existing store at dir, which must not
 /// be open elsewhere. Tests only: it bypasses every check of the store.
 status raw_put_for_testing(const std::string& dir, std::string_view key, std::string_view value);
+/// Deletes key (synced) from the existing store at dir, likewise.
+status raw_delete_for_testing(const std::string& dir, std::string_view key);
+/// The stored value of key in the closed store at dir (nullopt when absent), likewise.
+result<std::optional<std::string>> raw_get_for_testing(const std::string& dir, std::string_view key);
 
 } // namespace backline::persistence

@@ -243,6 +243,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.notifications = s->notifications;
   deps.slack = s->slack;
   deps.files = files;
+  deps.store = s->store;
   deps.max_file_bytes = cfg.max_file_bytes;
   deps.user_admin = s->users;
   deps.users = s->users_table;

@@ -37,6 +37,10 @@ struct api_reply {
   std::string body;
 };
 
+/// The user a user_created event creates (nullopt for any other event, or a
+/// payload that is not a JSON object).
+std::optional<user> user_from_event(const event_record& e);
+
 api_reply error_reply(int status, std::string_view code, std::string_view message);
 api_reply json_reply(int status, const boost::json::value& body);
 
@@ -71,11 +75,14 @@ struct chat_state {
   std::vector<chat_message> messages;
   std::vector<std::string> thread_ids;
   std::map<std::string, std::string> thread_payloads;  // thread id -> its thread_created payload
+  std::vector<std::string> successor_chat_ids;  // chats that reopened this one, oldest first
   uint64_t version = 0;          // head seq of the chat's stream
 };
 
 /// Applies one event of a chat's stream (events it does not know are ignored).
 void apply_chat_event(chat_state& chat, const event_record& e);
+/// A chat as its actor loads it: every event of its stream applied in order.
+chat_state chat_from_events(const std::vector<event_record>& events);
 /// The chat without its transcript: what an actor applies a planned event to
 /// when it needs the answer before the event is durable (copying the whole
 /// transcript per command would make each command cost the chat's length).
@@ -143,6 +150,10 @@ std::string thread_id_of(std::string_view chat_id, size_t n);
 std::string chat_of_thread(std::string_view thread_id);
 
 void apply_thread_event(thread_state& thread, const event_record& e);
+/// A thread as its actor loads it: every event of its stream applied in order.
+thread_state thread_from_events(const std::vector<event_record>& events);
+/// Does the thread hold messages for Slack not yet delivered (its outbox)?
+bool has_pending_delivery(const thread_state& thread);
 /// The thread without its messages (see the chat's preview_of).
 thread_state preview_of(const thread_state& thread);
 boost::json::object thread_json(const thread_state& thread);

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backline/status.hpp"
@@ -81,6 +82,10 @@ struct snapshot {
 /// Every field says its default.
 struct store_options {
   bool read_only = false;          // open without writing a byte (audit tools)
+  std::string secondary_dir = {};  // with read_only: open as a RocksDB secondary instance whose
+                                   // own files (its info log) go here, not into the store, so
+                                   // it reads safely while a server writes and compacts the
+                                   // store; it sees the store as it was when opened
   bool create_if_missing = true;   // ignored when read_only
   bool sync = true;                // fsync each batch before acknowledging
   size_t block_cache_mb = 64;      // RocksDB block cache
@@ -145,6 +150,26 @@ public:
 
   /// Tries to leave a background error state (e.g. after space was freed).
   status resume();
+
+  /// Undecoded access to stored keys and values, for the integrity checks in
+  /// persistence/ (which alone know the key layout, persistence/keys.hpp).
+  class raw_cursor {
+  public:
+    virtual ~raw_cursor() = default;
+    /// Moves to the first key >= key (within the cursor's range).
+    virtual void seek(std::string_view key) = 0;
+    virtual void next() = 0;
+    virtual bool valid() const = 0;
+    virtual std::string_view key() const = 0;    // while valid()
+    virtual std::string_view value() const = 0;  // while valid()
+    /// Once !valid(): ok at the end of the range, else the storage error.
+    virtual status error() const = 0;
+  };
+  /// A cursor over the keys in [lower, upper), positioned nowhere until a seek.
+  std::unique_ptr<raw_cursor> open_raw_cursor(std::string lower, std::string upper) const;
+  /// Point lookups of many keys at once (sorted keys read fastest): each
+  /// value, or nullopt when the key is absent.
+  status get_raw_many(const std::vector<std::string>& keys, std::vector<std::optional<std::string>>& values) const;
 
   struct impl;
 

@@ -103,3 +103,48 @@ TEST_CASE("the opening Slack message carries chat details, the agent and the que
   CHECK_THAT(text, Catch::Contains("ch-9") && Catch::Contains("Dana") && Catch::Contains("Alice A.") &&
                      Catch::Contains("alice") && Catch::EndsWith("Refund?"));
 }
+
+namespace {
+
+event_record event_of(std::string type, std::string payload, uint64_t seq, std::string actor = "alice") {
+  event_record e;
+  e.type = std::move(type);
+  e.payload = std::move(payload);
+  e.seq = seq;
+  e.actor = std::move(actor);
+  e.time = "2026-11-25T13:00:00.000Z";
+  return e;
+}
+
+} // namespace
+
+TEST_CASE("a reopened chat links to the chat that succeeds it, and state loads as the actors load it") {
+  auto chat = chat_from_events({event_of("chat_created", R"({"id":"ch-1","customer_id":"c","customer_name":"D"})", 1),
+                                event_of("chat_resolved", "{}", 2),
+                                event_of("chat_reopened", R"({"successor_chat_id":"ch-2"})", 3),
+                                event_of("chat_reopened", R"({"successor_chat_id":"ch-3"})", 4)});
+  CHECK(chat.id == "ch-1");
+  CHECK(chat.version == 4);
+  CHECK(chat.successor_chat_ids == std::vector<std::string>{"ch-2", "ch-3"});
+  CHECK(preview_of(chat).successor_chat_ids == chat.successor_chat_ids);
+
+  auto thread = thread_from_events(
+    {event_of("thread_created", R"({"id":"ch-1.t1","chat_id":"ch-1","channel_id":"C1","message_id":"m-1","text":"q"})", 1),
+     event_of("thread_message_sent", R"({"id":"m-2","text":"more"})", 2)});
+  CHECK(thread.id == "ch-1.t1");
+  CHECK(has_pending_delivery(thread));
+  apply_thread_event(thread, event_of("slack_delivered", R"({"message_id":"m-1","slack_ts":"1.1"})", 3, "slack"));
+  CHECK(has_pending_delivery(thread));
+  apply_thread_event(thread, event_of("slack_delivery_failed", R"({"message_id":"m-2","reason":"archived"})", 4, "slack"));
+  CHECK_FALSE(has_pending_delivery(thread));
+
+  auto u = user_from_event(event_of(
+    "user_created", R"({"id":"bob","name":"Bob","role":"agent","inbox_access":true,"token_hash":"ab"})", 1, "admin"));
+  REQUIRE(u);
+  CHECK(u->id == "bob");
+  CHECK(u->kind == role::agent);
+  CHECK(u->inbox_access);
+  CHECK(u->token_hash == "ab");
+  CHECK_FALSE(user_from_event(event_of("chat_created", "{}", 1)));
+  CHECK_FALSE(user_from_event(event_of("user_created", "not json", 1)));
+}

@@ -281,4 +281,14 @@ TEST_CASE("crash rounds: SIGKILL under mixed load loses and doubles nothing, in 
   b.proc->signal(SIGTERM);
   CHECK(b.proc->wait(20s) == 0);
   fake.stop();
+  // The log the crashes left passes the auditor's checks.
+  for (std::string command : {"verify", "rebuild"}) {
+    child_process audit({backline_binary(), "audit", command, "--data", dir.sub("data")}, dir.sub("audit-" + command));
+    int rc = audit.wait(120s);
+    auto said = read_file(dir.sub("audit-" + command));
+    INFO("backline audit " << command << ": " << said);
+    CHECK(rc == 0);
+    if (command == "verify")
+      CHECK_THAT(said, Catch::Contains("verified") && !Catch::Contains("NOT VERIFIED"));
+  }
 }

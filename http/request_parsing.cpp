@@ -44,7 +44,11 @@ std::vector<const char*> required_fields(verb what) {
 
 parsed<json::object> checked_command_body(verb what, role who, json::object body, size_t file_count,
                                           const agent_lookup& is_agent) {
-  bool has_files = file_count > 0 || (body.contains("files") && !body.at("files").as_array().empty());
+  // Files come as multipart parts, stored before the command names them: a
+  // body naming files itself could point a message at any stored file.
+  if ((what == verb::thread_post || what == verb::thread_create) && body.contains("files"))
+    return error_reply(400, "invalid_field", "files: send files as multipart/form-data parts named files");
+  bool has_files = file_count > 0;
   for (const char* n : required_fields(what)) {
     // A thread message may be files alone.
     if (what == verb::thread_post && has_files && std::string_view(n) == "text" && !body.contains("text"))

@@ -58,7 +58,8 @@ using agent_lookup = std::function<bool(std::string_view user_id)>;
 
 /// Checks a command's body: JSON, or the text fields of a multipart form
 /// that came with `file_count` files. Answers the body to send the actors
-/// (without "files": the handler adds the stored files), or why not.
+/// (without "files": the handler adds the stored files), or why not. A
+/// body that names "files" itself is refused: files come only as parts.
 parsed<boost::json::object> checked_command_body(verb what, role who, boost::json::object body, size_t file_count,
                                                  const agent_lookup& is_agent);
 

@@ -205,6 +205,24 @@ TEST_CASE_METHOD(inbox_fixture, "bad input is a clear error and changes nothing"
   CHECK(count_of(get("/api/v1/chats/" + chat + "/threads", agent), "threads") == 0);
 }
 
+// Found by fuzz/api_request: a JSON body passed its own "files" through to
+// the message (any file id, name and size), and a non-array one was a 500.
+TEST_CASE_METHOD(inbox_fixture, "a JSON body cannot name files: only multipart parts are files") {
+  auto thread = open_thread();
+  json::array forged{json::object{{"id", "f-someone-elses"}, {"name", "payroll.xlsx"}, {"mimetype", "text/plain"},
+                                  {"size", 1}}};
+  auto with_text = post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "x"}, {"files", forged}});
+  CHECK(with_text.status == 400);
+  CHECK(with_text.body.at("error").at("code") == "invalid_field");
+  CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"files", forged}}).status == 400);
+  CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "x"}, {"files", 5}}).status == 400);
+  CHECK(post("/api/v1/chats/" + chat + "/threads", agent,
+             json::object{{"channel_id", "C-finance"}, {"text", "q"}, {"files", forged}})
+          .status == 400);
+  CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 1);  // the opening only
+  CHECK(count_of(get("/api/v1/chats/" + chat + "/threads", agent), "threads") == 1);
+}
+
 TEST_CASE_METHOD(inbox_fixture, "Idempotency-Key: a repeat returns the first answer, also after a restart") {
   auto thread = open_thread();
   auto first = post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "once"}}, "key-1");

@@ -2,9 +2,37 @@
 
 #include "backline/file_store.hpp"
 
+#include <cmath>
+
 namespace json = boost::json;
 
 namespace backline::http {
+
+namespace {
+
+/// Boost.JSON reads a number too large for a double (1e999) as infinity and
+/// writes it back as "Infinity", which is not JSON: the actors, parsing the
+/// body again, would see nothing. Such numbers are refused.
+bool all_numbers_finite(const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::double_:
+      return std::isfinite(v.get_double());
+    case json::kind::array:
+      for (const auto& x : v.get_array())
+        if (!all_numbers_finite(x))
+          return false;
+      return true;
+    case json::kind::object:
+      for (const auto& kv : v.get_object())
+        if (!all_numbers_finite(kv.value()))
+          return false;
+      return true;
+    default:
+      return true;
+  }
+}
+
+} // namespace
 
 parsed<json::object> parse_json_object(std::string_view body) {
   boost::system::error_code ec;
@@ -14,6 +42,8 @@ parsed<json::object> parse_json_object(std::string_view body) {
   if (ec || !v.is_object())
     return error_reply(400, "invalid_json",
                        ec ? "the body is not valid JSON (" + ec.message() + ")" : "the body must be a JSON object");
+  if (!all_numbers_finite(v))
+    return error_reply(400, "invalid_json", "the body holds a number too large for a double");
   return std::move(v.as_object());
 }
 

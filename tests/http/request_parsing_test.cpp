@@ -34,6 +34,20 @@ TEST_CASE("request bodies: JSON objects only, nested at most 32 deep") {
   CHECK_FALSE(parse_json_object("{\"a\":" + nested(32) + "}"));
 }
 
+// Found by fuzz/api_request: 1e999 parsed as infinity, was written on as
+// "Infinity" (not JSON), and the actor that parsed the body again saw none.
+TEST_CASE("request bodies: numbers past a double's range are refused") {
+  for (std::string_view bad : {R"({"text":"x","n":1e999})", R"({"a":[{"b":-5e906}]})"}) {
+    auto r = parse_json_object(bad);
+    REQUIRE_FALSE(r);
+    CHECK(r.refusal().status == 400);
+    CHECK(code_of(r.refusal()) == "invalid_json");
+  }
+  auto tiny = parse_json_object(R"({"n":1e-999,"m":1.5e308})");
+  REQUIRE(tiny);
+  CHECK(json::parse(json::serialize(*tiny)).is_object());
+}
+
 TEST_CASE("command bodies: each command's fields, by name") {
   auto ok = checked_command_body(verb::thread_create, role::agent, object_of(R"({"channel_id":"C1","text":"q"})"), 0,
                                  agents);

@@ -301,12 +301,21 @@ TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifie
 
   // Focused: the next reply wakes a waiting long poll.
   REQUIRE(call("PUT", "/api/v1/chats/" + chat + "/focus", agent).status == 204);
-  std::thread later([&] {
+  // The reply comes from another thread, which must not assert: Catch2's
+  // assertions are not thread-safe (ThreadSanitizer found this one).
+  int late_status = 0;
+  std::thread later([&, port = srv->port()] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    reply();
+    httplib::Client cli("127.0.0.1", port);
+    auto body = json::serialize(json::object{{"channel_id", "C-finance"}, {"thread_ts", ts},
+                                             {"user_name", "Erin (finance)"}, {"text", "Refund went out today"}});
+    if (auto r = cli.Post("/api/v1/sandbox/slack/replies", {{"Authorization", "Bearer " + agent}}, body,
+                          "application/json"))
+      late_status = r->status;
   });
   auto woke = get("/api/v1/notifications?wait=10", agent);
   later.join();
+  CHECK(late_status == 201);
   REQUIRE(woke.status == 200);
   auto notes = woke.body.at("notifications").as_array();
   REQUIRE(notes.size() == 1);

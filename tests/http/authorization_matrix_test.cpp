@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "backline/server.hpp"
+#include "slack/fake_slack.hpp"
 #include "support/temp_dir.hpp"
 
 namespace json = boost::json;
@@ -114,8 +115,17 @@ public:
   std::map<std::string, std::string> tokens;  // user id -> token
   int unique = 0;
 
-  matrix_fixture() {
+  std::string channel = "C-finance";  // where threads go
+
+  /// Without a Slack token: the sandbox (outbound messages recorded in memory).
+  /// With one: Slack at slack_api_url (a local fake).
+  explicit matrix_fixture(std::string slack_token = "", std::string slack_api_url = "") {
     server_config cfg;
+    cfg.slack_token = std::move(slack_token);
+    if (!cfg.slack_token.empty()) {
+      cfg.slack_api_url = std::move(slack_api_url);
+      channel = "C0FINANCE";
+    }
     cfg.listen_port = 0;
     cfg.data_dir = dir.path();
     cfg.http_threads = 8;
@@ -199,15 +209,17 @@ public:
     REQUIRE(call("POST", "/api/v1/chats/" + c.chat + "/assign", tokens["bot"], R"({"agent_id":"alice"})").first == 200);
     // The thread, with a file, as multipart.
     httplib::Client cli("127.0.0.1", srv->port());
-    httplib::MultipartFormDataItems form{{"channel_id", "C-finance", "", ""},
-                                         {"text", "Was the refund issued?", "", ""},
-                                         {"files", "amount,date\n12.50,2026-11-20\n", "refund.csv", "text/csv"}};
+    httplib::MultipartFormDataItems form{{"channel_id", channel, "", ""}, {"text", "Was the refund issued?", "", ""}};
+    // (Not with a Slack token: a parent posted with files gets no ts from
+    // files.completeUploadExternal, so its thread would never be known.)
+    if (channel == "C-finance")
+      form.push_back({"files", "amount,date\n12.50,2026-11-20\n", "refund.csv", "text/csv"});
     auto t = cli.Post(("/api/v1/chats/" + c.chat + "/threads").c_str(),
                       {{"Authorization", "Bearer " + tokens["alice"]}}, form);
     REQUIRE(t);
     REQUIRE(t->status == 201);
     c.thread = std::string(json::parse(t->body).at("id").as_string());
-    for (int i = 0; i < 300 && c.thread_ts.empty(); ++i) {
+    for (int i = 0; i < 500 && c.thread_ts.empty(); ++i) {
       auto ts = admin_get("/api/v1/threads/" + c.thread).at("slack_ts");
       if (ts.is_string() && !ts.as_string().empty())
         c.thread_ts = std::string(ts.as_string());
@@ -215,12 +227,14 @@ public:
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     REQUIRE_FALSE(c.thread_ts.empty());
-    c.file = std::string(admin_get("/api/v1/threads/" + c.thread + "/messages")
-                           .at("messages").at(0).at("files").at(0).at("id").as_string());
-    REQUIRE(call("POST", "/api/v1/sandbox/slack/replies", tokens["admin"],
-                 R"({"channel_id":"C-finance","thread_ts":")" + c.thread_ts +
-                   R"(","user_name":"Erin","text":"Looking"})")
-              .first == 201);
+    auto opening = admin_get("/api/v1/threads/" + c.thread + "/messages");
+    if (auto& files = opening.at("messages").at(0).at("files").as_array(); !files.empty())
+      c.file = std::string(files.at(0).at("id").as_string());
+    if (channel == "C-finance")  // the sandbox: an L2 person replies
+      REQUIRE(call("POST", "/api/v1/sandbox/slack/replies", tokens["admin"],
+                   R"({"channel_id":"C-finance","thread_ts":")" + c.thread_ts +
+                     R"(","user_name":"Erin","text":"Looking"})")
+                .first == 201);
     std::string owner = "alice";
     if (who == agent_without_inbox) {
       REQUIRE(call("POST", "/api/v1/chats/" + c.chat + "/transfer", tokens["alice"], R"({"agent_id":"carol"})")
@@ -334,4 +348,25 @@ TEST_CASE("authorization matrix: lists show a caller only the chats it may see")
   CHECK(ids_in(other_agent, "resolved").empty());
   CHECK(ids_in(admin, "resolved") == ids{alices_resolved.chat});
   CHECK(ids_in(bot, "resolved") == ids{alices_resolved.chat});
+}
+
+// Found by this matrix: the sandbox endpoint was there with a real Slack
+// token too, so any caller could put words in an L2 person's mouth in any
+// thread it could name. The contract (openapi.yaml) says 404.
+TEST_CASE("authorization matrix: with a Slack token there is no sandbox endpoint, for anyone") {
+  slack::fake_slack fake;
+  fake.start();
+  {
+    matrix_fixture f(fake.config().bot_token, fake.base_url());
+    auto c = f.make_chat(agent, own);  // a thread that is in Slack: its ts is known
+    const std::string body =
+      R"({"channel_id":"C0FINANCE","thread_ts":")" + c.thread_ts + R"(","user_name":"Erin","text":"x"})";
+    for (int w = 0; w < caller_kinds; ++w) {
+      INFO(caller_names[w]);
+      CHECK(f.call("POST", "/api/v1/sandbox/slack/replies", f.token_of(static_cast<caller_kind>(w)), body).first ==
+            404);
+    }
+    CHECK(f.admin_get("/api/v1/threads/" + c.thread + "/messages").at("messages").as_array().size() == 1);
+  }
+  fake.stop();
 }

@@ -57,6 +57,7 @@ struct endpoint {
 //                                                                          admin          agent          no inbox       other agent    bot            no token       bad token
 const endpoint endpoints[] = {
   {"GET",    "/api/v1/me", "",                                            {"200 200 200", "200 200 200", "200 200 200", "200 200 200", "200 200 200", "401 401 401", "401 401 401"}},
+  {"GET",    "/api/v1/users", "",                                         {"200 200 200", "200 200 200", "200 200 200", "200 200 200", "200 200 200", "401 401 401", "401 401 401"}},
   {"POST",   "/api/v1/users", R"({"id":"user-{unique}","name":"New","role":"agent"})",
                                                                           {"201 201 201", "403 403 403", "403 403 403", "403 403 403", "403 403 403", "401 401 401", "401 401 401"}},
   {"POST",   "/api/v1/chats", R"({"customer":{"id":"cust-{unique}","name":"Eve"}})",
@@ -73,7 +74,7 @@ const endpoint endpoints[] = {
   {"POST",   "/api/v1/chats/{chat}/messages", R"({"from":"customer","text":"Any news?"})",
                                                                           {"403 403 403", "201 403 409", "201 403 409", "403 403 403", "201 201 409", "401 401 401", "401 401 401"}, true},
   {"GET",    "/api/v1/chats/{chat}/threads", "",                          {"200 200 200", "200 403 200", "403 403 403", "403 403 403", "403 403 403", "401 401 401", "401 401 401"}},
-  {"POST",   "/api/v1/chats/{chat}/threads", R"({"channel_id":"C-hr","text":"Another question"})",
+  {"POST",   "/api/v1/chats/{chat}/threads", R"({"channel_id":"C0HR","text":"Another question"})",
                                                                           {"403 403 403", "201 403 409", "403 403 403", "403 403 403", "403 403 403", "401 401 401", "401 401 401"}, true},
   {"GET",    "/api/v1/threads/{thread}", "",                              {"200 200 200", "200 403 200", "403 403 403", "403 403 403", "403 403 403", "401 401 401", "401 401 401"}},
   {"GET",    "/api/v1/threads/{thread}/messages", "",                     {"200 200 200", "200 403 200", "403 403 403", "403 403 403", "403 403 403", "401 401 401", "401 401 401"}},
@@ -85,9 +86,11 @@ const endpoint endpoints[] = {
   {"GET",    "/api/v1/files/{file}", "",                                  {"200 200 200", "200 403 200", "403 403 403", "403 403 403", "403 403 403", "401 401 401", "401 401 401"}},
   {"GET",    "/api/v1/notifications?wait=0", "",                          {"403 403 403", "200 200 200", "200 200 200", "200 200 200", "403 403 403", "401 401 401", "401 401 401"}},
   {"GET",    "/api/v1/slack/channels", "",                                {"200 200 200", "200 200 200", "200 200 200", "200 200 200", "403 403 403", "401 401 401", "401 401 401"}},
+  {"GET",    "/api/v1/slack/mentions", "",                                {"200 200 200", "200 200 200", "200 200 200", "200 200 200", "403 403 403", "401 401 401", "401 401 401"}},
+  // With a real Slack there is no sandbox to post into (see the sandbox test below).
   {"POST",   "/api/v1/sandbox/slack/replies",
-             R"({"channel_id":"C-finance","thread_ts":"{thread_ts}","user_name":"Erin","text":"Done"})",
-                                                                          {"201 201 201", "201 201 201", "201 201 201", "201 201 201", "201 201 201", "401 401 401", "401 401 401"}, true},
+             R"({"channel_id":"C0FINANCE","thread_ts":"{thread_ts}","user_name":"Erin","text":"Done"})",
+                                                                          {"404 404 404", "404 404 404", "404 404 404", "404 404 404", "404 404 404", "401 401 401", "401 401 401"}, true},
 };
 // clang-format on
 
@@ -103,28 +106,41 @@ void replace_all(std::string& s, std::string_view from, const std::string& to) {
     s.replace(at, from.size(), to);
 }
 
+/// Which parts of two snapshots differ, with both values, for the failure message.
+std::string changed_parts(const json::object& before, const json::object& after) {
+  std::string out;
+  for (const auto& kv : before)
+    if (!after.contains(kv.key()) || after.at(kv.key()) != kv.value())
+      out += std::string(kv.key()) + ": " + json::serialize(kv.value()).substr(0, 2000) + " -> " +
+             (after.contains(kv.key()) ? json::serialize(after.at(kv.key())).substr(0, 2000) : "(none)") + "\n";
+  return out;
+}
+
 /// A chat under test, set up as the header says.
 struct chat_under_test {
   std::string chat, thread, file, thread_ts;
 };
 
+enum class slack_mode { real, sandbox };
+
 class matrix_fixture {
 public:
   backline::testing::temp_dir dir;
+  slack::fake_slack fake;  // "real" Slack: a local fake without rate limits
   std::unique_ptr<server> srv;
   std::map<std::string, std::string> tokens;  // user id -> token
+  bool sandbox = false;
   int unique = 0;
 
-  std::string channel = "C-finance";  // where threads go
-
-  /// Without a Slack token: the sandbox (outbound messages recorded in memory).
-  /// With one: Slack at slack_api_url (a local fake).
-  explicit matrix_fixture(std::string slack_token = "", std::string slack_api_url = "") {
+  /// Slack is the local fake (with a bot token), or the sandbox (no token:
+  /// the server's own simulated workspace, with Slack's rate limits).
+  explicit matrix_fixture(slack_mode mode = slack_mode::real) : sandbox(mode == slack_mode::sandbox) {
     server_config cfg;
-    cfg.slack_token = std::move(slack_token);
-    if (!cfg.slack_token.empty()) {
-      cfg.slack_api_url = std::move(slack_api_url);
-      channel = "C0FINANCE";
+    if (!sandbox) {
+      fake.start();
+      cfg.slack_token = fake.config().bot_token;
+      cfg.slack_api_url = fake.base_url();
+      cfg.slack_min_interval_ms = 1;  // deliveries at once, not paced at one a second
     }
     cfg.listen_port = 0;
     cfg.data_dir = dir.path();
@@ -144,6 +160,13 @@ public:
       REQUIRE(r.first == 201);
       tokens[id] = std::string(json::parse(r.second).at("token").as_string());
     }
+  }
+
+  ~matrix_fixture() {
+    if (srv)
+      srv->stop();
+    if (!sandbox)
+      fake.stop();
   }
 
   std::string token_of(caller_kind who) {
@@ -178,24 +201,26 @@ public:
     return json::parse(body);
   }
 
-  /// Events in the log so far (the journal's counter on /metrics).
-  uint64_t events_in_log() {
+  /// A figure from /metrics.
+  uint64_t metric(const std::string& name) {
     auto [status, body] = call("GET", "/metrics", "");
     REQUIRE(status == 200);
-    const std::string name = "\nbackline_journal_events_total ";
-    auto at = body.find(name);
+    auto at = body.find("\n" + name + " ");
     REQUIRE(at != std::string::npos);
-    return std::stoull(body.substr(at + name.size()));
+    return static_cast<uint64_t>(std::stod(body.substr(at + name.size() + 2)));
   }
+  /// Events in the log so far.
+  uint64_t events_in_log() { return metric("backline_journal_events_total"); }
 
-  /// Waits until nothing is being written (deliveries to Slack happen after
-  /// the answer that caused them).
+  /// Waits until nothing is being written: no message waits for Slack (a
+  /// delivery is recorded after the answer that caused it) and the log has
+  /// not grown for a while.
   void settle() {
     uint64_t last = events_in_log();
-    for (int quiet = 0, i = 0; quiet < 3 && i < 500; ++i) {
+    for (int quiet = 0, i = 0; quiet < 3 && i < 1000; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
       uint64_t now = events_in_log();
-      quiet = now == last ? quiet + 1 : 0;
+      quiet = now == last && metric("backline_slack_queue_depth") == 0 ? quiet + 1 : 0;
       last = now;
     }
   }
@@ -207,18 +232,10 @@ public:
     REQUIRE(created.first == 201);
     c.chat = std::string(json::parse(created.second).at("id").as_string());
     REQUIRE(call("POST", "/api/v1/chats/" + c.chat + "/assign", tokens["bot"], R"({"agent_id":"alice"})").first == 200);
-    // The thread, with a file, as multipart.
-    httplib::Client cli("127.0.0.1", srv->port());
-    httplib::MultipartFormDataItems form{{"channel_id", channel, "", ""}, {"text", "Was the refund issued?", "", ""}};
-    // (Not with a Slack token: a parent posted with files gets no ts from
-    // files.completeUploadExternal, so its thread would never be known.)
-    if (channel == "C-finance")
-      form.push_back({"files", "amount,date\n12.50,2026-11-20\n", "refund.csv", "text/csv"});
-    auto t = cli.Post(("/api/v1/chats/" + c.chat + "/threads").c_str(),
-                      {{"Authorization", "Bearer " + tokens["alice"]}}, form);
-    REQUIRE(t);
-    REQUIRE(t->status == 201);
-    c.thread = std::string(json::parse(t->body).at("id").as_string());
+    auto t = call("POST", "/api/v1/chats/" + c.chat + "/threads", tokens["alice"],
+                  R"({"channel_id":"C0FINANCE","text":"Was the refund issued?"})");
+    REQUIRE(t.first == 201);
+    c.thread = std::string(json::parse(t.second).at("id").as_string());
     for (int i = 0; i < 500 && c.thread_ts.empty(); ++i) {
       auto ts = admin_get("/api/v1/threads/" + c.thread).at("slack_ts");
       if (ts.is_string() && !ts.as_string().empty())
@@ -227,14 +244,22 @@ public:
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     REQUIRE_FALSE(c.thread_ts.empty());
-    auto opening = admin_get("/api/v1/threads/" + c.thread + "/messages");
-    if (auto& files = opening.at("messages").at(0).at("files").as_array(); !files.empty())
-      c.file = std::string(files.at(0).at("id").as_string());
-    if (channel == "C-finance")  // the sandbox: an L2 person replies
+    // A message with a file, as multipart. (Not the opening message: a
+    // parent posted with files gets no ts from Slack's files.completeUploadExternal.)
+    httplib::Client cli("127.0.0.1", srv->port());
+    httplib::MultipartFormDataItems form{{"text", "The statement", "", ""},
+                                         {"files", "amount,date\n12.50,2026-11-20\n", "refund.csv", "text/csv"}};
+    auto m = cli.Post(("/api/v1/threads/" + c.thread + "/messages").c_str(),
+                      {{"Authorization", "Bearer " + tokens["alice"]}}, form);
+    REQUIRE(m);
+    REQUIRE(m->status == 201);
+    c.file = std::string(json::parse(m->body).at("files").at(0).at("id").as_string());
+    if (sandbox)  // an L2 person replies
       REQUIRE(call("POST", "/api/v1/sandbox/slack/replies", tokens["admin"],
-                   R"({"channel_id":"C-finance","thread_ts":")" + c.thread_ts +
+                   R"({"channel_id":"C0FINANCE","thread_ts":")" + c.thread_ts +
                      R"(","user_name":"Erin","text":"Looking"})")
                 .first == 201);
+
     std::string owner = "alice";
     if (who == agent_without_inbox) {
       REQUIRE(call("POST", "/api/v1/chats/" + c.chat + "/transfer", tokens["alice"], R"({"agent_id":"carol"})")
@@ -310,7 +335,9 @@ TEST_CASE("authorization matrix: every endpoint x every caller x whose chat, the
           boost::system::error_code ec;
           auto err = json::parse(answer, ec);
           CHECK((!ec && err.is_object() && err.as_object().contains("error")));
-          CHECK(f.snapshot(c) == *before);
+          auto after = f.snapshot(c);
+          INFO("changed: " << changed_parts(*before, after));
+          CHECK(after == *before);
           ++refused;
         } else if (e.changes_the_chat || std::string_view(e.method) != "GET") {
           f.settle();  // what it wrote is not mixed into the next call's "before"
@@ -348,25 +375,44 @@ TEST_CASE("authorization matrix: lists show a caller only the chats it may see")
   CHECK(ids_in(other_agent, "resolved").empty());
   CHECK(ids_in(admin, "resolved") == ids{alices_resolved.chat});
   CHECK(ids_in(bot, "resolved") == ids{alices_resolved.chat});
+  // Users: the admin sees everyone; agents and the bot see the agents only,
+  // and nobody sees a token or its hash.
+  auto users_seen_by = [&](caller_kind who) {
+    auto [status, body] = f.call("GET", "/api/v1/users", f.token_of(who));
+    REQUIRE(status == 200);
+    CHECK(body.find("token") == std::string::npos);
+    ids seen;
+    auto listed = json::parse(body);
+    for (const auto& u : listed.at("users").as_array())
+      seen.insert(std::string(u.at("id").as_string()));
+    return seen;
+  };
+  const ids agents{"alice", "bob", "carol", "dave"};
+  CHECK(users_seen_by(admin) == ids{"admin", "alice", "bob", "bot", "carol", "dave"});
+  for (auto who : {agent, agent_without_inbox, other_agent, bot})
+    CHECK(users_seen_by(who) == agents);
 }
 
-// Found by this matrix: the sandbox endpoint was there with a real Slack
-// token too, so any caller could put words in an L2 person's mouth in any
-// thread it could name. The contract (openapi.yaml) says 404.
-TEST_CASE("authorization matrix: with a Slack token there is no sandbox endpoint, for anyone") {
-  slack::fake_slack fake;
-  fake.start();
-  {
-    matrix_fixture f(fake.config().bot_token, fake.base_url());
-    auto c = f.make_chat(agent, own);  // a thread that is in Slack: its ts is known
-    const std::string body =
-      R"({"channel_id":"C0FINANCE","thread_ts":")" + c.thread_ts + R"(","user_name":"Erin","text":"x"})";
+// In the sandbox (no Slack token) anyone signed in may act as an L2 person
+// replying in a thread: that is what the sandbox is for. With a real Slack
+// the endpoint is not there (the matrix above: 404).
+TEST_CASE("authorization matrix: in the sandbox every signed-in caller may post an L2 reply, nobody else") {
+  matrix_fixture f(slack_mode::sandbox);
+  for (int o = 0; o < ownerships; ++o) {
+    auto c = f.make_chat(agent, static_cast<ownership>(o));
     for (int w = 0; w < caller_kinds; ++w) {
-      INFO(caller_names[w]);
-      CHECK(f.call("POST", "/api/v1/sandbox/slack/replies", f.token_of(static_cast<caller_kind>(w)), body).first ==
-            404);
+      auto who = static_cast<caller_kind>(w);
+      INFO(caller_names[w] << ", " << ownership_names[o]);
+      const std::string body = R"({"channel_id":"C0FINANCE","thread_ts":")" + c.thread_ts +
+                               R"(","user_name":"Erin","text":"Reply )" + std::to_string(w) + R"("})";
+      bool signed_in = who != no_token && who != bad_token;
+      std::optional<json::object> before;
+      if (!signed_in)
+        before = f.snapshot(c);
+      CHECK(f.call("POST", "/api/v1/sandbox/slack/replies", f.token_of(who), body).first == (signed_in ? 201 : 401));
+      if (!signed_in)
+        CHECK(f.snapshot(c) == *before);
+      f.settle();
     }
-    CHECK(f.admin_get("/api/v1/threads/" + c.thread + "/messages").at("messages").as_array().size() == 1);
   }
-  fake.stop();
 }

@@ -2,8 +2,9 @@
 # Runs one libFuzzer target for a bounded time from its committed seeds:
 #   fuzz/run.sh FUZZER SEED_DIR WORK_DIR SECONDS
 # New inputs it finds go to WORK_DIR/corpus (not committed), a crash to
-# WORK_DIR/artifacts/. BACKLINE_FUZZ_SECONDS overrides SECONDS, e.g. a long
-# local run:  BACKLINE_FUZZ_SECONDS=3600 ctest -R 'fuzz: slack_format' -V
+# WORK_DIR/artifacts/. BACKLINE_FUZZ_SECONDS, when set, overrides SECONDS.
+# A long local run:
+#   fuzz/run.sh build/asan/fuzz/slack_format_fuzzer fuzz/corpus/slack_format /tmp/fuzz-work 3600
 # Re-run one crash:  FUZZER WORK_DIR/artifacts/crash-…
 set -euo pipefail
 fuzzer=$1 seeds=$2 work=$3 seconds=${BACKLINE_FUZZ_SECONDS:-$4}

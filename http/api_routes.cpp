@@ -9,6 +9,7 @@
 #include "actors/persist.hpp"
 #include "backline/audit.hpp"
 #include "http/front.hpp"
+#include "http/request_parsing.hpp"
 #include "http/request_log.hpp"
 #include "slack/fake_slack.hpp"
 
@@ -40,33 +41,6 @@ std::optional<caller> authenticate(const api_deps& d, const httplib::Request& re
   return caller_of(table->by_id.at(i->second));
 }
 
-/// The request body as a JSON object; nullopt answers 400.
-std::optional<json::object> json_body(const httplib::Request& req, httplib::Response& res) {
-  boost::system::error_code ec;
-  json::parse_options opts;
-  opts.max_depth = 32;
-  auto v = json::parse(req.body, ec, {}, opts);
-  if (ec || !v.is_object()) {
-    write(res, error_reply(400, "invalid_json",
-                           ec ? "the body is not valid JSON (" + ec.message() + ")" : "the body must be a JSON object"));
-    return std::nullopt;
-  }
-  return std::move(v.as_object());
-}
-
-/// Checks that each named field is a non-empty string; answers 400 naming the first that is not.
-bool require_strings(const json::object& o, std::initializer_list<const char*> names, httplib::Response& res) {
-  for (const char* n : names) {
-    auto* v = o.if_contains(n);
-    if (v == nullptr || !v->is_string() || v->as_string().empty()) {
-      write(res, error_reply(400, "invalid_field",
-                             std::string(n) + (v == nullptr ? ": missing" : ": must be a non-empty string")));
-      return false;
-    }
-  }
-  return true;
-}
-
 /// Answers a repeated Idempotency-Key from its stored first answer. True when answered.
 bool replay_idempotent(const api_deps& d, const caller& who, const std::string& key, httplib::Response& res) {
   if (key.empty())
@@ -94,40 +68,27 @@ void ask_and_write(const api_deps& d, httplib::Response& res, const Handle& dest
     write(res, error_reply(503, "unavailable", "the server is busy: " + r.error().message()));
 }
 
-/// A multipart thread message or thread creation: the form fields `text`
-/// (and `channel_id`), and every part named `files`, stored durably before
-/// the command that names them. Nullopt answers the error.
-std::optional<json::object> multipart_body(const api_deps& d, const httplib::Request& req, httplib::Response& res,
-                                           const std::string& chat_id) {
-  json::object body;
-  for (const char* field : {"text", "channel_id"})
-    if (req.has_file(field))
-      body[field] = req.get_file_value(field).content;
+/// Stores a multipart form's files durably (before the command that names
+/// them) and lists them in the body; false when it answered an error.
+bool store_files(const api_deps& d, const multipart_form& form, const std::string& chat_id, json::object& body,
+                 httplib::Response& res) {
   json::array files;
-  auto parts = req.files.equal_range("files");
-  for (auto p = parts.first; p != parts.second; ++p) {
-    const auto& part = p->second;
-    if (part.content.size() > d.max_file_bytes) {
-      write(res, error_reply(413, "file_too_large",
-                             "file " + safe_file_name(part.filename) + " is larger than " +
-                               std::to_string(d.max_file_bytes) + " bytes"));
-      return std::nullopt;
-    }
-    auto ref = d.files->put(part.filename, part.content_type, part.content, chat_id);
+  for (const auto* part : form.files) {
+    auto ref = d.files->put(part->filename, part->content_type, part->content, chat_id);
     if (!ref) {
       write(res, error_reply(503, "unavailable", "cannot store the file: " + ref.error().message()));
-      return std::nullopt;
+      return false;
     }
     files.push_back(json::object{{"id", ref->id}, {"name", ref->name}, {"mimetype", ref->mimetype},
                                  {"size", ref->size}});
   }
   body["files"] = std::move(files);
-  return body;
+  return true;
 }
 
 void command_route(httplib::Server& s, const api_deps& d, const char* method, const char* pattern, verb what,
-                   bool by_thread, std::vector<const char*> required) {
-  auto handler = [d, what, by_thread, required](const httplib::Request& req, httplib::Response& res) {
+                   bool by_thread) {
+  auto handler = [d, what, by_thread](const httplib::Request& req, httplib::Response& res) {
     auto who = authenticate(d, req, res);
     if (!who)
       return;
@@ -145,37 +106,29 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
       if (replay_idempotent(d, *who, cmd.idempotency_key, res))
         return;
       bool with_files = req.is_multipart_form_data() && (what == verb::thread_post || what == verb::thread_create);
-      if (with_files || !required.empty() || !req.body.empty()) {
-        auto body = with_files ? multipart_body(d, req, res, cmd.chat_id) : json_body(req, res);
+      if (with_files || !required_fields(what).empty() || !req.body.empty()) {
+        // A multipart form's files are checked with it, and stored only once the whole request is valid.
+        std::optional<multipart_form> form;
+        if (with_files) {
+          auto f = multipart_form_of(req.files, d.max_file_bytes);
+          if (!f)
+            return write(res, f.refusal());
+          form = std::move(*f);
+        }
+        auto body = form ? parsed<json::object>(form->fields) : parse_json_object(req.body);
         if (!body)
+          return write(res, body.refusal());
+        auto table = d.users->current();
+        auto is_agent = [&table](std::string_view id) {
+          auto agent = table->by_id.find(std::string(id));
+          return agent != table->by_id.end() && agent->second.kind == role::agent;
+        };
+        auto checked = checked_command_body(what, who->kind, std::move(*body), form ? form->files.size() : 0, is_agent);
+        if (!checked)
+          return write(res, checked.refusal());
+        if (form && !store_files(d, *form, cmd.chat_id, *checked, res))
           return;
-        bool has_files = body->contains("files") && !body->at("files").as_array().empty();
-        for (const char* n : required) {
-          // A thread message may be files alone.
-          if (what == verb::thread_post && has_files && std::string_view(n) == "text" && !body->contains("text"))
-            continue;
-          if (what == verb::thread_post && has_files && std::string_view(n) == "text" &&
-              body->at("text").is_string() && body->at("text").as_string().empty())
-            continue;
-          if (!require_strings(*body, {n}, res))
-            return;
-        }
-        if (what == verb::chat_assign || what == verb::chat_transfer) {
-          auto table = d.users->current();
-          auto agent = table->by_id.find(std::string(body->at("agent_id").as_string()));
-          if (agent == table->by_id.end() || agent->second.kind != role::agent) {
-            write(res, error_reply(400, "invalid_field", "agent_id: no such agent"));
-            return;
-          }
-        }
-        if (what == verb::chat_message_post && who->kind == role::bot) {
-          auto from = detail::field(*body, "from");
-          if (from != "customer" && from != "bot") {
-            write(res, error_reply(400, "invalid_field", "from: customer or bot"));
-            return;
-          }
-        }
-        cmd.body = json::serialize(*body);
+        cmd.body = json::serialize(*checked);
       }
     }
     ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
@@ -221,60 +174,45 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     auto who = authenticate(d, req, res);
     if (!who)
       return;
-    auto body = json_body(req, res);
-    if (!body || !require_strings(*body, {"id", "name", "role"}, res))
-      return;
+    auto body = user_create_body(req.body);
+    if (!body)
+      return write(res, body.refusal());
     auto key = req.get_header_value("Idempotency-Key");
     if (replay_idempotent(d, *who, key, res))
       return;
-    ask_and_write(d, res, d.user_admin, atoms::create::value, *who, json::serialize(*body), key);
+    ask_and_write(d, res, d.user_admin, atoms::create::value, *who, std::move(*body), key);
   });
   s.Post("/api/v1/chats", [d](const httplib::Request& req, httplib::Response& res) {
     auto who = authenticate(d, req, res);
     if (!who)
       return;
-    auto body = json_body(req, res);
+    auto body = chat_create_body(req.body);
     if (!body)
-      return;
-    auto* customer = body->if_contains("customer");
-    if (customer == nullptr || !customer->is_object()) {
-      write(res, error_reply(400, "invalid_field", "customer: an object with id and name"));
-      return;
-    }
-    if (!require_strings(customer->as_object(), {"id", "name"}, res))
-      return;
-    if (auto* t = body->if_contains("text"); t && !t->is_string()) {
-      write(res, error_reply(400, "invalid_field", "text: must be a string"));
-      return;
-    }
+      return write(res, body.refusal());
     auto key = req.get_header_value("Idempotency-Key");
     if (replay_idempotent(d, *who, key, res))
       return;
-    json::object flat{{"customer_id", customer->at("id")},
-                      {"customer_name", customer->at("name")},
-                      {"text", body->if_contains("text") ? body->at("text") : json::value("")}};
-    ask_and_write(d, res, d.directory, atoms::create::value, *who, json::serialize(flat), key);
+    ask_and_write(d, res, d.directory, atoms::create::value, *who, std::move(*body), key);
   });
   s.Get("/api/v1/chats", [d](const httplib::Request& req, httplib::Response& res) {
     if (auto who = authenticate(d, req, res))
       ask_and_write(d, res, d.directory, atoms::list::value, *who, req.get_param_value("view"));
   });
-  command_route(s, d, "GET", R"(/api/v1/chats/([^/]+))", verb::chat_get, false, {});
-  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/assign)", verb::chat_assign, false, {"agent_id"});
-  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/transfer)", verb::chat_transfer, false, {"agent_id"});
-  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/resolve)", verb::chat_resolve, false, {});
-  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/reopen)", verb::chat_reopen, false, {});
-  command_route(s, d, "GET", R"(/api/v1/chats/([^/]+)/messages)", verb::chat_messages, false, {});
-  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/messages)", verb::chat_message_post, false, {"text"});
-  command_route(s, d, "GET", R"(/api/v1/chats/([^/]+)/threads)", verb::thread_list, false, {});
-  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/threads)", verb::thread_create, false,
-                {"channel_id", "text"});
-  command_route(s, d, "GET", R"(/api/v1/threads/([^/]+))", verb::thread_get, true, {});
-  command_route(s, d, "GET", R"(/api/v1/threads/([^/]+)/messages)", verb::thread_messages, true, {});
-  command_route(s, d, "POST", R"(/api/v1/threads/([^/]+)/messages)", verb::thread_post, true, {"text"});
-  command_route(s, d, "POST", R"(/api/v1/threads/([^/]+)/done)", verb::thread_done, true, {});
-  command_route(s, d, "PUT", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_focus, false, {});
-  command_route(s, d, "DELETE", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_unfocus, false, {});
+  command_route(s, d, "GET", R"(/api/v1/chats/([^/]+))", verb::chat_get, false);
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/assign)", verb::chat_assign, false);
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/transfer)", verb::chat_transfer, false);
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/resolve)", verb::chat_resolve, false);
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/reopen)", verb::chat_reopen, false);
+  command_route(s, d, "GET", R"(/api/v1/chats/([^/]+)/messages)", verb::chat_messages, false);
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/messages)", verb::chat_message_post, false);
+  command_route(s, d, "GET", R"(/api/v1/chats/([^/]+)/threads)", verb::thread_list, false);
+  command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/threads)", verb::thread_create, false);
+  command_route(s, d, "GET", R"(/api/v1/threads/([^/]+))", verb::thread_get, true);
+  command_route(s, d, "GET", R"(/api/v1/threads/([^/]+)/messages)", verb::thread_messages, true);
+  command_route(s, d, "POST", R"(/api/v1/threads/([^/]+)/messages)", verb::thread_post, true);
+  command_route(s, d, "POST", R"(/api/v1/threads/([^/]+)/done)", verb::thread_done, true);
+  command_route(s, d, "PUT", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_focus, false);
+  command_route(s, d, "DELETE", R"(/api/v1/chats/([^/]+)/focus)", verb::chat_unfocus, false);
 
   // The "To" list of a new thread: the Slack channels the app is in.
   s.Get("/api/v1/slack/channels", [d](const httplib::Request& req, httplib::Response& res) {
@@ -396,22 +334,13 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
       write(res, error_reply(403, "forbidden", "notifications are for agents"));
       return;
     }
-    uint64_t after = 0;
-    double wait = 0;
-    try {
-      if (req.has_param("after") && !req.get_param_value("after").empty())
-        after = std::stoull(req.get_param_value("after"));
-      if (req.has_param("wait"))
-        wait = std::stod(req.get_param_value("wait"));
-    } catch (const std::exception&) {
-      write(res, error_reply(400, "invalid_field", "after: a cursor from an earlier answer; wait: seconds 0-30"));
-      return;
-    }
-    if (!(wait >= 0 && wait <= 30)) {
-      write(res, error_reply(400, "invalid_field", "wait: seconds from 0 to 30"));
-      return;
-    }
-    auto wait_ms = static_cast<uint32_t>(wait * 1000);
+    auto param = [&req](const char* name) {
+      return req.has_param(name) ? std::optional<std::string>(req.get_param_value(name)) : std::nullopt;
+    };
+    auto query = notifications_query_of(param("after"), param("wait"));
+    if (!query)
+      return write(res, query.refusal());
+    auto [after, wait_ms] = *query;
     auto r = ask<api_reply>(*d.sys, d.notifications, std::chrono::milliseconds(wait_ms) + d.deadline,
                             atoms::poll::value, who->id, after, wait_ms);
     write(res, r ? *r : error_reply(503, "unavailable", "notifications did not answer"));
@@ -430,17 +359,10 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
       write(res, error_reply(404, "not_found", "not in sandbox mode: replies come from Slack itself"));
       return;
     }
-    auto body = json_body(req, res);
-    if (!body || !require_strings(*body, {"channel_id", "thread_ts", "user_name", "text"}, res))
-      return;
-    auto channel = std::string(body->at("channel_id").as_string());
-    auto thread_ts = std::string(body->at("thread_ts").as_string());
-    auto user_name = std::string(body->at("user_name").as_string());
-    auto text = std::string(body->at("text").as_string());
-    if (user_name.empty()) {
-      write(res, error_reply(400, "invalid_request", "user_name must not be empty"));
-      return;
-    }
+    auto reply = sandbox_reply_of(req.body);
+    if (!reply)
+      return write(res, reply.refusal());
+    const auto& [channel, thread_ts, user_name, text] = *reply;
     auto thread = ask<std::string>(*d.sys, d.directory, d.deadline, atoms::resolve::value, channel, thread_ts);
     if (!thread || thread->empty()) {
       write(res, error_reply(404, "not_found", "no thread with that channel_id and thread_ts"));

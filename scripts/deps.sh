@@ -7,8 +7,9 @@ set -euo pipefail
 packages=(g++ cmake ninja-build pkg-config
           libcaf-dev libcpp-httplib-dev libboost-json1.81-dev librocksdb-dev libssl-dev)
 # chromium: the real browser the web page tests drive (tests/web, playwright-core);
-# fonts-noto-color-emoji: so that emoji in the tests' screenshots are not empty boxes.
-test_packages=(catch2 nodejs npm chromium fonts-noto-color-emoji)
+# fonts-noto-color-emoji: so that emoji in the tests' screenshots are not empty boxes;
+# clang with its runtimes: the sanitizer builds and libFuzzer (scripts/test).
+test_packages=(catch2 nodejs npm chromium fonts-noto-color-emoji clang libclang-rt-14-dev)
 
 wanted=("${packages[@]}")
 if [[ "${1:-}" == "--test" ]]; then

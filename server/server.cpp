@@ -6,6 +6,7 @@
 #include <fstream>
 #include <thread>
 
+#include "backline/caf_scheduler.hpp"
 #include "backline/file_store.hpp"
 #include "backline/inbox.hpp"
 #include "backline/journal.hpp"
@@ -186,6 +187,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
     return index.error();
   s->caf_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   s->caf_cfg.set("logger.file-verbosity", caf::atom("quiet"));
+  choose_caf_scheduler(s->caf_cfg);
   s->sys = std::make_unique<caf::actor_system>(s->caf_cfg);
   s->journal = journal::spawn(*s->sys, s->store);
   auto files = std::make_shared<file_store>(cfg.data_dir + "/files");

@@ -1,4 +1,5 @@
 #include "backline/journal.hpp"
+#include "backline/caf_scheduler.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -182,6 +183,7 @@ TEST_CASE("64 concurrent appenders x 1000 events: all acknowledged, none lost or
   temp_dir dir;
   {
     caf::actor_system_config cfg;
+    choose_caf_scheduler(cfg);
     caf::actor_system sys{cfg};
     auto store = open_store(dir.path());
     auto j = journal::spawn(sys, store);

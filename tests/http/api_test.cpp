@@ -205,6 +205,35 @@ TEST_CASE_METHOD(inbox_fixture, "bad input is a clear error and changes nothing"
   CHECK(count_of(get("/api/v1/chats/" + chat + "/threads", agent), "threads") == 0);
 }
 
+// Found by fuzz/api_request: a JSON body passed its own "files" through to
+// the message (any file id, name and size), and a non-array one was a 500.
+TEST_CASE_METHOD(inbox_fixture, "a JSON body cannot name files: only multipart parts are files") {
+  auto thread = open_thread();
+  json::array forged{json::object{{"id", "f-someone-elses"}, {"name", "payroll.xlsx"}, {"mimetype", "text/plain"},
+                                  {"size", 1}}};
+  auto with_text = post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "x"}, {"files", forged}});
+  CHECK(with_text.status == 400);
+  CHECK(with_text.body.at("error").at("code") == "invalid_field");
+  CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"files", forged}}).status == 400);
+  CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "x"}, {"files", 5}}).status == 400);
+  CHECK(post("/api/v1/chats/" + chat + "/threads", agent,
+             json::object{{"channel_id", "C-finance"}, {"text", "q"}, {"files", forged}})
+          .status == 400);
+  CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 1);  // the opening only
+  CHECK(count_of(get("/api/v1/chats/" + chat + "/threads", agent), "threads") == 1);
+}
+
+// Found by fuzz/api_request: a number past a double's range passed the
+// front's checks, then the thread actor could not read the body again and
+// recorded a message with no text.
+TEST_CASE_METHOD(inbox_fixture, "a body with a number too large for a double is refused and changes nothing") {
+  auto thread = open_thread();
+  auto huge = call("POST", "/api/v1/threads/" + thread + "/messages", agent, R"({"text":"hello","n":1e999})");
+  CHECK(huge.status == 400);
+  CHECK(huge.body.at("error").at("code") == "invalid_json");
+  CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 1);
+}
+
 TEST_CASE_METHOD(inbox_fixture, "Idempotency-Key: a repeat returns the first answer, also after a restart") {
   auto thread = open_thread();
   auto first = post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "once"}}, "key-1");
@@ -272,12 +301,21 @@ TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifie
 
   // Focused: the next reply wakes a waiting long poll.
   REQUIRE(call("PUT", "/api/v1/chats/" + chat + "/focus", agent).status == 204);
-  std::thread later([&] {
+  // The reply comes from another thread, which must not assert: Catch2's
+  // assertions are not thread-safe (ThreadSanitizer found this one).
+  int late_status = 0;
+  std::thread later([&, port = srv->port()] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    reply();
+    httplib::Client cli("127.0.0.1", port);
+    auto body = json::serialize(json::object{{"channel_id", "C-finance"}, {"thread_ts", ts},
+                                             {"user_name", "Erin (finance)"}, {"text", "Refund went out today"}});
+    if (auto r = cli.Post("/api/v1/sandbox/slack/replies", {{"Authorization", "Bearer " + agent}}, body,
+                          "application/json"))
+      late_status = r->status;
   });
   auto woke = get("/api/v1/notifications?wait=10", agent);
   later.join();
+  CHECK(late_status == 201);
   REQUIRE(woke.status == 200);
   auto notes = woke.body.at("notifications").as_array();
   REQUIRE(notes.size() == 1);

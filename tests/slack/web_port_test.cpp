@@ -26,15 +26,14 @@ struct web_port_fixture {
   std::shared_ptr<file_store> files = std::make_shared<file_store>(dir.sub("files"));
   slack_port_actor port;
 
-  explicit web_port_fixture(std::chrono::milliseconds min_interval = 20ms, int burst = 3,
-                            std::chrono::milliseconds timeout = 2000ms) {
+  explicit web_port_fixture(std::chrono::milliseconds min_interval = 20ms, int burst = 3) {
     fake.start();
     cfg.set("logger.console-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
     slack_port_options opts;
     opts.api_url = fake.base_url();
     opts.token = fake.config().bot_token;
-    opts.timeout = timeout;
+    opts.timeout = 2000ms;
     opts.min_interval = min_interval;
     opts.burst = burst;
     opts.max_backoff = 1000ms;
@@ -57,7 +56,13 @@ struct web_port_fixture {
 };
 
 outbound_post message(std::string channel, std::string thread_ts, std::string text, std::string id = "m-1") {
-  return outbound_post{"ch-1.t1", std::move(id), std::move(channel), std::move(thread_ts), std::move(text), {}, {}, "", false};
+  outbound_post post;
+  post.thread_id = "ch-1.t1";
+  post.message_id = std::move(id);
+  post.channel_id = std::move(channel);
+  post.thread_ts = std::move(thread_ts);
+  post.text = std::move(text);
+  return post;
 }
 
 } // namespace

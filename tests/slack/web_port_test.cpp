@@ -26,14 +26,15 @@ struct web_port_fixture {
   std::shared_ptr<file_store> files = std::make_shared<file_store>(dir.sub("files"));
   slack_port_actor port;
 
-  explicit web_port_fixture(std::chrono::milliseconds min_interval = 20ms, int burst = 3) {
+  explicit web_port_fixture(std::chrono::milliseconds min_interval = 20ms, int burst = 3,
+                            std::chrono::milliseconds timeout = 2000ms) {
     fake.start();
     cfg.set("logger.console-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
     slack_port_options opts;
     opts.api_url = fake.base_url();
     opts.token = fake.config().bot_token;
-    opts.timeout = 2000ms;
+    opts.timeout = timeout;
     opts.min_interval = min_interval;
     opts.burst = burst;
     opts.max_backoff = 1000ms;

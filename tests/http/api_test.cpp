@@ -217,7 +217,7 @@ TEST_CASE_METHOD(inbox_fixture, "a JSON body cannot name files: only multipart p
   CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"files", forged}}).status == 400);
   CHECK(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "x"}, {"files", 5}}).status == 400);
   CHECK(post("/api/v1/chats/" + chat + "/threads", agent,
-             json::object{{"channel_id", "C-finance"}, {"text", "q"}, {"files", forged}})
+             json::object{{"channel_id", "C0FINANCE"}, {"text", "q"}, {"files", forged}})
           .status == 400);
   CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 1);  // the opening only
   CHECK(count_of(get("/api/v1/chats/" + chat + "/threads", agent), "threads") == 1);
@@ -307,7 +307,7 @@ TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifie
   std::thread later([&, port = srv->port()] {
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     httplib::Client cli("127.0.0.1", port);
-    auto body = json::serialize(json::object{{"channel_id", "C-finance"}, {"thread_ts", ts},
+    auto body = json::serialize(json::object{{"channel_id", "C0FINANCE"}, {"thread_ts", ts},
                                              {"user_name", "Erin (finance)"}, {"text", "Refund went out today"}});
     if (auto r = cli.Post("/api/v1/sandbox/slack/replies", {{"Authorization", "Bearer " + agent}}, body,
                           "application/json"))

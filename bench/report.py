@@ -1,0 +1,334 @@
+#!/usr/bin/python3
+# Turns the JSON lines of one bench/run into report.md with tables and SVG
+# plots (gnuplot). Standard library only.
+#
+#   bench/report.py RESULTS_DIR
+#
+# RESULTS_DIR holds machine.json (written by bench/run) and, per benchmark
+# that ran, <name>.json (its last JSON line), <name>.cmd (the exact command)
+# and <name>.log (everything it printed).
+
+import json
+import os
+import subprocess
+import sys
+
+out = sys.argv[1]
+
+
+def load(name):
+    path = os.path.join(out, name + ".json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        text = f.read().strip()
+    return json.loads(text) if text else None
+
+
+def command_of(name):
+    path = os.path.join(out, name + ".cmd")
+    return open(path).read().strip() if os.path.exists(path) else "(not run)"
+
+
+machine = json.load(open(os.path.join(out, "machine.json")))
+machine_line = "%s cores, %.1f GiB memory (%s; load average %s at the start)" % (
+    machine["cores"], machine["mem_gib"], machine["cpu"], machine["load_start"])
+
+md = []
+plots = []  # (svg, gnuplot script)
+verdicts = []  # (target, measured, met or None)
+
+
+def fmt(v, digits=0):
+    if v is None:
+        return "–"
+    if isinstance(v, float) or isinstance(v, int):
+        if digits == 0:
+            return "{:,.0f}".format(v)
+        return ("{:,.%df}" % digits).format(v)
+    return str(v)
+
+
+def ratio(a, b):
+    if a is None or b is None or b == 0:
+        return None
+    return a / b
+
+
+def caption(name):
+    md.append("")
+    md.append("*Machine: %s. Command: `%s`.*" % (machine_line, command_of(name)))
+    md.append("")
+
+
+def table(header, rows):
+    md.append("| " + " | ".join(header) + " |")
+    md.append("| " + " | ".join("---" for _ in header) + " |")
+    for r in rows:
+        md.append("| " + " | ".join(r) + " |")
+
+
+def plot(svg, title, xlabel, ylabel, series, logx=True, logy=False, style="linespoints"):
+    """series: list of (label, [(x, y), ...])"""
+    series = [(label, [(x, y) for x, y in pts if x is not None and y is not None]) for label, pts in series]
+    series = [(label, pts) for label, pts in series if pts]
+    if not series:
+        return
+    dat = svg.replace(".svg", ".dat")
+    with open(os.path.join(out, dat), "w") as f:
+        for label, pts in series:
+            f.write("# %s\n" % label)
+            for x, y in pts:
+                f.write("%s %s\n" % (x, y))
+            f.write("\n\n")
+    subtitle = "%s cores, %.1f GiB" % (machine["cores"], machine["mem_gib"])
+    gp = [
+        "set terminal svg size 760,440 dynamic enhanced font 'sans,11' background '#ffffff'",
+        "set output '%s'" % svg,
+        "set title \"%s\\n{/*0.8 %s, %s}\"" % (title, subtitle, machine["date"]),
+        "set xlabel '%s'" % xlabel,
+        "set ylabel '%s'" % ylabel,
+        "set grid",
+        "set key outside right top",
+    ]
+    if logx:
+        gp.append("set logscale x")
+    if logy:
+        gp.append("set logscale y")
+    else:
+        gp.append("set yrange [0:*]")
+    parts = []
+    for i, (label, _) in enumerate(series):
+        parts.append("'%s' index %d using 1:2 with %s lw 2 pt 7 title '%s'" % (dat, i, style, label))
+    gp.append("plot " + ", \\\n     ".join(parts))
+    script = svg.replace(".svg", ".gp")
+    with open(os.path.join(out, script), "w") as f:
+        f.write("\n".join(gp) + "\n")
+    r = subprocess.run(["gnuplot", script], cwd=out, capture_output=True, text=True)
+    if r.returncode != 0:
+        md.append("(plot %s failed: %s)" % (svg, r.stderr.strip()))
+        return
+    md.append("![%s](%s)" % (title, svg))
+    md.append("")
+
+
+# ---------------------------------------------------------------------------
+md.append("# backline benchmark report")
+md.append("")
+md.append("- Date: %s (UTC); mode: %s; commit %s" % (machine["date"], machine["mode"], machine["commit"]))
+md.append("- Machine: %s; kernel %s" % (machine_line, machine["kernel"]))
+md.append("- Command: `%s`" % machine["command"])
+md.append("- Each benchmark below measures backline and its ceiling in the same run, on the same machine, one after "
+          "the other. On a shared machine (other builds running) the absolute figures are noisy, by tens of percent; "
+          "the ratios are steadier than the absolute figures but not immune.")
+md.append("")
+
+# --- HTTP -------------------------------------------------------------------
+api = load("api")
+lock = load("lock")
+if api or lock:
+    md.append("## 1. HTTP: durable thread-message posts vs the trivial server, and 6. the single-lock baseline")
+    md.append("")
+    md.append("backline: `POST /api/v1/threads/{id}/messages`, answered 201 once the message is fsynced in the log. "
+              "trivial: the same route on the same HTTP front answering a fixed 201 (the ceiling). single lock: "
+              "bench/lock_bench.cpp, the same workload on cpp-httplib with one global mutex around all state and an "
+              "fdatasync'd file append per message. The same load generator drives all three.")
+    fa = api["figures"] if api else {}
+    fl = lock["figures"] if lock else {}
+    levels = sorted({int(k.split("_c")[-1]) for k in list(fa) + list(fl) if k.startswith("rps_")})
+
+    def g(f, key):
+        return f.get(key)
+
+    rows = []
+    for c in levels:
+        b, t, l = g(fa, "rps_backline_c%d" % c), g(fa, "rps_trivial_c%d" % c), g(fl, "rps_lock_c%d" % c)
+        rb, rl = ratio(b, t), ratio(b, l)
+        rows.append([str(c), fmt(b), fmt(t), fmt(rb, 2), fmt(l), fmt(rl, 2),
+                     fmt(g(fa, "p99_ms_backline_c%d" % c), 1), fmt(g(fl, "p99_ms_lock_c%d" % c), 1),
+                     "%s / %s" % (fmt(g(fa, "errors_backline_c%d" % c)), fmt(g(fa, "timeouts_backline_c%d" % c)))])
+    table(["connections", "backline req/s", "trivial req/s", "backline / trivial", "single lock req/s",
+           "backline / single lock", "backline p99 ms", "single lock p99 ms", "backline errors / timeouts"], rows)
+    caption("api")
+    if lock:
+        md.append("*Single lock: command `%s`.*" % command_of("lock"))
+        md.append("")
+    plot("http_throughput.svg", "Durable posts: requests/s vs keep-alive connections", "connections", "requests/s",
+         [("trivial server (ceiling)", [(c, g(fa, "rps_trivial_c%d" % c)) for c in levels]),
+          ("backline", [(c, g(fa, "rps_backline_c%d" % c)) for c in levels]),
+          ("single lock", [(c, g(fl, "rps_lock_c%d" % c)) for c in levels])])
+
+    for name, f, label in (("backline", fa, "backline"), ("trivial", fa, "trivial server"), ("lock", fl, "single lock")):
+        have = [c for c in levels if g(f, "p50_ms_%s_c%d" % (name, c)) is not None]
+        if not have:
+            continue
+        md.append("### Latency, %s" % label)
+        md.append("")
+        table(["connections", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "errors", "timeouts"],
+              [[str(c), fmt(g(f, "rps_%s_c%d" % (name, c))), fmt(g(f, "p50_ms_%s_c%d" % (name, c)), 2),
+                fmt(g(f, "p90_ms_%s_c%d" % (name, c)), 2), fmt(g(f, "p99_ms_%s_c%d" % (name, c)), 2),
+                fmt(g(f, "p999_ms_%s_c%d" % (name, c)), 2), fmt(g(f, "errors_%s_c%d" % (name, c))),
+                fmt(g(f, "timeouts_%s_c%d" % (name, c)))] for c in have])
+        caption("lock" if name == "lock" else "api")
+        plot("http_latency_%s.svg" % name, "Latency percentiles vs load: %s" % label, "connections", "ms",
+             [(p, [(c, g(f, "%s_ms_%s_c%d" % (k, name, c))) for c in have])
+              for p, k in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"))], logy=True)
+
+    if api:
+        r64, p64 = ratio(g(fa, "rps_backline_c64"), g(fa, "rps_trivial_c64")), g(fa, "p99_ms_backline_c64")
+        verdicts.append(("HTTP at 64 connections: ≥ 60% of the trivial server's requests/s",
+                         fmt(r64, 2), None if r64 is None else r64 >= 0.6))
+        verdicts.append(("HTTP at 64 connections: p99 ≤ 20 ms", fmt(p64, 1) + " ms", None if p64 is None else p64 <= 20))
+        t1k, p1k = g(fa, "timeouts_backline_c1000"), g(fa, "p99_ms_backline_c1000")
+        verdicts.append(("HTTP at 1,000 connections: no timeouts", fmt(t1k), None if t1k is None else t1k == 0))
+        verdicts.append(("HTTP at 1,000 connections: p99 ≤ 100 ms", fmt(p1k, 1) + " ms",
+                         None if p1k is None else p1k <= 100))
+
+# --- Journal ----------------------------------------------------------------
+jr = load("journal")
+if jr:
+    f = jr["figures"]
+    md.append("## 2. Journal: durable appends vs raw synced RocksDB batches")
+    md.append("")
+    ns = sorted(int(k[len("journal_n"):]) for k in f if k.startswith("journal_n"))
+    table(["appender actors", "journal events/s", "raw synced batches (same keys) events/s", "journal / raw",
+           "raw, record key only", "avg batch"],
+          [[str(n), fmt(f.get("journal_n%d" % n)), fmt(f.get("raw_batch%d" % n)), fmt(f.get("ratio_n%d" % n), 2),
+            fmt(f.get("raw_record_only_batch%d" % n)), fmt(f.get("avg_batch_n%d" % n), 1)] for n in ns])
+    md.append("")
+    md.append("One fsync per event: %s events/s; the journal at the largest fan-in is %s× that." %
+              (fmt(f.get("raw_fsync_per_event")), fmt(f.get("vs_fsync_per_event"), 1)))
+    caption("journal")
+    plot("journal.svg", "Durable appends/s vs concurrent appenders", "appender actors", "events/s",
+         [("raw synced batches (ceiling)", [(n, f.get("raw_batch%d" % n)) for n in ns]),
+          ("journal", [(n, f.get("journal_n%d" % n)) for n in ns]),
+          ("one fsync per event", [(n, f.get("raw_fsync_per_event")) for n in ns])])
+    r = jr.get("ratio")
+    verdicts.append(("Journal: ≥ 70% of the raw synced-batch rate (256 appenders)", fmt(r, 2),
+                     None if r is None else r >= 0.7))
+
+# --- Actors -----------------------------------------------------------------
+ac = load("actors")
+if ac:
+    f = ac["figures"]
+    md.append("## 3. Actors: messages/s through directory → chat → thread → journal vs a bare CAF ping-pong")
+    md.append("")
+    md.append("Each of N poster actors posts thread messages into its own thread, one in flight at a time, through "
+              "the real directory, chat and thread actors over a journal on a temporary RocksDB (%s). The ceiling: "
+              "N bare CAF request/response pairs with messages of the same sizes (request %s bytes of body, reply "
+              "%s bytes), in the same actor system configuration." %
+              ("fsync on, as in production" if ac.get("sync") else "fsync off (store_options.sync = false), so the "
+               "actors, not the disk, are measured", fmt(f.get("request_body_bytes")), fmt(f.get("reply_body_bytes"))))
+    md.append("")
+    ns = sorted(int(k[len("actors_n"):]) for k in f if k.startswith("actors_n"))
+    table(["posting threads (fan-in)", "backline messages/s", "CAF ping-pong messages/s", "backline / ping-pong",
+           "backline p99 ms"],
+          [[str(n), fmt(f.get("actors_n%d" % n)), fmt(f.get("pingpong_n%d" % n)), fmt(f.get("ratio_n%d" % n), 3),
+            fmt(f.get("p99_ms_n%d" % n), 2)] for n in ns])
+    if "actors_synced_n%d" % (ns[-1] if ns else 0) in f:
+        n = ns[-1]
+        md.append("")
+        md.append("With fsync on at %d posting threads: %s messages/s." % (n, fmt(f.get("actors_synced_n%d" % n))))
+    caption("actors")
+    plot("actors.svg", "Thread-message posts through the actors vs bare CAF ping-pong", "posting threads",
+         "messages/s", [("CAF ping-pong (ceiling)", [(n, f.get("pingpong_n%d" % n)) for n in ns]),
+                        ("directory → chat → thread → journal", [(n, f.get("actors_n%d" % n)) for n in ns])],
+         logy=True)
+
+# --- Scale ------------------------------------------------------------------
+sc = load("scale")
+if sc:
+    f = sc["figures"]
+    md.append("## 4. Scale: memory per actor, activation time, start-up time")
+    md.append("")
+    md.append("Chats (each with one open thread) created through the actors, then the actor system restarted on the "
+              "same log; every chat is then activated from the log by a command, then every thread. RSS is the "
+              "process's resident set (/proc/self/status) before and after, divided by the count.")
+    md.append("")
+    counts = sorted(int(k[len("chats_"):]) for k in f if k.startswith("chats_"))
+    table(["chats", "RSS per activated chat actor", "RSS per open thread actor", "chat activation p50 / p99 ms",
+           "thread activation p50 / p99 ms", "activated per s"],
+          [[fmt(n), "%s B" % fmt(f["chats_%d" % n].get("rss_per_chat_bytes")),
+            "%s B" % fmt(f["chats_%d" % n].get("rss_per_thread_bytes")),
+            "%s / %s" % (fmt(f["chats_%d" % n].get("chat_activation_p50_ms"), 3),
+                         fmt(f["chats_%d" % n].get("chat_activation_p99_ms"), 3)),
+            "%s / %s" % (fmt(f["chats_%d" % n].get("thread_activation_p50_ms"), 3),
+                         fmt(f["chats_%d" % n].get("thread_activation_p99_ms"), 3)),
+            fmt(f["chats_%d" % n].get("chats_activated_per_s"))] for n in counts])
+    starts = sorted(int(k[len("startup_"):]) for k in f if k.startswith("startup_"))
+    if starts:
+        md.append("")
+        table(["events in the log", "`backline serve` start-up to ready (s)", "log written in (s)"],
+              [[fmt(n), fmt(f["startup_%d" % n].get("seconds"), 2), fmt(f["startup_%d" % n].get("fill_seconds"), 1)]
+               for n in starts])
+    caption("scale")
+    plot("scale_rss.svg", "Resident memory per activated actor", "actors", "bytes",
+         [("chat actor", [(n, f["chats_%d" % n].get("rss_per_chat_bytes")) for n in counts]),
+          ("thread actor", [(n, f["chats_%d" % n].get("rss_per_thread_bytes")) for n in counts]),
+          ("target for a chat: 2 KiB", [(n, 2048) for n in counts])])
+    if counts:
+        top = f["chats_%d" % counts[-1]]
+        v = top.get("rss_per_chat_bytes")
+        verdicts.append(("≤ 2 KiB RSS per idle activated chat actor (%s chats)" % fmt(counts[-1]),
+                         "%s B" % fmt(v), None if v is None else v <= 2048))
+        v = top.get("chat_activation_p99_ms")
+        verdicts.append(("Any one chat activated in under 1 ms p99 (%s chats stored; target: 1M)" % fmt(counts[-1]),
+                         "%s ms" % fmt(v, 3), None if v is None else v < 1))
+    if starts:
+        n = starts[-1]
+        v = f["startup_%d" % n].get("seconds")
+        verdicts.append(("Start-up to serving with %s events: under 5 s (target: 10M)" % fmt(n), "%s s" % fmt(v, 2),
+                         None if v is None else v < 5))
+
+# --- Slack ------------------------------------------------------------------
+sl = load("slack")
+if sl:
+    f = sl["figures"]
+    md.append("## 5. Slack path: events accepted and event → inbox-visible latency; polling")
+    md.append("")
+    ns = sorted(int(k[len("events_"):]) for k in f if k.startswith("events_"))
+    table(["open threads", "offered events/s", "accepted events/s", "p50 ms", "p99 ms", "max ms", "read back"],
+          [[fmt(n), fmt(f["events_%d" % n]["offered_per_s"]), fmt(f["events_%d" % n]["accepted_per_s"]),
+            fmt(f["events_%d" % n]["p50_ms"], 1), fmt(f["events_%d" % n]["p99_ms"], 1),
+            fmt(f["events_%d" % n]["max_ms"], 1),
+            "%s/%s" % (f["events_%d" % n]["visible_sampled"], f["events_%d" % n]["sampled"])] for n in ns])
+    md.append("")
+    polls = sorted(k for k in f if k.startswith("poll_budget_"))
+    if polls:
+        table(["polling budget (calls/window)", "threads", "replies found", "windows needed", "busiest window calls",
+               "converged"],
+              [[fmt(f[k]["budget"]), fmt(f[k]["threads"]), "%s/%s" % (f[k]["found"], f[k]["replies"]),
+                fmt(f[k]["windows"], 1), fmt(f[k]["busiest_window_calls"]), str(f[k]["converged"])] for k in polls])
+    caption("slack")
+    plot("slack_latency.svg", "Slack event → inbox-visible latency vs open threads", "open threads", "ms",
+         [("p50", [(n, f["events_%d" % n]["p50_ms"]) for n in ns]),
+          ("p99", [(n, f["events_%d" % n]["p99_ms"]) for n in ns]),
+          ("target p99: 50 ms", [(n, 50) for n in ns])])
+    md.append("Outbound posts paced at Slack's per-channel rate with 1,000 channels busy: **not measured yet** "
+              "(slack_bench has no outbound phase).")
+    md.append("")
+    worst = max((f["events_%d" % n]["p99_ms"] for n in ns), default=None)
+    verdicts.append(("Slack events: p99 event → inbox-visible < 50 ms", fmt(worst, 1) + " ms",
+                     None if worst is None else worst < 50))
+
+# --- Targets ----------------------------------------------------------------
+md.append("## Targets")
+md.append("")
+table(["target", "measured", "verdict"],
+      [[t, m, "–" if ok is None else ("met" if ok else "**MISSED**")] for t, m, ok in verdicts])
+md.append("")
+
+failed = [l.strip() for l in open(os.path.join(out, "status.txt"))] if os.path.exists(
+    os.path.join(out, "status.txt")) else []
+if failed:
+    md.append("## Runs")
+    md.append("")
+    for line in failed:
+        md.append("- " + line)
+    md.append("")
+md.append("Each benchmark's full output is in `<name>.log` beside this report; the plots' data in `*.dat` and "
+          "their gnuplot scripts in `*.gp`.")
+
+with open(os.path.join(out, "report.md"), "w") as fh:
+    fh.write("\n".join(md) + "\n")
+print(os.path.join(out, "report.md"))

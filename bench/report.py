@@ -68,7 +68,7 @@ def table(header, rows):
         md.append("| " + " | ".join(r) + " |")
 
 
-def plot(svg, title, xlabel, ylabel, series, logx=True, logy=False, style="linespoints"):
+def plot(svg, title, xlabel, ylabel, series, benches, logx=True, logy=False, style="linespoints"):
     """series: list of (label, [(x, y), ...])"""
     series = [(label, [(x, y) for x, y in pts if x is not None and y is not None]) for label, pts in series]
     series = [(label, pts) for label, pts in series if pts]
@@ -81,15 +81,16 @@ def plot(svg, title, xlabel, ylabel, series, logx=True, logy=False, style="lines
             for x, y in pts:
                 f.write("%s %s\n" % (x, y))
             f.write("\n\n")
-    subtitle = "%s cores, %.1f GiB" % (machine["cores"], machine["mem_gib"])
+    subtitle = "%s cores, %.1f GiB, %s; %s" % (machine["cores"], machine["mem_gib"], machine["date"],
+                                              " and ".join(command_of(b) for b in benches))
     gp = [
-        "set terminal svg size 760,440 dynamic enhanced font 'sans,11' background '#ffffff'",
+        "set terminal svg size 760,480 dynamic enhanced font 'sans,11' background '#ffffff'",
         "set output '%s'" % svg,
-        "set title \"%s\\n{/*0.8 %s, %s}\"" % (title, subtitle, machine["date"]),
+        "set title \"%s\\n{/*0.75 %s}\"" % (title, subtitle.replace("_", "\\\\_")),
         "set xlabel '%s'" % xlabel,
         "set ylabel '%s'" % ylabel,
         "set grid",
-        "set key outside right top",
+        "set key below",
     ]
     if logx:
         gp.append("set logscale x")
@@ -133,6 +134,7 @@ if api or lock:
               "trivial: the same route on the same HTTP front answering a fixed 201 (the ceiling). single lock: "
               "bench/lock_bench.cpp, the same workload on cpp-httplib with one global mutex around all state and an "
               "fdatasync'd file append per message. The same load generator drives all three.")
+    md.append("")
     fa = api["figures"] if api else {}
     fl = lock["figures"] if lock else {}
     levels = sorted({int(k.split("_c")[-1]) for k in list(fa) + list(fl) if k.startswith("rps_")})
@@ -156,7 +158,8 @@ if api or lock:
     plot("http_throughput.svg", "Durable posts: requests/s vs keep-alive connections", "connections", "requests/s",
          [("trivial server (ceiling)", [(c, g(fa, "rps_trivial_c%d" % c)) for c in levels]),
           ("backline", [(c, g(fa, "rps_backline_c%d" % c)) for c in levels]),
-          ("single lock", [(c, g(fl, "rps_lock_c%d" % c)) for c in levels])])
+          ("single lock", [(c, g(fl, "rps_lock_c%d" % c)) for c in levels])],
+         [b for b in ("api", "lock") if load(b)])
 
     for name, f, label in (("backline", fa, "backline"), ("trivial", fa, "trivial server"), ("lock", fl, "single lock")):
         have = [c for c in levels if g(f, "p50_ms_%s_c%d" % (name, c)) is not None]
@@ -172,7 +175,8 @@ if api or lock:
         caption("lock" if name == "lock" else "api")
         plot("http_latency_%s.svg" % name, "Latency percentiles vs load: %s" % label, "connections", "ms",
              [(p, [(c, g(f, "%s_ms_%s_c%d" % (k, name, c))) for c in have])
-              for p, k in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"))], logy=True)
+              for p, k in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"))],
+             ["lock" if name == "lock" else "api"], logy=True)
 
     if api:
         r64, p64 = ratio(g(fa, "rps_backline_c64"), g(fa, "rps_trivial_c64")), g(fa, "p99_ms_backline_c64")
@@ -202,7 +206,7 @@ if jr:
     plot("journal.svg", "Durable appends/s vs concurrent appenders", "appender actors", "events/s",
          [("raw synced batches (ceiling)", [(n, f.get("raw_batch%d" % n)) for n in ns]),
           ("journal", [(n, f.get("journal_n%d" % n)) for n in ns]),
-          ("one fsync per event", [(n, f.get("raw_fsync_per_event")) for n in ns])])
+          ("one fsync per event", [(n, f.get("raw_fsync_per_event")) for n in ns])], ["journal"], logy=True)
     r = jr.get("ratio")
     verdicts.append(("Journal: ≥ 70% of the raw synced-batch rate (256 appenders)", fmt(r, 2),
                      None if r is None else r >= 0.7))
@@ -233,7 +237,7 @@ if ac:
     plot("actors.svg", "Thread-message posts through the actors vs bare CAF ping-pong", "posting threads",
          "messages/s", [("CAF ping-pong (ceiling)", [(n, f.get("pingpong_n%d" % n)) for n in ns]),
                         ("directory → chat → thread → journal", [(n, f.get("actors_n%d" % n)) for n in ns])],
-         logy=True)
+         ["actors"], logy=True)
 
 # --- Scale ------------------------------------------------------------------
 sc = load("scale")
@@ -241,9 +245,13 @@ if sc:
     f = sc["figures"]
     md.append("## 4. Scale: memory per actor, activation time, start-up time")
     md.append("")
-    md.append("Chats (each with one open thread) created through the actors, then the actor system restarted on the "
-              "same log; every chat is then activated from the log by a command, then every thread. RSS is the "
-              "process's resident set (/proc/self/status) before and after, divided by the count.")
+    md.append("A template chat (created, assigned, one thread opened and delivered to the in-memory Slack port) is "
+              "made through the real actors, then copied N times straight into a fresh log. The inbox actors start "
+              "on that log as `backline serve` does (directory index loaded first); every chat is then activated "
+              "from the log by a chat_get, one at a time, then every thread by a thread_get. Memory: the process's "
+              "resident set (VmRSS after malloc_trim) before and after, divided by N. Activation: command sent → "
+              "answered. Start-up: `backline serve` as a child process, exec → ready file, on a log of copies of a "
+              "chat whose thread has 98 messages.")
     md.append("")
     counts = sorted(int(k[len("chats_"):]) for k in f if k.startswith("chats_"))
     table(["chats", "RSS per activated chat actor", "RSS per open thread actor", "chat activation p50 / p99 ms",
@@ -265,7 +273,7 @@ if sc:
     plot("scale_rss.svg", "Resident memory per activated actor", "actors", "bytes",
          [("chat actor", [(n, f["chats_%d" % n].get("rss_per_chat_bytes")) for n in counts]),
           ("thread actor", [(n, f["chats_%d" % n].get("rss_per_thread_bytes")) for n in counts]),
-          ("target for a chat: 2 KiB", [(n, 2048) for n in counts])])
+          ("target for a chat: 2 KiB", [(n, 2048) for n in counts])], ["scale"])
     if counts:
         top = f["chats_%d" % counts[-1]]
         v = top.get("rss_per_chat_bytes")
@@ -303,7 +311,7 @@ if sl:
     plot("slack_latency.svg", "Slack event → inbox-visible latency vs open threads", "open threads", "ms",
          [("p50", [(n, f["events_%d" % n]["p50_ms"]) for n in ns]),
           ("p99", [(n, f["events_%d" % n]["p99_ms"]) for n in ns]),
-          ("target p99: 50 ms", [(n, 50) for n in ns])])
+          ("target p99: 50 ms", [(n, 50) for n in ns])], ["slack"])
     md.append("Outbound posts paced at Slack's per-channel rate with 1,000 channels busy: **not measured yet** "
               "(slack_bench has no outbound phase).")
     md.append("")

@@ -326,6 +326,21 @@ table(["target", "measured", "verdict"],
       [[t, m, "–" if ok is None else ("met" if ok else "**MISSED**")] for t, m, ok in verdicts])
 md.append("")
 
+for name, what in (("api_profile", "the HTTP posts at 64 connections (api_bench, backline process only)"),
+                   ("startup_profile", "`backline serve` starting on 1M events (scale_bench, backline process only)")):
+    path = os.path.join(out, name + ".txt")
+    if not os.path.exists(path):
+        continue
+    md.append("### Where the time goes: %s" % what)
+    md.append("")
+    md.append("Target missed, so profiled once more under perf (`%s`); the top of the profile (full: `%s.txt`):" %
+              (command_of(name), name))
+    md.append("")
+    md.append("```")
+    md.extend(l.rstrip()[:160] for l in open(path).read().splitlines()[:45])
+    md.append("```")
+    md.append("")
+
 failed = [l.strip() for l in open(os.path.join(out, "status.txt"))] if os.path.exists(
     os.path.join(out, "status.txt")) else []
 if failed:

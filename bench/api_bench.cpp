@@ -10,14 +10,15 @@
 //             [--backline PATH] [--trivial-only] [--threads N] [--loops N]
 //             [--timeout-ms MS] [--no-sync] [--keep]
 //
-// The generator (bench/support/load_generator.hpp, shared with lock_bench): a few epoll event loops (--loops, default 2) drive
-// non-blocking keep-alive TCP_NODELAY connections; each connection sends one
-// request, waits for the whole answer (Content-Length framing), records the
-// latency and sends the next. Figures cover the measured window after the
-// warm-up; errors (non-2xx answers, connection failures) and timeouts (no
-// answer within --timeout-ms) are counted over warm-up, window and the drain
-// after it (requests in flight at the end get their answer or time out), and
-// a failed or timed-out connection is reopened.
+// The generator (bench/support/load_generator.hpp, shared with lock_bench):
+// a few epoll event loops (--loops, default 2) drive non-blocking keep-alive
+// TCP_NODELAY connections; each connection sends one request, waits for the
+// whole answer (Content-Length framing), records the latency and sends the
+// next. Figures cover the measured window after the warm-up; errors (non-2xx
+// answers, connection failures) and timeouts (no answer within --timeout-ms)
+// are counted over warm-up, window and the drain after it (requests in flight
+// at the end get their answer or time out), and a failed or timed-out
+// connection is reopened.
 //
 // backline runs as a child process: `backline serve --listen 127.0.0.1:0
 // --data <tmp> --ready-file <tmp> --http-threads <max(C)+64>` with

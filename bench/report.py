@@ -274,6 +274,10 @@ if sc:
          [("chat actor", [(n, f["chats_%d" % n].get("rss_per_chat_bytes")) for n in counts]),
           ("thread actor", [(n, f["chats_%d" % n].get("rss_per_thread_bytes")) for n in counts]),
           ("target for a chat: 2 KiB", [(n, 2048) for n in counts])], ["scale"])
+    if len(starts) > 1:
+        plot("scale_startup.svg", "backline serve: start-up to ready vs events in the log", "events in the log",
+             "seconds", [("start-up", [(n, f["startup_%d" % n].get("seconds")) for n in starts]),
+                         ("target: 5 s", [(n, 5) for n in starts])], ["scale"], logy=True)
     if counts:
         top = f["chats_%d" % counts[-1]]
         v = top.get("rss_per_chat_bytes")

@@ -8,7 +8,7 @@
 //    malloc_trim) per activated chat actor and per open thread actor, and the
 //    activation latency percentiles (command sent → answered, the actor
 //    replaying its stream from the log).
-// 2. Start-up: `backline serve` (a child process) on a log of 1M events
+// 2. Start-up: `backline serve` (a child process) on logs of 100k and 1M events
 //    (10M with --full): seconds from exec to the ready file.
 //
 // The logs are made fast: one template chat is made through the real actors
@@ -19,7 +19,7 @@
 // batches. Message ids and Slack ts repeat across the copies; nothing at
 // start-up or activation depends on their being unique.
 //
-//   scale_bench [--chats 10000,100000] [--startup-events 1000000] [--quick] [--full]
+//   scale_bench [--chats 10000,100000] [--startup-events 100000,1000000] [--quick] [--full]
 //               [--backline PATH] [--dir DIR]
 //
 // Ends with one JSON line:
@@ -351,7 +351,7 @@ std::vector<size_t> parse_list(const std::string& text) {
 
 int main(int argc, char** argv) {
   std::vector<size_t> chats{10000, 100000};
-  std::vector<size_t> startup{1000000};
+  std::vector<size_t> startup{100000, 1000000};
   std::string binary = bench::default_backline_path().string();
   std::string dir = (std::filesystem::temp_directory_path() / ("scale_bench." + std::to_string(::getpid()))).string();
   try {
@@ -371,15 +371,15 @@ int main(int argc, char** argv) {
       else if (a == "--dir")
         dir = next();
       else if (a == "--quick")
-        chats = {10000, 100000}, startup = {1000000};
+        chats = {10000, 100000}, startup = {100000, 1000000};
       else if (a == "--full")
-        chats = {10000, 100000, 1000000}, startup = {1000000, 10000000};
+        chats = {10000, 100000, 1000000}, startup = {100000, 1000000, 10000000};
       else
         throw std::invalid_argument("unknown option " + a);
     }
   } catch (const std::exception& e) {
     std::cerr << "scale_bench: " << e.what()
-              << "\nusage: scale_bench [--chats 10000,100000] [--startup-events 1000000] [--quick] [--full]\n"
+              << "\nusage: scale_bench [--chats 10000,100000] [--startup-events 100000,1000000] [--quick] [--full]\n"
                  "                   [--backline PATH] [--dir DIR]\n";
     return 2;
   }

@@ -219,13 +219,15 @@ if ac:
     md.append("")
     md.append("Each of N poster actors posts thread messages into its own thread, one in flight at a time, through "
               "the real directory, chat and thread actors over a journal on a temporary RocksDB (%s). The ceiling: "
-              "N bare CAF request/response pairs with messages of the same sizes (request %s bytes of body, reply "
-              "%s bytes), in the same actor system configuration." %
+              "N bare CAF request/response pairs with messages of the same types and sizes (request %s bytes of "
+              "body, reply %s bytes), in the same actor system configuration. Both figures count round trips (a "
+              "command and its answer) per second; a post also makes the thread hand the message to the (in-memory) "
+              "Slack port and journal its delivery." %
               ("fsync on, as in production" if ac.get("sync") else "fsync off (store_options.sync = false), so the "
                "actors, not the disk, are measured", fmt(f.get("request_body_bytes")), fmt(f.get("reply_body_bytes"))))
     md.append("")
     ns = sorted(int(k[len("actors_n"):]) for k in f if k.startswith("actors_n"))
-    table(["posting threads (fan-in)", "backline messages/s", "CAF ping-pong messages/s", "backline / ping-pong",
+    table(["posting threads (fan-in)", "backline posts/s", "CAF ping-pong round trips/s", "backline / ping-pong",
            "backline p99 ms"],
           [[str(n), fmt(f.get("actors_n%d" % n)), fmt(f.get("pingpong_n%d" % n)), fmt(f.get("ratio_n%d" % n), 3),
             fmt(f.get("p99_ms_n%d" % n), 2)] for n in ns])
@@ -235,7 +237,7 @@ if ac:
         md.append("With fsync on at %d posting threads: %s messages/s." % (n, fmt(f.get("actors_synced_n%d" % n))))
     caption("actors")
     plot("actors.svg", "Thread-message posts through the actors vs bare CAF ping-pong", "posting threads",
-         "messages/s", [("CAF ping-pong (ceiling)", [(n, f.get("pingpong_n%d" % n)) for n in ns]),
+         "round trips/s", [("CAF ping-pong (ceiling)", [(n, f.get("pingpong_n%d" % n)) for n in ns]),
                         ("directory → chat → thread → journal", [(n, f.get("actors_n%d" % n)) for n in ns])],
          ["actors"], logy=True)
 

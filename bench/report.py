@@ -105,9 +105,15 @@ def plot(svg, title, xlabel, ylabel, series, benches, logx=True, logy=False, sty
     script = svg.replace(".svg", ".gp")
     with open(os.path.join(out, script), "w") as f:
         f.write("\n".join(gp) + "\n")
-    r = subprocess.run(["gnuplot", script], cwd=out, capture_output=True, text=True)
+    try:
+        r = subprocess.run(["gnuplot", script], cwd=out, capture_output=True, text=True)
+    except FileNotFoundError:
+        md.append("(no plot %s: gnuplot is not installed; its data and script are %s and %s)" % (svg, dat, script))
+        md.append("")
+        return
     if r.returncode != 0:
         md.append("(plot %s failed: %s)" % (svg, r.stderr.strip()))
+        md.append("")
         return
     md.append("![%s](%s)" % (title, svg))
     md.append("")

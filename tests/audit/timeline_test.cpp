@@ -251,3 +251,13 @@ TEST_CASE("replay of an altered log stops at the altered event and names it", "[
   CHECK(cut.error().code() == errc::corrupt);
   CHECK_THAT(cut.error().message(), Catch::Contains("s|thread-" + run.thread_id));
 }
+
+TEST_CASE("progress_line: bar, share done, rate and time left", "[audit]") {
+  CHECK(progress_line("verify", 500, 1000, 2.0)
+        == "verify [############............]  50%  500/1000 events  250 events/s  0m02s left");
+  CHECK(progress_line("verify", 3000000, 10000000, 10.0)
+        == "verify [#######.................]  30%  3000000/10000000 events  300k events/s  0m23s left");
+  CHECK(progress_line("verify", 10, 10, 1.0) == "verify [########################] 100%  10/10 events  10 events/s");
+  // Nothing known yet: no rate, no time left, no division by zero.
+  CHECK(progress_line("replay", 0, 0, 0.0) == "replay [........................]   0%  0/0 events  0 events/s");
+}

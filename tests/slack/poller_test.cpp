@@ -130,7 +130,7 @@ TEST_CASE("poller: a done thread is no longer polled, an open one still is", "[s
   int status = 0;
   f.call("POST", "/api/v1/threads/" + done_id + "/done", agent, json::object{}, &status);
   REQUIRE(status == 200);
-  std::this_thread::sleep_for(100ms);  // a poll already under way may end
+  std::this_thread::sleep_for(400ms);  // a poll already under way may end (slowly under sanitizers)
   auto polled = [&](const std::string& ts) {
     auto calls = f.fake.calls();
     return std::count_if(calls.begin(), calls.end(), [&](const slack::api_call& c) {

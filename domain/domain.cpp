@@ -244,28 +244,6 @@ thread_message* find_message(thread_state& t, const std::string& id) {
 
 } // namespace
 
-bool slack_ts_before(std::string_view a, std::string_view b) {
-  auto split = [](std::string_view ts) {
-    auto dot = ts.find('.');
-    auto sec = ts.substr(0, dot);
-    auto frac = dot == std::string_view::npos ? std::string_view{} : ts.substr(dot + 1);
-    while (sec.size() > 1 && sec.front() == '0')
-      sec.remove_prefix(1);
-    return std::make_pair(sec, frac);
-  };
-  auto [as, af] = split(a);
-  auto [bs, bf] = split(b);
-  if (as.size() != bs.size())
-    return as.size() < bs.size();
-  if (as != bs)
-    return as < bs;
-  std::string fa(af), fb(bf);  // ".0002" == ".000200"
-  auto n = std::max(fa.size(), fb.size());
-  fa.resize(n, '0');
-  fb.resize(n, '0');
-  return fa < fb;
-}
-
 std::string thread_id_of(std::string_view chat_id, size_t n) {
   return std::string(chat_id) + ".t" + std::to_string(n);
 }

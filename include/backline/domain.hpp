@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -141,8 +142,30 @@ struct thread_state {
 };
 
 /// Slack ts order ("1712345678.000200"): seconds and fraction each compared
-/// as decimal numbers, never as floats or plain strings.
-bool slack_ts_before(std::string_view a, std::string_view b);
+/// as decimal numbers, never as floats or plain strings. (Inline: the Slack
+/// code and its fuzzers use it without the rest of the domain.)
+inline bool slack_ts_before(std::string_view a, std::string_view b) {
+  auto split = [](std::string_view ts) {
+    auto dot = ts.find('.');
+    auto sec = ts.substr(0, dot);
+    auto frac = dot == std::string_view::npos ? std::string_view{} : ts.substr(dot + 1);
+    while (sec.size() > 1 && sec.front() == '0')
+      sec.remove_prefix(1);
+    return std::make_pair(sec, frac);
+  };
+  auto [as, af] = split(a);
+  auto [bs, bf] = split(b);
+  if (as.size() != bs.size())
+    return as.size() < bs.size();
+  if (as != bs)
+    return as < bs;
+  std::string fa(af), fb(bf);  // ".0002" == ".000200"
+  auto n = std::max(fa.size(), fb.size());
+  fa.resize(n, '0');
+  fb.resize(n, '0');
+  return fa < fb;
+}
+
 
 /// Thread ids are "<chat id>.t<n>": the chat owns the thread.
 std::string thread_id_of(std::string_view chat_id, size_t n);

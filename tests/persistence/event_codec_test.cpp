@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <random>
+#include <string_view>
 
 #include "backline/event_store.hpp"
 
@@ -60,6 +61,8 @@ TEST_CASE("decode_event: the canonical form round-trips exactly, escapes and all
 TEST_CASE("decode_event: the direct reading and the general parser agree on damaged bytes", "[persistence]") {
   const auto bytes = encode_event(sample_record());
   std::mt19937 rng(20261125);
+  constexpr std::string_view replacements = "\"\\{}:,0-u\x80\xff\n ";
+  constexpr std::string_view insertions = "\"\\0 9\xc3";
   int agreed_ok = 0, agreed_corrupt = 0;
   for (int i = 0; i < 20000; ++i) {
     auto damaged = bytes;
@@ -71,10 +74,11 @@ TEST_CASE("decode_event: the direct reading and the general parser agree on dama
         damaged.resize(rng() % damaged.size());
         break;
       case 2:  // a byte replaced by an interesting one
-        damaged[rng() % damaged.size()] = "\"\\{}:,0-u\x80\xff\n "[rng() % 15];
+        damaged[rng() % damaged.size()] = replacements[rng() % replacements.size()];
         break;
       default:  // a byte inserted
-        damaged.insert(damaged.begin() + static_cast<long>(rng() % damaged.size()), "\"\\0 9\xc3"[rng() % 6]);
+        damaged.insert(damaged.begin() + static_cast<long>(rng() % damaged.size()),
+                       insertions[rng() % insertions.size()]);
         break;
     }
     auto direct = decode_event(damaged);

@@ -1583,7 +1583,10 @@ struct fake_slack::impl {
       }
       auto first = ev_queue.begin();
       if (first->first > steady::now()) {
-        ev_cv.wait_until(lk, first->first);
+        // A copy: wait_until reads its deadline after waking, and stop() may
+        // have freed the queue's node by then.
+        const auto due = first->first;
+        ev_cv.wait_until(lk, due);
         continue;
       }
       pending_event p = std::move(first->second);

@@ -1,7 +1,6 @@
 #include "backline/domain.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <iterator>
 #include <cstdio>
@@ -37,26 +36,6 @@ std::string now_rfc3339() {
   char buf[64];  // room for any year the compiler can imagine
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-  return buf;
-}
-
-std::string rfc3339_of_slack_ts(std::string_view ts) {
-  auto dot = ts.find('.');
-  auto sec = ts.substr(0, dot);
-  long long seconds = 0;
-  auto [end, ec] = std::from_chars(sec.data(), sec.data() + sec.size(), seconds);
-  if (ec != std::errc{} || end != sec.data() + sec.size() || seconds < 0 || seconds > 253402300799)  // 9999-12-31
-    return "";
-  int ms = 0;
-  if (dot != std::string_view::npos)
-    for (size_t i = 1; i <= 3; ++i)
-      ms = ms * 10 + (dot + i < ts.size() && ts[dot + i] >= '0' && ts[dot + i] <= '9' ? ts[dot + i] - '0' : 0);
-  const auto secs = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
   return buf;
 }
 
@@ -303,17 +282,19 @@ void apply_thread_event(thread_state& t, const event_record& e) {
     m.slack_ts = str(p, "slack_ts");
     m.late = t.done;
     // In Slack's order: a reply that arrives after a newer one (events out of
-    // order, the poller finding what an event missed) goes before it, and
-    // before the agent's messages not in Slack (pending or failed) that were
-    // written after it.
-    const auto written = rfc3339_of_slack_ts(m.slack_ts);
-    auto is_after = [&](const thread_message& other) {
-      return other.slack_ts.empty() ? !written.empty() && written < other.created_at
-                                    : slack_ts_before(m.slack_ts, other.slack_ts);
-    };
+    // order, the poller finding what an event missed) goes before it. The
+    // agent's messages not in Slack (pending, failed) have no ts to compare:
+    // they keep their places and are stepped over, never ordered against
+    // Slack's clock.
     auto at = t.messages.end();
-    while (at != t.messages.begin() && is_after(*std::prev(at)))
-      --at;
+    for (auto it = t.messages.end(); it != t.messages.begin();) {
+      --it;
+      if (it->slack_ts.empty())
+        continue;
+      if (!slack_ts_before(m.slack_ts, it->slack_ts))
+        break;
+      at = it;
+    }
     t.messages.insert(at, std::move(m));
     t.unread += 1;
   } else if (e.type == "slack_delivered") {

@@ -167,11 +167,6 @@ inline bool slack_ts_before(std::string_view a, std::string_view b) {
 }
 
 
-/// When a Slack ts happened, as the log's RFC 3339 stamps say it
-/// ("1712345678.000200" → "2024-04-05T19:34:38.000Z"), so the two compare as
-/// strings; "" when the ts is not one.
-std::string rfc3339_of_slack_ts(std::string_view ts);
-
 /// Thread ids are "<chat id>.t<n>": the chat owns the thread.
 std::string thread_id_of(std::string_view chat_id, size_t n);
 /// The chat a thread id belongs to ("" when it is not a thread id).

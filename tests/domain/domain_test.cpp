@@ -94,10 +94,7 @@ TEST_CASE("Slack replies stand in Slack's ts order, whatever order they arrive i
   CHECK(t.unread == 3);
 }
 
-TEST_CASE("a late Slack reply also goes before agent messages not in Slack that were written after it") {
-  CHECK(rfc3339_of_slack_ts("1712345678.000200") == "2024-04-05T19:34:38.000Z");
-  CHECK(rfc3339_of_slack_ts("1712345678.987654") == "2024-04-05T19:34:38.987Z");
-  CHECK(rfc3339_of_slack_ts("x.1").empty());
+TEST_CASE("a late Slack reply steps over agent messages not in Slack to find its place among the replies") {
   auto ev = [](std::string type, std::string payload, std::string time) {
     event_record e;
     e.type = std::move(type);
@@ -108,17 +105,20 @@ TEST_CASE("a late Slack reply also goes before agent messages not in Slack that 
   thread_state t;
   apply_thread_event(t, ev("thread_created", R"({"id":"ch-1.t1","chat_id":"ch-1","channel_id":"C1","text":"q","message_id":"m1"})", "2024-04-05T19:34:00.000Z"));
   apply_thread_event(t, ev("slack_delivered", R"({"message_id":"m1","slack_ts":"1712345640.000100"})", "2024-04-05T19:34:00.500Z"));
-  // Replies at :10 and :30 seconds; the agent writes at :20 (failed) and :40 (still pending).
+  // Replies at :10, :30 and :50; the agent writes a failed and a pending message between.
   apply_thread_event(t, ev("slack_reply_received", R"({"id":"r1","text":"first","slack_ts":"1712345650.000100"})", "2024-04-05T19:34:10.100Z"));
   apply_thread_event(t, ev("thread_message_sent", R"({"id":"a1","text":"mine"})", "2024-04-05T19:34:20.000Z"));
   apply_thread_event(t, ev("slack_delivery_failed", R"({"message_id":"a1","reason":"is_archived"})", "2024-04-05T19:34:20.100Z"));
   apply_thread_event(t, ev("thread_message_sent", R"({"id":"a2","text":"later"})", "2024-04-05T19:34:40.000Z"));
-  // The :30 reply arrives last (the poller found it): after a1, before a2.
-  apply_thread_event(t, ev("slack_reply_received", R"({"id":"r2","text":"second","slack_ts":"1712345670.000100"})", "2024-04-05T19:34:50.000Z"));
+  apply_thread_event(t, ev("slack_reply_received", R"({"id":"r3","text":"third","slack_ts":"1712345690.000100"})", "2024-04-05T19:34:50.000Z"));
+  // The :30 reply arrives last (the poller found it): between r1 and r3, the agent's messages kept in place.
+  apply_thread_event(t, ev("slack_reply_received", R"({"id":"r2","text":"second","slack_ts":"1712345670.000100"})", "2024-04-05T19:34:55.000Z"));
+  // One older than all: right after the parent.
+  apply_thread_event(t, ev("slack_reply_received", R"({"id":"r0","text":"zeroth","slack_ts":"1712345641.000100"})", "2024-04-05T19:34:56.000Z"));
   std::vector<std::string> order;
   for (const auto& m : t.messages)
     order.push_back(m.id);
-  CHECK(order == std::vector<std::string>{"m1", "r1", "a1", "r2", "a2"});
+  CHECK(order == std::vector<std::string>{"m1", "r0", "r1", "a1", "a2", "r2", "r3"});
 }
 
 TEST_CASE("the opening Slack message carries chat details, the agent and the query") {

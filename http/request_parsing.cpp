@@ -32,6 +32,18 @@ bool all_numbers_finite(const json::value& v) {
   }
 }
 
+/// How many values (objects, arrays, strings, numbers…) a JSON value holds, itself included.
+size_t values_in(const json::value& v) {
+  size_t n = 1;
+  if (v.is_array())
+    for (const auto& x : v.get_array())
+      n += values_in(x);
+  else if (v.is_object())
+    for (const auto& kv : v.get_object())
+      n += values_in(kv.value());
+  return n;
+}
+
 } // namespace
 
 parsed<json::object> parse_json_object(std::string_view body) {
@@ -44,6 +56,9 @@ parsed<json::object> parse_json_object(std::string_view body) {
                        ec ? "the body is not valid JSON (" + ec.message() + ")" : "the body must be a JSON object");
   if (!all_numbers_finite(v))
     return error_reply(400, "invalid_json", "the body holds a number too large for a double");
+  if (values_in(v) > max_json_values)
+    return error_reply(400, "too_many_fields",
+                       "the body holds more than " + std::to_string(max_json_values) + " JSON values");
   return std::move(v.as_object());
 }
 
@@ -158,6 +173,12 @@ parsed<sandbox_reply_request> sandbox_reply_of(std::string_view raw) {
 }
 
 parsed<multipart_form> multipart_form_of(const httplib::MultipartFormDataMap& parts, size_t max_file_bytes) {
+  if (parts.size() > max_form_parts)
+    return error_reply(400, "too_many_fields",
+                       "the form has more than " + std::to_string(max_form_parts) + " parts");
+  if (parts.count("files") > max_files_per_message)
+    return error_reply(400, "too_many_files",
+                       "a message carries at most " + std::to_string(max_files_per_message) + " files");
   multipart_form form;
   for (const char* field : {"text", "channel_id"})
     if (auto p = parts.find(field); p != parts.end())

@@ -44,7 +44,13 @@ private:
 /// so what the front accepts the actors can parse again.
 inline constexpr size_t max_json_depth = 32;
 
-/// The request body as a JSON object; 400 invalid_json otherwise.
+/// A body holding more JSON values than this (every key's value, array
+/// element and the object itself) is refused (400 too_many_fields): no
+/// request of the API needs a hundredth of it, and a body of a million tiny
+/// values costs far more memory and time than its bytes suggest.
+inline constexpr size_t max_json_values = 10000;
+
+/// The request body as a JSON object; 400 invalid_json (or too_many_fields) otherwise.
 parsed<boost::json::object> parse_json_object(std::string_view body);
 
 /// A 400 invalid_field naming the first of `names` that is not a non-empty string; nothing when all are.
@@ -87,9 +93,16 @@ struct sandbox_reply_request {
 };
 parsed<sandbox_reply_request> sandbox_reply_of(std::string_view raw);
 
+/// Slack shows at most 10 files on one message (files.completeUploadExternal
+/// shares up to 10 at once): a message with more is refused (400 too_many_files).
+inline constexpr size_t max_files_per_message = 10;
+/// A form with more parts than this is refused (400 too_many_fields).
+inline constexpr size_t max_form_parts = 32;
+
 /// A multipart thread message or thread creation: the form fields `text`
 /// and `channel_id` (the first of each), and every part named `files`, each
-/// at most max_file_bytes (else 413 file_too_large).
+/// at most max_file_bytes (else 413 file_too_large); at most
+/// max_files_per_message files and max_form_parts parts.
 struct multipart_form {
   boost::json::object fields;
   std::vector<const httplib::MultipartFormData*> files;  // into the parts given

@@ -34,6 +34,24 @@ TEST_CASE("request bodies: JSON objects only, nested at most 32 deep") {
   CHECK_FALSE(parse_json_object("{\"a\":" + nested(32) + "}"));
 }
 
+TEST_CASE("request bodies: at most 10000 JSON values") {
+  auto body_of = [](size_t values) {  // the object, then values - 1 keys
+    std::string b = "{";
+    for (size_t i = 1; i < values; ++i)
+      b += (i > 1 ? ",\"k" : "\"k") + std::to_string(i) + "\":0";
+    return b + "}";
+  };
+  CHECK(parse_json_object(body_of(max_json_values)));
+  auto r = parse_json_object(body_of(max_json_values + 1));
+  REQUIRE_FALSE(r);
+  CHECK(r.refusal().status == 400);
+  CHECK(code_of(r.refusal()) == "too_many_fields");
+  std::string array = "{\"a\":[0";  // the object, the array and 10000 numbers
+  for (int i = 1; i < 10000; ++i)
+    array += ",0";
+  CHECK_FALSE(parse_json_object(array + "]}"));
+}
+
 // Found by fuzz/api_request: 1e999 parsed as infinity, was written on as
 // "Infinity" (not JSON), and the actor that parsed the body again saw none.
 TEST_CASE("request bodies: numbers past a double's range are refused") {
@@ -125,4 +143,23 @@ TEST_CASE("multipart forms: text fields and files, each file within the limit") 
   REQUIRE_FALSE(big);
   CHECK(big.refusal().status == 413);
   CHECK(big.refusal().body.find("file b.bin is larger than 7 bytes") != std::string::npos);
+}
+
+TEST_CASE("multipart forms: at most 10 files and 32 parts") {
+  httplib::MultipartFormDataMap parts;
+  parts.emplace("text", httplib::MultipartFormData{"text", "hello", "", ""});
+  for (int i = 0; i < 10; ++i)
+    parts.emplace("files", httplib::MultipartFormData{"files", "x", "f" + std::to_string(i) + ".txt", "text/plain"});
+  REQUIRE(multipart_form_of(parts, 8));
+  parts.emplace("files", httplib::MultipartFormData{"files", "x", "f10.txt", "text/plain"});
+  auto eleven = multipart_form_of(parts, 8);
+  REQUIRE_FALSE(eleven);
+  CHECK(eleven.refusal().status == 400);
+  CHECK(code_of(eleven.refusal()) == "too_many_files");
+  httplib::MultipartFormDataMap fields;
+  for (int i = 0; i < 33; ++i)
+    fields.emplace("x" + std::to_string(i), httplib::MultipartFormData{"x", "y", "", ""});
+  auto many = multipart_form_of(fields, 8);
+  REQUIRE_FALSE(many);
+  CHECK(code_of(many.refusal()) == "too_many_fields");
 }

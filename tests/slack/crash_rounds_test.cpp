@@ -23,6 +23,7 @@
 #include <set>
 #include <thread>
 
+#include "support/env.hpp"
 #include "support/killable_backline.hpp"
 
 namespace json = boost::json;
@@ -31,11 +32,6 @@ using namespace backline::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : fallback;
-}
 
 // What the clients were told (2xx), and what they sent without an answer.
 struct ledger {

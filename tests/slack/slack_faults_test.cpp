@@ -23,6 +23,7 @@
 #include <random>
 #include <thread>
 
+#include "support/env.hpp"
 #include "support/killable_backline.hpp"
 
 namespace json = boost::json;
@@ -31,11 +32,6 @@ using namespace backline::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v ? std::atoi(v) : fallback;
-}
 
 const std::vector<std::string>& methods_used() {
   static const std::vector<std::string> m{
@@ -71,6 +67,23 @@ httplib::Result post_message(int port, const std::string& token, const std::stri
                                        {"files", "bytes of " + text, text + ".txt", "text/plain"}};
   return cli.Post(path.c_str(), h, form);
 }
+
+// Texts expected in one thread, in order, against what arrived there.
+struct tally {
+  size_t expected = 0, lost = 0, doubled = 0, threads_misordered = 0;
+  void add(const std::vector<std::string>& want, const std::vector<std::string>& got) {
+    expected += want.size();
+    std::map<std::string, size_t> count;
+    for (const auto& text : got)
+      ++count[text];
+    for (const auto& text : want) {
+      lost += count[text] == 0 ? 1 : 0;
+      doubled += count[text] > 1 ? 1 : 0;
+    }
+    threads_misordered += got != want ? 1 : 0;
+    CHECK(got == want);
+  }
+};
 
 json::array messages_of(killable_backline& b, const std::string& admin, const std::string& thread) {
   auto v = b.call("GET", "/api/v1/threads/" + thread + "/messages", admin);  // admins read without clearing
@@ -243,46 +256,23 @@ TEST_CASE("Slack faults on every method and event neither lose nor double nor re
   CHECK(ok);
 
   // Outbound: once each, in each thread's order, in Slack (the parent aside).
-  size_t outbound = 0, out_lost = 0, out_doubled = 0, out_misordered = 0;
+  tally out, in;
   for (const auto& t : threads) {
     std::vector<std::string> in_slack;
     for (const auto& m : fake.thread(t.channel, t.parent_ts))
       if (m.contains("bot_id") && m.at("ts") != json::value(t.parent_ts))
         in_slack.push_back(std::string(m.at("text").as_string()));
-    const auto& expected = book.acked[t.id];
-    outbound += expected.size();
-    std::map<std::string, size_t> count;
-    for (const auto& text : in_slack)
-      ++count[text];
-    for (const auto& text : expected) {
-      out_lost += count[text] == 0 ? 1 : 0;
-      out_doubled += count[text] > 1 ? 1 : 0;
-    }
-    INFO("thread " << t.id << " in " << t.channel);
-    CHECK(in_slack.size() == expected.size());
-    if (in_slack != expected)
-      ++out_misordered;
-    CHECK(in_slack == expected);
+    INFO("outbound, thread " << t.id << " in " << t.channel);
+    out.add(book.acked[t.id], in_slack);
   }
   // Inbound: once each, in Slack's order.
-  size_t inbound = 0, in_lost = 0, in_doubled = 0, in_misordered = 0;
   for (const auto& t : threads) {
     std::vector<std::string> in_inbox;
     for (const auto& m : messages_of(b, admin, t.id))
       if (m.at("direction") == "from_slack")
         in_inbox.push_back(std::string(m.at("text").as_string()));
-    const auto& expected = book.replies[t.id];
-    inbound += expected.size();
-    std::map<std::string, size_t> count;
-    for (const auto& text : in_inbox)
-      ++count[text];
-    for (const auto& text : expected) {
-      in_lost += count[text] == 0 ? 1 : 0;
-      in_doubled += count[text] > 1 ? 1 : 0;
-    }
-    if (in_inbox != expected)
-      ++in_misordered;
-    CHECK(in_inbox == expected);
+    INFO("inbound, thread " << t.id << " in " << t.channel);
+    in.add(book.replies[t.id], in_inbox);
   }
   // The archived channel: each message either reached Slack once (before the
   // archive) or failed with Slack's reason; nothing after a failure got through.
@@ -350,19 +340,19 @@ TEST_CASE("Slack faults on every method and event neither lose nor double nor re
       found_by_poll = r->body.substr(at + name.size(), r->body.find('\n', at + 1) - at - name.size());
   }
   std::cout << "slack faults: " << seconds << " s, " << faults << " faults injected on " << faults_by_method.size()
-            << " methods, channel archived, token revoked, events doubled/late/lost; outbound " << outbound
-            << " acknowledged (" << book.files << " with files, " << book.refused << " refused): lost " << out_lost
-            << ", duplicated " << out_doubled << ", threads out of order " << out_misordered << "; inbound "
-            << inbound << " replies: lost " << in_lost << ", duplicated " << in_doubled
-            << ", threads out of order " << in_misordered << "; archived channel: " << archived_failed
+            << " methods, channel archived, token revoked, events doubled/late/lost; outbound " << out.expected
+            << " acknowledged (" << book.files << " with files, " << book.refused << " refused): lost " << out.lost
+            << ", duplicated " << out.doubled << ", threads out of order " << out.threads_misordered << "; inbound "
+            << in.expected << " replies: lost " << in.lost << ", duplicated " << in.doubled
+            << ", threads out of order " << in.threads_misordered << "; archived channel: " << archived_failed
             << " failed with the reason; events delivered twice " << delivered_twice << ", replies found by the poller "
             << found_by_poll << "; settled " << settle_s << " s after the faults stopped" << std::endl;
-  CHECK(out_lost == 0);
-  CHECK(out_doubled == 0);
-  CHECK(in_lost == 0);
-  CHECK(in_doubled == 0);
-  CHECK(outbound > 20);
-  CHECK(inbound > 20);
+  CHECK(out.lost == 0);
+  CHECK(out.doubled == 0);
+  CHECK(in.lost == 0);
+  CHECK(in.doubled == 0);
+  CHECK(out.expected > 20);
+  CHECK(in.expected > 20);
   b.proc->signal(SIGTERM);
   CHECK(b.proc->wait(20s) == 0);
   fake.stop();

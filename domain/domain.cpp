@@ -235,10 +235,12 @@ thread_message outbound_message(std::string id, std::string text, std::string au
   return m;
 }
 
+// From the newest: the message a delivery names is nearly always among the
+// last few, and a long thread would otherwise cost a scan of all of it per post.
 thread_message* find_message(thread_state& t, const std::string& id) {
-  for (auto& m : t.messages)
-    if (m.id == id)
-      return &m;
+  for (auto m = t.messages.rbegin(); m != t.messages.rend(); ++m)
+    if (m->id == id)
+      return &*m;
   return nullptr;
 }
 

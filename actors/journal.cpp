@@ -82,7 +82,6 @@ struct journal_state {
   std::chrono::steady_clock::time_point down_since;
   std::chrono::milliseconds resume_delay{0};
   bool resume_timer = false;  // a delayed flush is on its way
-  std::chrono::steady_clock::time_point next_resume_at;
   bool write_after_sync = false;  // a write waits for the sync under way (low on space)
   uint64_t refused_while_down = 0;
 };
@@ -126,7 +125,6 @@ void arm_resume_timer(journal_pointer self) {
   if (st.resume_timer)
     return;
   st.resume_timer = true;
-  st.next_resume_at = std::chrono::steady_clock::now() + st.resume_delay;
   self->delayed_send(self, st.resume_delay, atoms::flush::value);
 }
 
@@ -382,7 +380,10 @@ journal_actor::behavior_type journal_behavior(journal_pointer self,
     },
     [self](atoms::flush) {
       auto& st = self->state;
-      if (st.down && std::chrono::steady_clock::now() >= st.next_resume_at) {
+      // While down, appends are refused without scheduling a flush: a flush
+      // then is the resume timer's (or the one an append scheduled before
+      // the failure, which flush_scheduled still marks).
+      if (st.down && !st.flush_scheduled) {
         st.resume_timer = false;
         try_resume(self);
       }

@@ -47,7 +47,7 @@ struct journal_options {
   std::chrono::milliseconds resume_max{2000};
   // Where the journal reports storage episodes (one line when writes stop,
   // one when they resume); nothing when empty.
-  std::function<void(const std::string&)> log;
+  std::function<void(const std::string&)> log = {};
 };
 
 namespace journal {

@@ -9,9 +9,6 @@
 // Mounting needs root (CI runs as root); elsewhere the full-disk test says so
 // and skips.
 
-#include <sys/mount.h>
-#include <sys/stat.h>
-
 #include <boost/json.hpp>
 #include <httplib.h>
 #include <rocksdb/db.h>
@@ -30,6 +27,7 @@
 
 #include "backline/server.hpp"
 #include "support/process.hpp"
+#include "support/small_tmpfs.hpp"
 #include "support/temp_dir.hpp"
 
 namespace json = boost::json;
@@ -89,42 +87,6 @@ struct api {
     return answer_of(cli.Post(path.c_str(), {{"Authorization", "Bearer " + token}}, items));
   }
 };
-
-/// A tmpfs of `size` mounted at a fresh directory, unmounted when done.
-class small_tmpfs {
-public:
-  small_tmpfs(const std::string& where, const std::string& size) : path_(where) {
-    fs::create_directories(path_);
-    if (::mount("tmpfs", path_.c_str(), "tmpfs", 0, ("size=" + size).c_str()) != 0)
-      error_ = std::strerror(errno);
-    else
-      mounted_ = true;
-  }
-  ~small_tmpfs() {
-    if (mounted_)
-      ::umount2(path_.c_str(), MNT_DETACH);
-  }
-  bool mounted() const { return mounted_; }
-  const std::string& error() const { return error_; }
-  const std::string& path() const { return path_; }
-
-private:
-  std::string path_, error_;
-  bool mounted_ = false;
-};
-
-/// Writes zeros to `file` until the file system is full; returns the bytes written.
-size_t fill_up(const std::string& file) {
-  std::FILE* f = std::fopen(file.c_str(), "wb");
-  REQUIRE(f != nullptr);
-  std::setvbuf(f, nullptr, _IONBF, 0);
-  std::string chunk(4096, '\0');
-  size_t written = 0;
-  while (std::fwrite(chunk.data(), 1, chunk.size(), f) == chunk.size())
-    written += chunk.size();
-  std::fclose(f);
-  return written;
-}
 
 size_t count_of(const std::string& text, const std::string& what) {
   size_t n = 0;
@@ -198,8 +160,7 @@ TEST_CASE("a full disk: writes answer 503 storage_full, nothing refused is store
 
   // The disk nearly full: a filler file takes all but what the writes below use up.
   const std::string filler = disk.path() + "/filler";
-  fill_up(filler);
-  fs::resize_file(filler, fs::file_size(filler) - 512 * 1024);  // about 512 KiB left
+  disk.fill_leaving(filler, 512 * 1024);
   std::set<std::string> acknowledged, refused;
   std::set<std::string> acknowledged_files;
   const std::string padding(8 * 1024, 'x');

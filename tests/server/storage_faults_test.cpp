@@ -369,6 +369,18 @@ TEST_CASE("a damaged database: backline serve refuses to start, says what is wro
        overwrite(first_file(log_dir, "", ".sst"), 100, std::string(32, '\x5a'));
      },
      "Corruption", true},
+    {"a table file missing",
+     [](const std::string& log_dir) {
+       {
+         rocksdb::DB* raw = nullptr;
+         REQUIRE(rocksdb::DB::Open(rocksdb::Options(), log_dir, &raw).ok());
+         std::unique_ptr<rocksdb::DB> db(raw);
+         REQUIRE(db->Flush(rocksdb::FlushOptions()).ok());
+         REQUIRE(db->Close().ok());
+       }
+       fs::remove(first_file(log_dir, "", ".sst"));
+     },
+     "No such file or directory", false},
   };
   for (const auto& d : damages) {
     DYNAMIC_SECTION(d.what) {

@@ -221,6 +221,7 @@ TEST_CASE("a full disk: writes answer 503 storage_full, nothing refused is store
 
   // Space freed: writes are accepted again, without a restart.
   fs::remove(filler);
+  const auto freed_at = std::chrono::steady_clock::now();
   answer after;
   for (auto end = std::chrono::steady_clock::now() + 20s; std::chrono::steady_clock::now() < end;) {
     after = a.post(messages_path, agent, {{"text", "after the disk was freed"}});
@@ -229,6 +230,8 @@ TEST_CASE("a full disk: writes answer 503 storage_full, nothing refused is store
     std::this_thread::sleep_for(100ms);
   }
   REQUIRE(after.status == 201);
+  const auto resumed_ms =
+    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - freed_at).count();
   acknowledged.insert("after the disk was freed");
   CHECK(new_chat("cust-after").status == 201);
   auto log = read_file(log_file);
@@ -241,14 +244,22 @@ TEST_CASE("a full disk: writes answer 503 storage_full, nothing refused is store
   std::map<std::string, int> seen;
   for (const auto& m : listed.body.at("messages").as_array())
     seen[std::string(m.at("text").as_string())] += 1;
+  size_t lost = 0, duplicated = 0, refused_but_stored = 0;
   for (const auto& text : acknowledged) {
     INFO(text.substr(0, 12));
     CHECK(seen[text] == 1);
+    lost += seen[text] == 0 ? 1 : 0;
+    duplicated += seen[text] > 1 ? 1 : 0;
   }
   for (const auto& text : refused) {
     INFO(text.substr(0, 12));
     CHECK(seen.count(text) == 0);
+    refused_but_stored += seen.count(text);
   }
+  std::cout << "full disk: " << acknowledged.size() << " acknowledged messages (" << acknowledged_files.size()
+            << " files), " << refused.size() << " messages and a chat and a thread refused with 503 storage_full; "
+            << "lost " << lost << ", duplicated " << duplicated << ", refused but stored " << refused_but_stored
+            << "; writes accepted again " << resumed_ms << " ms after space was freed, no restart\n";
   auto chats = a.get("/api/v1/chats?view=active", admin);
   REQUIRE(chats.status == 200);
   CHECK_THAT(json::serialize(chats.body), !Catch::Contains("cust-refused") && Catch::Contains("cust-after"));

@@ -343,7 +343,7 @@ std::map<std::string, std::string> snapshot_of(const std::string& dir, bool tabl
 
 } // namespace
 
-TEST_CASE("a damaged database: backline serve refuses to start, says what is wrong and what to run, changes nothing",
+TEST_CASE("a damaged database: backline serve refuses to start, says what is wrong and what to run, repairs nothing",
           "[storage]") {
   struct damage {
     const char* what;

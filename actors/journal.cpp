@@ -4,11 +4,40 @@
 // the actor a `flush` message, which lands behind every append already in
 // the mailbox. So one synced write takes everything that arrived while the
 // previous write was on disk: the busier the journal, the larger its batches.
+//
+// Storage failures (disk full, I/O errors). RocksDB, once a write fails,
+// refuses every write until DB::Resume() succeeds; the journal then refuses
+// appends at once (errc::no_space / io_error, 503 at the HTTP front) without
+// touching the store, reports the episode once through opts.log, and tries
+// resume() on a timer (a delayed `flush` to itself, backing off from
+// resume_first to resume_max). When resume succeeds (it flushes RocksDB's
+// memtable into a table file, so it needs free space) writes are accepted
+// again, without a restart.
+//
+// The rule for answers, so that the log never holds a refused write:
+// - a batch RocksDB refused (its Write failed) is answered as failed, and
+//   none of it is stored (a WriteBatch is atomic; RocksDB inserts nothing
+//   into its memtable when the WAL write fails);
+// - a batch RocksDB accepted is in its memtable and will be in the log: such
+//   a batch is never answered as failed because its WAL sync failed, or was
+//   not done because a later write failed. Its answers are held until the
+//   resume (whose flush writes the memtable into a synced table file) and a
+//   sync succeed, and then answered as durable. Only on shutdown with the
+//   store still failing is it answered as failed, saying it may or may not be
+//   stored (RocksDB decides at the next open).
+// So a 2xx is in the log, and a write the journal answered as failed is not.
+// A caller that gave up waiting (the HTTP deadline) may see its write in the
+// log later; a retry with the same Idempotency-Key gets the first answer.
 
 #include "backline/journal.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <deque>
+#include <optional>
+
+#include <sys/statvfs.h>
 
 namespace backline {
 namespace {
@@ -48,6 +77,13 @@ struct journal_state {
   bool sync_in_flight = false;
   reply_status last_write;  // ok, or the error of the last failed batch
   journal_stats stats;
+  // A storage failure episode: the failure, writes refused until resumed.
+  std::optional<reply_status> down;
+  std::chrono::steady_clock::time_point down_since;
+  std::chrono::milliseconds resume_delay{0};
+  bool resume_timer = false;  // a delayed flush is on its way
+  bool write_after_sync = false;  // a write waits for the sync under way (low on space)
+  uint64_t refused_while_down = 0;
 };
 
 using journal_pointer = journal_actor::stateful_pointer<journal_state>;
@@ -64,6 +100,88 @@ size_t bucket_of(uint64_t value, std::initializer_list<uint64_t> bounds) {
 
 bool is_storage_failure(errc code) {
   return code == errc::io_error || code == errc::no_space || code == errc::corrupt;
+}
+
+// Failures after which RocksDB refuses writes until resumed (and which may
+// pass: space freed, a device back).
+bool needs_resume(errc code) { return code == errc::io_error || code == errc::no_space; }
+
+void report(journal_pointer self, const std::string& line) {
+  if (self->state.opts.log)
+    self->state.opts.log(line);
+}
+
+// What a caller hears while writes are refused.
+reply_status refusal(const reply_status& failure) {
+  if (failure.code == errc::no_space)
+    return {errc::no_space, "writes are refused until space is freed on the disk of the event log ("
+                              + failure.message + ")"};
+  return {failure.code, "the event log cannot be written; writes are refused until the store recovers ("
+                          + failure.message + ")"};
+}
+
+void arm_resume_timer(journal_pointer self) {
+  auto& st = self->state;
+  if (st.resume_timer)
+    return;
+  st.resume_timer = true;
+  self->delayed_send(self, st.resume_delay, atoms::flush::value);
+}
+
+// Starts a storage failure episode (once: later failures of the same episode
+// say nothing more).
+void enter_down(journal_pointer self, const reply_status& failure) {
+  auto& st = self->state;
+  if (st.down)
+    return;
+  st.down = refusal(failure);
+  st.down_since = std::chrono::steady_clock::now();
+  st.resume_delay = st.opts.resume_first;
+  st.refused_while_down = 0;
+  st.last_write = *st.down;
+  const auto& dir = st.store->directory();
+  if (failure.code == errc::no_space)
+    report(self, "journal: disk full at " + dir + ": writes refused until space is freed (" + failure.message + ")");
+  else
+    report(self, "journal: the event log at " + dir + " failed: writes refused until it recovers ("
+                   + failure.message + ")");
+  arm_resume_timer(self);
+}
+
+void sync_written(journal_pointer self);
+
+constexpr uint64_t min_free_to_resume = 1u << 20;
+
+uint64_t free_bytes(const journal_state& st) {
+  struct statvfs fs {};
+  if (::statvfs(st.store->directory().c_str(), &fs) != 0)
+    return 0;
+  return static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+}
+
+// Tries to end a storage failure episode: resume the store, then sync.
+void try_resume(journal_pointer self) {
+  auto& st = self->state;
+  auto resumed = st.store->resume();
+  if (resumed)
+    resumed = st.store->sync();
+  // RocksDB resumes at once when it has nothing to flush, even on a full
+  // disk: writes are accepted again only once there is room for them, so an
+  // episode ends when space was freed, not at the next refused write.
+  if (!resumed || free_bytes(st) < min_free_to_resume) {
+    st.resume_delay = std::min(st.resume_delay * 2, st.opts.resume_max);
+    arm_resume_timer(self);
+    return;
+  }
+  auto seconds = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now()
+                                                                      - st.down_since).count() / 1000.0;
+  char took[32];
+  std::snprintf(took, sizeof took, "%.1f", seconds);
+  report(self, "journal: the event log at " + st.store->directory() + " is writable again after " + took
+                 + " s; " + std::to_string(st.refused_while_down) + " writes were refused meanwhile");
+  st.down.reset();
+  st.last_write = {};
+  sync_written(self);  // answers batches held since a failed sync
 }
 
 // Answers every caller of a batch now that its fate is known: a failed sync
@@ -87,18 +205,46 @@ void answer_batch(journal_pointer self, written_batch& batch, const reply_status
     storage_failed = storage_failed || is_storage_failure(failure.code);
     batch.promises[i].deliver(append_reply{failure, {}});
   }
-  self->state.last_write = storage_failed ? reply_status{errc::io_error, "the last journal write failed"}
-                                          : reply_status{};
+  if (!self->state.down)
+    self->state.last_write = storage_failed ? reply_status{errc::io_error, "the last journal write failed"}
+                                            : reply_status{};
 }
 
-void sync_written(journal_pointer self);
+// Answers every collected append with the refusal of a storage episode.
+void refuse_pending(journal_pointer self) {
+  auto& st = self->state;
+  for (auto& p : st.pending) {
+    st.stats.requests += 1;
+    st.stats.failed_requests += 1;
+    st.refused_while_down += 1;
+    p.promise.deliver(append_reply{*st.down, {}});
+  }
+  st.pending.clear();
+}
+
+// Below this much free space on the log's disk, the journal does not write
+// while a sync is under way: a write failing for want of space must not race
+// with a sync of the same write-ahead log file (RocksDB's writer, once a
+// write to it failed, must not be synced).
+constexpr uint64_t careful_below_free_bytes = 256u << 20;
+
+bool low_on_space(const journal_state& st) { return free_bytes(st) < careful_below_free_bytes; }
 
 // Writes what was collected (visible, not yet durable) and asks for a sync.
-void flush_pending(journal_pointer self) {
+// `now`: write even while a sync is under way (shutdown).
+void flush_pending(journal_pointer self, bool now = false) {
   auto& st = self->state;
   st.flush_scheduled = false;
+  if (st.down) {
+    refuse_pending(self);
+    return;
+  }
   if (st.pending.empty())
     return;
+  if (st.sync_in_flight && !now && low_on_space(st)) {
+    st.write_after_sync = true;  // the sync's answer writes them
+    return;
+  }
   written_batch batch;
   batch.id = st.next_batch_id++;
   batch.started = std::chrono::steady_clock::now();
@@ -122,6 +268,18 @@ void flush_pending(journal_pointer self) {
       s.events += event_counts[i];
   s.largest_batch = std::max<uint64_t>(s.largest_batch, batch.promises.size());
   s.batch_size_buckets[bucket_of(batch.promises.size(), {1, 4, 16, 64, 256})] += 1;
+  // A storage failure of the write itself: nothing of the batch is stored
+  // (its answers are those failures), and writes stop until resumed.
+  for (const auto& r : batch.results)
+    if (!r && needs_resume(r.error().code())) {
+      enter_down(self, reply_status::from(r.error()));
+      break;
+    }
+  if (std::none_of(batch.results.begin(), batch.results.end(), [](const auto& r) { return r.is_ok(); })) {
+    // Nothing of it was stored: its failures need no sync to be told.
+    answer_batch(self, batch, reply_status{});
+    return;
+  }
   st.unsynced.push_back(std::move(batch));
   sync_written(self);
 }
@@ -130,18 +288,34 @@ void flush_pending(journal_pointer self) {
 // answer starts the next).
 void sync_written(journal_pointer self) {
   auto& st = self->state;
-  if (st.sync_in_flight || st.unsynced.empty())
+  // While the store is down nothing is synced: RocksDB's write-ahead log
+  // writer must not be touched after a failed write until resume() has
+  // replaced it (an assertion in RocksDB's own checks otherwise).
+  if (st.sync_in_flight || st.unsynced.empty() || st.down)
     return;
   st.sync_in_flight = true;
   uint64_t upto = st.unsynced.back().id;
   self->request(st.syncer, caf::infinite, atoms::flush::value)
     .then([self, upto](const reply_status& result) {
       auto& st = self->state;
+      if (!result.ok() && needs_resume(result.code)) {
+        // What RocksDB accepted stays in its memtable: hold the answers
+        // until a sync or the resume makes it durable (see the top).
+        st.sync_in_flight = false;
+        st.write_after_sync = false;
+        enter_down(self, result);
+        refuse_pending(self);
+        return;
+      }
       while (!st.unsynced.empty() && st.unsynced.front().id <= upto) {
         answer_batch(self, st.unsynced.front(), result);
         st.unsynced.pop_front();
       }
       st.sync_in_flight = false;
+      if (st.write_after_sync) {
+        st.write_after_sync = false;
+        flush_pending(self);  // syncs what it writes
+      }
       sync_written(self);
     });
 }
@@ -159,10 +333,19 @@ journal_actor::behavior_type journal_behavior(journal_pointer self,
   self->set_exit_handler([self](const caf::exit_msg& msg) {
     auto& st = self->state;
     st.flush_scheduled = false;
-    if (!st.pending.empty()) {
-      flush_pending(self);
+    if (st.down && st.store->resume()) {
+      st.down.reset();
+      st.last_write = {};
     }
-    auto synced = reply_status::from(st.store->sync());
+    if (!st.pending.empty()) {
+      flush_pending(self, true);
+    }
+    // Down: what RocksDB accepted cannot be synced now (see sync_written);
+    // whether it survives is decided when the log is next opened.
+    auto synced = st.down ? reply_status{st.down->code, "the event log failed before this write was durable; "
+                                                        "it may or may not be stored ("
+                                                          + st.down->message + ")"}
+                          : reply_status::from(st.store->sync());
     for (auto& batch : st.unsynced)
       answer_batch(self, batch, synced);
     st.unsynced.clear();
@@ -171,6 +354,13 @@ journal_actor::behavior_type journal_behavior(journal_pointer self,
   return {
     [self](atoms::append, append_request& req) -> caf::result<append_reply> {
       auto& st = self->state;
+      if (st.down) {
+        // A storage failure episode: refused at once, nothing is written.
+        st.stats.requests += 1;
+        st.stats.failed_requests += 1;
+        st.refused_while_down += 1;
+        return append_reply{*st.down, {}};
+      }
       // A bounded queue: when the disk falls behind, callers hear "busy"
       // at once instead of waiting without bound.
       size_t waiting = st.pending.size();
@@ -188,7 +378,17 @@ journal_actor::behavior_type journal_behavior(journal_pointer self,
       }
       return promise;
     },
-    [self](atoms::flush) { flush_pending(self); },
+    [self](atoms::flush) {
+      auto& st = self->state;
+      // While down, appends are refused without scheduling a flush: a flush
+      // then is the resume timer's (or the one an append scheduled before
+      // the failure, which flush_scheduled still marks).
+      if (st.down && !st.flush_scheduled) {
+        st.resume_timer = false;
+        try_resume(self);
+      }
+      flush_pending(self);
+    },
     [self](atoms::read_strm, const std::string& stream, uint64_t from,
            uint64_t max) -> read_reply {
       auto r = self->state.store->read_stream(stream, from, max == 0 ? SIZE_MAX : max);

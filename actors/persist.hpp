@@ -36,6 +36,8 @@ inline api_reply storage_error(const reply_status& s) {
     return error_reply(400, "invalid_request", s.message);
   if (s.code == errc::busy)
     return error_reply(503, "overloaded", s.message);
+  if (s.code == errc::no_space)
+    return error_reply(503, "storage_full", "the disk is full, the change was not stored: " + s.message);
   return error_reply(503, "unavailable", "the event log could not store the change: " + s.message);
 }
 

@@ -69,16 +69,24 @@ void ask_and_write(const api_deps& d, httplib::Response& res, const Handle& dest
 }
 
 /// Stores a multipart form's files durably (before the command that names
-/// them) and lists them in the body; false when it answered an error.
+/// them) and lists them in the body; false when it answered an error (and
+/// removed the files it had stored).
 bool store_files(const api_deps& d, const multipart_form& form, const std::string& chat_id, json::object& body,
-                 httplib::Response& res) {
+                 std::vector<std::string>& stored, httplib::Response& res) {
   json::array files;
   for (const auto* part : form.files) {
     auto ref = d.files->put(part->filename, part->content_type, part->content, chat_id);
     if (!ref) {
-      write(res, error_reply(503, "unavailable", "cannot store the file: " + ref.error().message()));
+      for (const auto& id : stored)
+        d.files->remove(id);
+      stored.clear();
+      if (ref.error().code() == errc::no_space)
+        write(res, error_reply(503, "storage_full", "the disk is full: the file was not stored; " + ref.error().message()));
+      else
+        write(res, error_reply(503, "unavailable", "cannot store the file: " + ref.error().message()));
       return false;
     }
+    stored.push_back(ref->id);
     files.push_back(json::object{{"id", ref->id}, {"name", ref->name}, {"mimetype", ref->mimetype},
                                  {"size", ref->size}});
   }
@@ -101,6 +109,7 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
     } else {
       cmd.chat_id = req.matches[1];
     }
+    std::vector<std::string> stored_files;  // of this request, named by its command
     if (req.method == "POST" || req.method == "PUT") {
       cmd.idempotency_key = req.get_header_value("Idempotency-Key");
       if (replay_idempotent(d, *who, cmd.idempotency_key, res))
@@ -126,12 +135,19 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
         auto checked = checked_command_body(what, who->kind, std::move(*body), form ? form->files.size() : 0, is_agent);
         if (!checked)
           return write(res, checked.refusal());
-        if (form && !store_files(d, *form, cmd.chat_id, *checked, res))
+        if (form && !store_files(d, *form, cmd.chat_id, *checked, stored_files, res))
           return;
         cmd.body = json::serialize(*checked);
       }
     }
     ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
+    // A command refused for sure (4xx, or the log refused it: storage_full)
+    // names its files nowhere: they go. After a timeout it may yet be stored.
+    if (!stored_files.empty()
+        && ((res.status >= 400 && res.status < 500)
+            || (res.status == 503 && res.body.find("\"storage_full\"") != std::string::npos)))
+      for (const auto& id : stored_files)
+        d.files->remove(id);
   };
   std::string m = method;
   if (m == "GET")

@@ -217,6 +217,15 @@ result<std::unique_ptr<event_store>> event_store::open(const std::string& dir,
   const bool may_create = opts.create_if_missing && !opts.read_only;
   std::error_code ec;
   if (!fs::exists(fs::path(dir) / "CURRENT", ec)) {
+    // Without CURRENT RocksDB would create a new, empty database beside the
+    // old files (and later delete them as obsolete): refuse instead.
+    for (const auto& entry : fs::directory_iterator(dir, ec)) {
+      const auto name = entry.path().filename().string();
+      if (name.rfind("MANIFEST-", 0) == 0 || entry.path().extension() == ".sst"
+          || entry.path().extension() == ".log")
+        return status{errc::corrupt, "event store at " + dir + ": its CURRENT file is missing, but it holds "
+                                       "RocksDB files (" + name + "): the database is damaged"};
+    }
     if (!may_create)
       return status{errc::not_found,
                     "no event store at " + dir
@@ -245,6 +254,8 @@ result<std::unique_ptr<event_store>> event_store::open(const std::string& dir,
                                       + ec.message()};
     s = rocksdb::DB::OpenAsSecondary(options, dir, opts.secondary_dir, &raw);
   } else {
+    if (!opts.read_only)
+      options.info_log = make_tolerant_info_log(dir, options.max_log_file_size);
     s = opts.read_only ? rocksdb::DB::OpenForReadOnly(options, dir, &raw)
                        : rocksdb::DB::Open(options, dir, &raw);
   }
@@ -585,6 +596,8 @@ status event_store::sync() {
     return d.db_error(s, "sync the write-ahead log");
   return status::ok();
 }
+
+const std::string& event_store::directory() const { return impl_->dir; }
 
 status event_store::resume() {
   const auto& d = *impl_;

@@ -18,8 +18,10 @@ namespace {
 status write_durably(const std::string& dir, const std::string& name, std::string_view bytes) {
   auto tmp = dir + "/." + name + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0)
-    return {errc::io_error, "cannot create " + tmp + ": " + std::strerror(errno)};
+  if (fd < 0) {
+    auto err = errno;
+    return {err == ENOSPC ? errc::no_space : errc::io_error, "cannot create " + tmp + ": " + std::strerror(err)};
+  }
   size_t done = 0;
   while (done < bytes.size()) {
     auto n = ::write(fd, bytes.data() + done, bytes.size() - done);
@@ -32,10 +34,14 @@ status write_durably(const std::string& dir, const std::string& name, std::strin
     done += static_cast<size_t>(n);
   }
   bool synced = ::fsync(fd) == 0;
+  auto err = synced ? 0 : errno;
   ::close(fd);
   if (!synced || std::rename(tmp.c_str(), (dir + "/" + name).c_str()) != 0) {
+    if (synced)
+      err = errno;
     ::unlink(tmp.c_str());
-    return {errc::io_error, "cannot store " + name + " in " + dir};
+    return {err == ENOSPC ? errc::no_space : errc::io_error,
+            "cannot store " + name + " in " + dir + ": " + std::strerror(err)};
   }
   int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {
@@ -82,9 +88,18 @@ result<file_ref> file_store::put(std::string_view name, std::string_view mimetyp
     return s;
   auto meta = boost::json::serialize(boost::json::object{
     {"name", ref.name}, {"mimetype", ref.mimetype}, {"size", ref.size}, {"chat_id", chat_id}});
-  if (auto s = write_durably(dir_, ref.id + ".meta", meta); !s)
+  if (auto s = write_durably(dir_, ref.id + ".meta", meta); !s) {
+    remove(ref.id);  // no data file without its metadata
     return s;
+  }
   return ref;
+}
+
+void file_store::remove(std::string_view id) {
+  if (!valid_id(id))
+    return;
+  ::unlink((dir_ + "/" + std::string(id) + ".meta").c_str());
+  ::unlink((dir_ + "/" + std::string(id)).c_str());
 }
 
 result<stored_file> file_store::get(std::string_view id) const {

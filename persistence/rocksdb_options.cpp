@@ -1,7 +1,16 @@
 #include "persistence/rocksdb_options.hpp"
 
+#include <sys/time.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
+#include <mutex>
+
 #include <rocksdb/cache.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/slice_transform.h>
 #include <rocksdb/table.h>
 
@@ -33,7 +42,76 @@ public:
   }
 };
 
+// After a failed write for want of space RocksDB would start its own
+// recovery, which waits until the disk has a whole write buffer free
+// (128 MiB here) and meanwhile refuses DB::Resume() with Busy. The journal
+// resumes the store itself (actors/journal.cpp), as soon as a flush fits.
+class manual_recovery final : public rocksdb::EventListener {
+public:
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status, bool* auto_recovery) override {
+    *auto_recovery = false;
+  }
+};
+
+// Writes RocksDB's info lines as its own logger does (time, thread, text),
+// but a failed write is dropped instead of poisoning the file writer.
+class tolerant_info_log final : public rocksdb::Logger {
+public:
+  tolerant_info_log(std::string dir, size_t max_bytes)
+      : rocksdb::Logger(rocksdb::InfoLogLevel::INFO_LEVEL), path_(std::move(dir) + "/LOG"), max_bytes_(max_bytes) {
+    std::rename(path_.c_str(), (path_ + ".old").c_str());  // as RocksDB does at open
+    file_ = std::fopen(path_.c_str(), "a");
+  }
+  ~tolerant_info_log() override {
+    if (file_ != nullptr)
+      std::fclose(file_);
+  }
+  using rocksdb::Logger::Logv;
+  void Logv(const char* format, va_list ap) override {
+    char text[4096];
+    va_list copy;
+    va_copy(copy, ap);
+    std::vsnprintf(text, sizeof text, format, copy);
+    va_end(copy);
+    timeval now{};
+    gettimeofday(&now, nullptr);
+    std::tm tm{};
+    localtime_r(&now.tv_sec, &tm);
+    std::lock_guard lock(mu_);
+    if (file_ == nullptr)
+      return;
+    if (written_ > max_bytes_) {
+      std::fclose(file_);
+      std::rename(path_.c_str(), (path_ + ".old").c_str());
+      file_ = std::fopen(path_.c_str(), "a");
+      written_ = 0;
+      if (file_ == nullptr)
+        return;
+    }
+    int n = std::fprintf(file_, "%04d/%02d/%02d-%02d:%02d:%02d.%06ld %s\n", tm.tm_year + 1900, tm.tm_mon + 1,
+                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long>(now.tv_usec), text);
+    if (n > 0)
+      written_ += static_cast<size_t>(n);
+    std::fflush(file_);  // a failure (no space) loses this line, nothing else
+  }
+  size_t GetLogFileSize() const override {
+    std::lock_guard lock(mu_);
+    return written_;
+  }
+
+private:
+  std::string path_;
+  size_t max_bytes_;
+  mutable std::mutex mu_;
+  std::FILE* file_ = nullptr;
+  size_t written_ = 0;
+};
+
 } // namespace
+
+std::shared_ptr<rocksdb::Logger> make_tolerant_info_log(const std::string& dir, size_t max_bytes) {
+  return std::make_shared<tolerant_info_log>(dir, max_bytes);
+}
 
 rocksdb::Options make_rocksdb_options(const store_options& opts) {
   rocksdb::Options o;
@@ -57,6 +135,7 @@ rocksdb::Options make_rocksdb_options(const store_options& opts) {
   // One writer (the journal); hints need non-concurrent memtable writes.
   o.allow_concurrent_memtable_write = false;
   o.memtable_insert_with_hint_prefix_extractor = std::make_shared<log_prefix>();
+  o.listeners.push_back(std::make_shared<manual_recovery>());
   // Keep RocksDB's own info log from growing without bound.
   o.max_log_file_size = 16u << 20;
   o.keep_log_file_num = 5;

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <thread>
 
 #include "backline/caf_scheduler.hpp"
@@ -155,6 +156,17 @@ status bootstrap_admin(event_store& store, const server_config& cfg, users_table
   return {};
 }
 
+// A log that cannot be read is never repaired behind the operator's back:
+// the server refuses to start and says what to run.
+status refuse_damaged_log(const status& s, const std::string& data_dir) {
+  if (s.code() != errc::corrupt)
+    return s;
+  return {errc::corrupt, "the event log in " + data_dir + "/log is damaged, so the server will not start "
+                           "(nothing was repaired): " + s.message() + "\n"
+                           "Run `backline audit verify --data " + data_dir + "` to see what is damaged and where, "
+                           "then restore " + data_dir + "/log from a backup."};
+}
+
 } // namespace
 
 server::server(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
@@ -174,22 +186,25 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   opts.sync = cfg.sync_writes;
   auto store = event_store::open(cfg.data_dir + "/log", opts);
   if (!store)
-    return store.error();
+    return refuse_damaged_log(store.error(), cfg.data_dir);
   s->store = std::shared_ptr<event_store>(std::move(store.value()));
   auto users = inbox::load_users(*s->store);
   if (!users)
-    return users.error();
+    return refuse_damaged_log(users.error(), cfg.data_dir);
   if (auto st = bootstrap_admin(*s->store, cfg, **users, log); !st)
     return st;
   s->users_table->publish(*users);
   auto index = inbox::load_directory_index(*s->store);
   if (!index)
-    return index.error();
+    return refuse_damaged_log(index.error(), cfg.data_dir);
   s->caf_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   s->caf_cfg.set("logger.file-verbosity", caf::atom("quiet"));
   choose_caf_scheduler(s->caf_cfg);
   s->sys = std::make_unique<caf::actor_system>(s->caf_cfg);
-  s->journal = journal::spawn(*s->sys, s->store);
+  journal_options journal_opts;
+  // Storage episodes (disk full, recovered) on stderr, one line each.
+  journal_opts.log = [](const std::string& line) { std::cerr << ("backline: " + line + "\n") << std::flush; };
+  s->journal = journal::spawn(*s->sys, s->store, journal_opts);
   auto files = std::make_shared<file_store>(cfg.data_dir + "/files");
   slack_port_options slack_opts;
   slack_opts.api_url = cfg.slack_api_url;

@@ -148,8 +148,13 @@ public:
   /// Streams whose name starts with prefix ("chat-"), in key order.
   result<std::vector<std::string>> list_streams(const std::string& prefix) const;
 
-  /// Tries to leave a background error state (e.g. after space was freed).
+  /// Tries to leave RocksDB's background error state after a failed write
+  /// (e.g. once space was freed): RocksDB refuses every write until this
+  /// succeeds. It flushes the memtable to a table file, so everything RocksDB
+  /// had accepted is durable when it returns ok.
   status resume();
+  /// The directory the store was opened at (for messages).
+  const std::string& directory() const;
 
   /// Undecoded access to stored keys and values, for the integrity checks in
   /// persistence/ (which alone know the key layout, persistence/keys.hpp).

@@ -26,6 +26,9 @@ public:
   /// Stores a file for a chat's threads; returns its reference (a new id).
   result<file_ref> put(std::string_view name, std::string_view mimetype, std::string_view bytes,
                        std::string_view chat_id);
+  /// Removes a stored file and its metadata (its message was refused, so
+  /// nothing names it). Nothing when there is no such file.
+  void remove(std::string_view id);
   /// The file with its metadata; errc::not_found for an unknown id.
   result<stored_file> get(std::string_view id) const;
 

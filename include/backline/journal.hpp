@@ -7,7 +7,10 @@
 // Tests on the deterministic scheduler spawn it scheduled: journal::spawn(sys,
 // store, {.detached = false}).
 
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <string>
 #include <optional>
 
 #include "backline/messages.hpp"
@@ -26,16 +29,25 @@ using journal_actor = caf::typed_actor<
   caf::replies_to<atoms::snap_put, std::string, snapshot>::with<reply_status>,
   caf::replies_to<atoms::snap_get, std::string>::with<reply_status, bool, snapshot>,
   caf::replies_to<atoms::stats>::with<journal_stats>,
-  // Whether the log is writable now (a failed batch makes it false until a
-  // later batch succeeds).
+  // Whether the log is writable now: after a storage failure (disk full, I/O
+  // error) it is that failure until the store has been resumed.
   caf::replies_to<atoms::health>::with<reply_status>,
-  // Internal: write what has been collected.
+  // Internal: write what has been collected; after a storage failure, try
+  // to resume the store first (the retry timer sends it too).
   caf::reacts_to<atoms::flush>>;
 
 struct journal_options {
   bool detached = true;          // run on its own thread (blocking writes)
   size_t max_batch_requests = 1024;  // flush at once when this many are waiting
   size_t max_waiting_requests = 65536;  // more than this collected or unsynced: answer busy (503)
+  // After a storage failure (disk full, I/O error) the journal refuses writes
+  // and tries to resume the store on a timer: first after resume_first, then
+  // doubling up to resume_max.
+  std::chrono::milliseconds resume_first{100};
+  std::chrono::milliseconds resume_max{2000};
+  // Where the journal reports storage episodes (one line when writes stop,
+  // one when they resume); nothing when empty.
+  std::function<void(const std::string&)> log = {};
 };
 
 namespace journal {

@@ -3,9 +3,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <map>
 
 #include "support/caf_fixture.hpp"
+#include "support/small_tmpfs.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace backline;
@@ -246,4 +248,72 @@ TEST_CASE_METHOD(caf_fixture, "a journal with too many waiting appends answers b
   CHECK(busy == 2);
   CHECK(store->head().position == 3);  // the refused appends wrote nothing
   self->send_exit(j, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(caf_fixture, "a full disk: the journal refuses appends, says so once, and resumes once space is freed") {
+  temp_dir dir;
+  backline::testing::small_tmpfs disk(dir.sub("disk"), "4m");
+  if (!disk.mounted()) {
+    WARN("SKIPPED: cannot mount a tmpfs at " << disk.path() << " (" << disk.error() << "); this test needs root");
+    return;
+  }
+  auto store = open_store(disk.path() + "/log");
+  std::vector<std::string> lines;  // the test scheduler runs the journal on this thread
+  journal_options opts;
+  opts.detached = false;
+  opts.log = [&lines](const std::string& line) { lines.push_back(line); };
+  auto j = journal::spawn(sys, store, opts);
+  disk.fill_leaving(disk.path() + "/filler", 256 * 1024);
+
+  const std::string payload = "{\"pad\":\"" + std::string(16 * 1024, 'x') + "\"}";
+  uint64_t acknowledged = 0;
+  append_reply refused;
+  for (int i = 0; i < 100; ++i) {
+    auto r = request<append_reply>(j, atoms::append::value, one_event("chat-1", payload));
+    if (!r.status.ok()) {
+      refused = r;
+      break;
+    }
+    ++acknowledged;
+  }
+  INFO("acknowledged " << acknowledged);
+  REQUIRE(refused.status.code == errc::no_space);
+  REQUIRE(acknowledged > 0);
+  CHECK_THAT(refused.status.message, Catch::Contains("No space left on device"));
+  // Refused at once from now on, in words, and the log is unhealthy.
+  auto again = request<append_reply>(j, atoms::append::value, one_event("chat-1", "{}"));
+  CHECK(again.status.code == errc::no_space);
+  CHECK_THAT(again.status.message, Catch::Contains("writes are refused until space is freed"));
+  CHECK(request<reply_status>(j, atoms::health::value).code == errc::no_space);
+  // Resume attempts while the disk is still full fail quietly.
+  for (int i = 0; i < 3; ++i) {
+    trigger_timeouts();
+    run();
+  }
+  CHECK(request<append_reply>(j, atoms::append::value, one_event("chat-1", "{}")).status.code == errc::no_space);
+  REQUIRE(lines.size() == 1);
+  CHECK_THAT(lines[0], Catch::StartsWith("journal: disk full at " + disk.path() + "/log: writes refused until space is freed"));
+  // Reads keep working, and hold exactly what was acknowledged.
+  auto read = request<read_reply>(j, atoms::read_strm::value, std::string("chat-1"), uint64_t{1}, uint64_t{0});
+  REQUIRE(read.status.ok());
+  CHECK(read.events.size() == acknowledged);
+
+  std::filesystem::remove(disk.path() + "/filler");
+  trigger_timeouts();
+  run();
+  REQUIRE(lines.size() == 2);
+  CHECK_THAT(lines[1], Catch::Contains("is writable again") && Catch::Contains("2 writes were refused"));
+  CHECK(request<reply_status>(j, atoms::health::value).ok());
+  auto after = request<append_reply>(j, atoms::append::value, one_event("chat-1", "{\"after\":true}"));
+  REQUIRE(after.status.ok());
+  CHECK(after.value.last_seq == acknowledged + 1);
+  self->send_exit(j, caf::exit_reason::user_shutdown);
+  run();
+  // Reopened, the log holds the acknowledged events and nothing refused.
+  store.reset();
+  auto reopened = open_store(disk.path() + "/log");
+  auto events = reopened->read_stream("chat-1");
+  REQUIRE(events);
+  CHECK(events->size() == acknowledged + 1);
+  CHECK(events->back().payload == "{\"after\":true}");
 }

@@ -810,8 +810,8 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
   // Per-caller limits: a request past its caller's bucket is refused before
   // anything else is done for it. Health checks and scrapes are not counted.
   if (limiter_.on() && req.path != "/healthz" && req.path != "/metrics") {
-    auto token = bearer_token_of(req.get_header_value("Authorization"));
-    auto taken = limiter_.take(limiter_.key_of(token, req.remote_addr));
+    const std::string authorization = req.get_header_value("Authorization");  // a copy: the view below is into it
+    auto taken = limiter_.take(limiter_.key_of(bearer_token_of(authorization), req.remote_addr));
     if (!taken.allowed) {
       st->rejected = true;
       metrics_.rate_limited.fetch_add(1, std::memory_order_relaxed);

@@ -82,7 +82,8 @@ private:
   std::vector<shard> shards_;
 };
 
-/// The bearer token of an Authorization header value ("" when there is none).
+/// The bearer token of an Authorization header value ("" when there is none):
+/// a view into `authorization`, which must outlive it.
 std::string_view bearer_token_of(std::string_view authorization);
 
 } // namespace backline::http

@@ -132,7 +132,8 @@ struct rig {
       : fake(fake_config(opt.channels)) {
     fake.start();
     std::filesystem::create_directories(workdir);
-    std::vector<std::string> args{"--http-threads", "96", "--log-requests", "off", "--slack-min-interval-ms", "1"};
+    std::vector<std::string> args{"--http-threads", "96", "--log-requests", "off", "--slack-min-interval-ms", "1",
+                                  "--rate-limit", "0"};  // one bot token drives the whole load
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     child = std::make_unique<backline_child>(opt.backline, workdir.string(), args,
                                              std::vector<std::string>{"SLACK_BOT_TOKEN=" + fake.config().bot_token,

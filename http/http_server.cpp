@@ -1,5 +1,6 @@
 #include "http/http_server.hpp"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -8,6 +9,9 @@
 #include <unistd.h>
 
 #include <boost/json.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <array>
@@ -33,10 +37,74 @@ public:
   connection_stream(int sock, int stop_fd, milliseconds idle_read, milliseconds write_timeout)
     : sock_(sock), stop_fd_(stop_fd), idle_read_(idle_read), write_timeout_(write_timeout) {}
 
-  /// Waits for the first byte of the next request; false on the keep-alive
-  /// timeout, stop(), or an error.
-  bool wait_for_request(milliseconds keep_alive) const {
-    return off_ < len_ || wait(POLLIN, keep_alive, true) == waited::ready;
+  /// From now on, reads and writes go through `ssl` (a TLS connection whose
+  /// handshake is done; the socket is non-blocking).
+  void use_tls(SSL* ssl) { ssl_ = ssl; }
+
+  enum class idle_end { request, timeout, stopped, gave_way, error };
+  /// Waits for the first byte of the next request until `until`. While
+  /// connections wait for a worker, a connection idle since `idle_since` for
+  /// `grace` or more gives way (gave_way: close it).
+  idle_end wait_for_request(steady::time_point until, steady::time_point idle_since, milliseconds grace,
+                            waiting_connections& queue) const {
+    for (;;) {
+      if (has_buffered())
+        return idle_end::request;
+      auto now = steady::now();
+      if (now >= until)
+        return idle_end::timeout;
+      const bool past_grace = now - idle_since >= grace;
+      auto limit = std::chrono::ceil<milliseconds>(until - now);
+      int wake_fd = -1;
+      if (past_grace) {
+        // A request that has arrived is served, even now.
+        switch (wait(POLLIN, milliseconds(0), true)) {
+        case waited::ready: return idle_end::request;
+        case waited::stopped: return idle_end::stopped;
+        case waited::error: return idle_end::error;
+        default: break;
+        }
+        if (queue.claim())
+          return idle_end::gave_way;
+        wake_fd = queue.fd();
+      } else {
+        limit = std::min(limit, std::chrono::ceil<milliseconds>(idle_since + grace - now));
+      }
+      switch (wait(POLLIN, limit, true, wake_fd)) {
+      case waited::ready: return idle_end::request;
+      case waited::stopped: return idle_end::stopped;
+      case waited::error: return idle_end::error;
+      default: break;  // timeout or a connection waiting: look again
+      }
+    }
+  }
+
+  enum class handshake_end { done, failed, plain_http, timeout, stopped };
+  /// The server's side of the TLS handshake on a non-blocking socket, by `until`.
+  handshake_end accept_tls(SSL* ssl, steady::time_point until) const {
+    for (;;) {
+      ERR_clear_error();
+      int r = SSL_accept(ssl);
+      if (r == 1)
+        return handshake_end::done;
+      int e = SSL_get_error(ssl, r);
+      short events = e == SSL_ERROR_WANT_READ ? POLLIN : e == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+      if (events == 0) {
+        unsigned long err = ERR_peek_error();
+        bool plain = ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) == SSL_R_HTTP_REQUEST;
+        ERR_clear_error();
+        return plain ? handshake_end::plain_http : handshake_end::failed;
+      }
+      auto now = steady::now();
+      if (now >= until)
+        return handshake_end::timeout;
+      switch (wait(events, std::chrono::ceil<milliseconds>(until - now), true)) {
+      case waited::ready: break;
+      case waited::timeout: return handshake_end::timeout;
+      case waited::stopped: return handshake_end::stopped;
+      default: return handshake_end::failed;
+      }
+    }
   }
   /// Reads fail once `deadline` has passed.
   void set_deadline(steady::time_point deadline) { deadline_ = deadline; }
@@ -51,7 +119,7 @@ public:
   bool over_budget() const { return over_budget_; }
 
   bool is_readable() const override {
-    if (off_ < len_)
+    if (has_buffered())
       return true;
     auto now = steady::now();
     if (now >= deadline_) {
@@ -76,9 +144,24 @@ public:
   ssize_t read(char* ptr, size_t size) override { return charge(read_some(ptr, size)); }
 
   ssize_t write(const char* ptr, size_t size) override {
-    if (!is_writable())
+    if (ssl_ == nullptr) {
+      if (!is_writable())
+        return -1;
+      return ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    }
+    const int n = static_cast<int>(std::min<size_t>(size, INT_MAX));
+    for (;;) {
+      ERR_clear_error();
+      int r = SSL_write(ssl_, ptr, n);
+      if (r > 0)
+        return r;
+      int e = SSL_get_error(ssl_, r);
+      if (e == SSL_ERROR_WANT_WRITE && is_writable())
+        continue;
+      if (e == SSL_ERROR_WANT_READ && wait(POLLIN, write_timeout_, false) == waited::ready)
+        continue;
       return -1;
-    return ::send(sock_, ptr, size, MSG_NOSIGNAL);
+    }
   }
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
@@ -96,7 +179,36 @@ public:
   socket_t socket() const override { return sock_; }
 
 private:
-  enum class waited { ready, timeout, stopped, error };
+  enum class waited { ready, timeout, stopped, woken, error };
+
+  // Bytes read from the connection and not yet handed to cpp-httplib.
+  bool has_buffered() const { return off_ < len_ || (ssl_ != nullptr && SSL_pending(ssl_) > 0); }
+
+  // One read from the socket, or of decrypted bytes; waits (within the
+  // request's deadline) while TLS needs more bytes.
+  ssize_t receive(char* ptr, size_t size) {
+    if (ssl_ == nullptr)
+      return ::recv(sock_, ptr, size, 0);
+    const int n = static_cast<int>(std::min<size_t>(size, INT_MAX));
+    for (;;) {
+      ERR_clear_error();
+      int r = SSL_read(ssl_, ptr, n);
+      if (r > 0)
+        return r;
+      int e = SSL_get_error(ssl_, r);
+      if (e == SSL_ERROR_WANT_READ) {
+        if (!is_readable())
+          return -1;
+        continue;
+      }
+      if (e == SSL_ERROR_WANT_WRITE) {
+        if (!is_writable())
+          return -1;
+        continue;
+      }
+      return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+    }
+  }
 
   ssize_t read_some(char* ptr, size_t size) {
     if (off_ < len_) {
@@ -109,7 +221,7 @@ private:
       return -1;
     // cpp-httplib reads request lines a byte at a time: read ahead into a buffer.
     if (size < buf_.size()) {
-      ssize_t n = ::recv(sock_, buf_.data(), buf_.size(), 0);
+      ssize_t n = receive(buf_.data(), buf_.size());
       if (n <= 0)
         return n;
       len_ = static_cast<size_t>(n);
@@ -117,7 +229,7 @@ private:
       std::memcpy(ptr, buf_.data(), off_);
       return static_cast<ssize_t>(off_);
     }
-    return ::recv(sock_, ptr, size, 0);
+    return receive(ptr, size);
   }
 
   // Counts bytes handed to cpp-httplib against the budget.
@@ -158,12 +270,15 @@ private:
     return a;
   }
 
-  waited wait(short events, milliseconds timeout, bool wake_on_stop) const {
-    pollfd fds[2] = {{sock_, events, 0}, {stop_fd_, POLLIN, 0}};
+  // Waits for `events` on the socket; with wake_on_stop stop() ends the
+  // wait, and a readable wake_fd too (woken).
+  waited wait(short events, milliseconds timeout, bool wake_on_stop, int wake_fd = -1) const {
+    pollfd fds[3] = {{sock_, events, 0}, {stop_fd_, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     int ms = static_cast<int>(std::clamp<milliseconds::rep>(timeout.count(), 0, INT_MAX));
+    nfds_t count = wake_on_stop ? (wake_fd >= 0 ? 3 : 2) : 1;
     int r;
     do
-      r = ::poll(fds, wake_on_stop ? 2 : 1, ms);
+      r = ::poll(fds, count, ms);
     while (r < 0 && errno == EINTR);
     if (r < 0)
       return waited::error;
@@ -171,6 +286,8 @@ private:
       return waited::timeout;
     if (wake_on_stop && fds[1].revents != 0)
       return waited::stopped;
+    if (count == 3 && fds[0].revents == 0)
+      return waited::woken;
     // A hang-up or error is "ready" too: the read or write that follows reports it.
     return waited::ready;
   }
@@ -185,11 +302,18 @@ private:
   bool over_budget_ = false;
   std::array<char, 4096> buf_{};
   size_t off_ = 0, len_ = 0;
+  SSL* ssl_ = nullptr;
   mutable address remote_, local_;
 };
 
 // The stream of the connection this worker thread serves (for the body deadline).
 thread_local connection_stream* current_stream = nullptr;
+// When the connection this thread is about to serve was accepted.
+thread_local steady::time_point connection_queued_at{};
+// Whether this thread (the accepting one) is to refuse the connection it hands on.
+thread_local bool shedding_connection = false;
+// Whether the connection this worker served gave way to a waiting one.
+thread_local bool connection_gave_way = false;
 
 std::string error_body(std::string_view code, std::string_view message) {
   return boost::json::serialize(
@@ -238,7 +362,194 @@ size_t announced_body(const httplib::Request& req, size_t unknown) {
 
 } // namespace
 
-http_server::http_server(const http_settings& settings) : settings_(settings), server_(*this) {
+// --- connections waiting for a worker ---------------------------------------
+
+waiting_connections::waiting_connections(size_t workers)
+  : workers_(workers), fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+waiting_connections::~waiting_connections() {
+  if (fd_ >= 0)
+    ::close(fd_);
+}
+
+size_t waiting_connections::waiting() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return waiting_;
+}
+
+void waiting_connections::queued() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++waiting_;
+  reconcile();
+}
+
+void waiting_connections::dequeued() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (waiting_ > 0)
+    --waiting_;
+  ++busy_;
+  claimed_ = std::min(claimed_, waiting_);
+  reconcile();
+}
+
+void waiting_connections::finished(bool claimed) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (busy_ > 0)
+    --busy_;
+  // The worker that gave way is free now: counted as free, no longer as claimed.
+  if (claimed && claimed_ > 0)
+    --claimed_;
+  reconcile();
+}
+
+bool waiting_connections::claim() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const size_t free_workers = workers_ > busy_ ? workers_ - busy_ : 0;
+  if (waiting_ <= free_workers + claimed_)
+    return false;
+  ++claimed_;
+  reconcile();
+  return true;
+}
+
+void waiting_connections::reconcile() {
+  const size_t free_workers = workers_ > busy_ ? workers_ - busy_ : 0;
+  const bool want = waiting_ > free_workers + claimed_;
+  if (fd_ < 0 || want == signalled_)
+    return;
+  uint64_t value = 1;
+  if (want) {
+    if (::write(fd_, &value, sizeof value) == sizeof value)
+      signalled_ = true;
+  } else {
+    if (::read(fd_, &value, sizeof value) == sizeof value || errno == EAGAIN)
+      signalled_ = false;
+  }
+}
+
+// cpp-httplib's ThreadPool, counting the connections that wait in it; past
+// max_waiting_connections a new connection is refused by the accepting
+// thread itself (see shed) instead of waiting.
+class http_server::counting_queue final : public httplib::TaskQueue {
+public:
+  counting_queue(http_server& owner, size_t threads) : owner_(owner), pool_(threads) {}
+
+  void enqueue(std::function<void()> fn) override {
+    auto& o = owner_;
+    if (o.queue_.waiting() >= o.settings_.max_waiting_connections) {
+      // fn is process_and_close_socket(sock): it sees the flag and refuses.
+      shedding_connection = true;
+      fn();
+      shedding_connection = false;
+      return;
+    }
+    o.queue_.queued();
+    o.metrics_.connections_waiting.fetch_add(1, std::memory_order_relaxed);
+    pool_.enqueue([&o, fn = std::move(fn), at = steady::now()] {
+      o.queue_.dequeued();
+      o.metrics_.connections_waiting.fetch_sub(1, std::memory_order_relaxed);
+      connection_queued_at = at;
+      connection_gave_way = false;
+      fn();
+      o.queue_.finished(connection_gave_way);
+    });
+  }
+  void shutdown() override { pool_.shutdown(); }
+
+private:
+  http_server& owner_;
+  httplib::ThreadPool pool_;
+};
+
+void http_server::shed(int sock) {
+  metrics_.connections_shed.fetch_add(1, std::memory_order_relaxed);
+  if (!tls_ctx_) {
+    // What the client has sent is read (closing over unread bytes would
+    // reset the connection before our answer arrives), never waited for.
+    char sink[4096];
+    while (::recv(sock, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+    }
+    static const std::string answer = [] {
+      auto body = error_body("overloaded", "the server has too many connections waiting; retry later");
+      return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+             "Connection: close\r\nContent-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body;
+    }();
+    if (::send(sock, answer.data(), answer.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+      // A full buffer or a gone client: closed all the same.
+    }
+    ::shutdown(sock, SHUT_WR);
+  }
+  // With TLS there is no quick answer (a handshake takes round trips): closed at once.
+  ::close(sock);
+}
+
+namespace {
+
+struct ssl_ctx_free {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+
+// The server's TLS context from a PEM certificate chain and key; none when
+// both are empty. Errors name the file.
+result<std::unique_ptr<SSL_CTX, ssl_ctx_free>> make_tls_context(const std::string& cert, const std::string& key) {
+  std::unique_ptr<SSL_CTX, ssl_ctx_free> none;
+  if (cert.empty() && key.empty())
+    return none;
+  if (cert.empty() || key.empty())
+    return status{errc::invalid_argument, "HTTPS needs both a certificate (--tls-cert) and a key (--tls-key)"};
+  for (const auto* f : {&cert, &key})
+    if (::access(f->c_str(), R_OK) != 0)
+      return status{errc::invalid_argument, std::string("cannot read the TLS ") +
+                                              (f == &cert ? "certificate " : "key ") + *f + ": " +
+                                              std::strerror(errno)};
+  auto openssl_says = [] {
+    unsigned long err = ERR_peek_last_error();
+    ERR_clear_error();
+    const char* reason = ERR_reason_error_string(err);
+    return std::string(reason != nullptr ? reason : "unknown OpenSSL error");
+  };
+  std::unique_ptr<SSL_CTX, ssl_ctx_free> ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx)
+    return status{errc::io_error, "cannot create a TLS context: " + openssl_says()};
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_options(ctx.get(), SSL_OP_NO_RENEGOTIATION);
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert.c_str()) != 1)
+    return status{errc::invalid_argument, "cannot load the TLS certificate " + cert + ": " + openssl_says() +
+                                            " (expected a PEM certificate chain)"};
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+      return status{errc::invalid_argument, "the TLS key " + key + " does not match the certificate " + cert + ": " +
+                                              openssl_says()};
+    return status{errc::invalid_argument, "cannot load the TLS key " + key + ": " + openssl_says() +
+                                            " (expected an unencrypted PEM private key)"};
+  }
+  if (SSL_CTX_check_private_key(ctx.get()) != 1)
+    return status{errc::invalid_argument, "the TLS key " + key + " does not match the certificate " + cert + ": " +
+                                            openssl_says()};
+  return ctx;
+}
+
+} // namespace
+
+status check_tls_files(const std::string& cert_file, const std::string& key_file) {
+  auto ctx = make_tls_context(cert_file, key_file);
+  return ctx ? status{} : ctx.error();
+}
+
+status http_server::load_tls() {
+  auto ctx = make_tls_context(settings_.tls_cert_file, settings_.tls_key_file);
+  if (!ctx)
+    return ctx.error();
+  tls_ctx_.reset(ctx.value().release());
+  return {};
+}
+
+http_server::http_server(const http_settings& settings)
+  : settings_(settings),
+    queue_(settings.threads),
+    limiter_(rate_limit{settings.rate_limit_per_s, static_cast<double>(settings.rate_burst)}),
+    server_(*this) {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   metrics_.max_in_flight = settings.max_in_flight;
   if (settings.log_requests)
@@ -250,7 +561,7 @@ http_server::http_server(const http_settings& settings) : settings_(settings), s
   server_.set_write_timeout(static_cast<time_t>(settings.write_timeout_s), 0);
   server_.set_payload_max_length(settings.max_body_bytes);
   auto threads = settings.threads;
-  server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server_.new_task_queue = [this, threads] { return new counting_queue(*this, threads); };
   install_hooks();
 }
 
@@ -260,8 +571,10 @@ http_server::~http_server() {
 }
 
 result<int> http_server::bind(const std::string& host, int port) {
-  if (stop_fd_ < 0)
-    return status{errc::io_error, "cannot create the stop eventfd: " + std::string(std::strerror(errno))};
+  if (stop_fd_ < 0 || queue_.fd() < 0)
+    return status{errc::io_error, "cannot create an eventfd: " + std::string(std::strerror(errno))};
+  if (auto loaded = load_tls(); !loaded)
+    return loaded;
   int bound = port;
   if (port == 0) {
     bound = server_.bind_to_any_port(host);
@@ -301,19 +614,85 @@ void http_server::stop() {
 bool http_server::tuned_server::process_and_close_socket(socket_t sock) {
   auto& o = owner_;
   const auto& s = o.settings_;
+  if (shedding_connection) {
+    o.shed(sock);
+    return false;
+  }
+  auto idle_since = connection_queued_at == steady::time_point{} ? steady::now() : connection_queued_at;
   connection_stream strm(sock, o.stop_fd_, milliseconds(s.read_timeout_s * 1000),
                          milliseconds(s.write_timeout_s * 1000));
-  current_stream = &strm;
+  const auto read_timeout = std::chrono::seconds(s.read_timeout_s);
+  const auto keep_alive = std::chrono::seconds(s.keep_alive_timeout_s);
+  // An idle connection: closed at its timeout, or to give way to waiting ones.
+  auto wait_for_request = [&](steady::time_point until) {
+    auto end = strm.wait_for_request(until, idle_since, s.idle_grace, o.queue_);
+    if (end == connection_stream::idle_end::gave_way) {
+      connection_gave_way = true;
+      o.metrics_.idle_closed.fetch_add(1, std::memory_order_relaxed);
+    }
+    return end;
+  };
+
+  SSL* ssl = nullptr;
   bool ret = false;
-  for (size_t left = s.keep_alive_max; left > 0 && !o.stopping_; --left) {
-    if (!strm.wait_for_request(milliseconds(s.keep_alive_timeout_s * 1000)))
+  bool serve = true;
+  if (o.tls_ctx_) {
+    // The handshake is the start of the first request: it must be done
+    // within the read timeout of the connection's arrival.
+    const auto until = idle_since + read_timeout;
+    auto first = wait_for_request(until);
+    if (first == connection_stream::idle_end::timeout)
+      o.metrics_.read_timeouts.fetch_add(1, std::memory_order_relaxed);  // connected, never said hello
+    serve = first == connection_stream::idle_end::request;
+    if (serve) {
+      ::fcntl(sock, F_SETFL, ::fcntl(sock, F_GETFL) | O_NONBLOCK);
+      ssl = SSL_new(o.tls_ctx_.get());
+      serve = ssl != nullptr && SSL_set_fd(ssl, sock) == 1;
+      if (serve) {
+        switch (strm.accept_tls(ssl, until)) {
+        case connection_stream::handshake_end::done:
+          strm.use_tls(ssl);
+          break;
+        case connection_stream::handshake_end::plain_http: {
+          // Plain HTTP on the HTTPS port: told so in plain HTTP, then closed.
+          char sink[4096];
+          while (::recv(sock, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+          }
+          auto body = error_body("https_required", "this port speaks HTTPS: use https://");
+          auto answer = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                        "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+          if (::send(sock, answer.data(), answer.size(), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+            // The client is gone: nothing to tell.
+          }
+          serve = false;
+          break;
+        }
+        case connection_stream::handshake_end::timeout:
+          o.metrics_.read_timeouts.fetch_add(1, std::memory_order_relaxed);
+          serve = false;
+          break;
+        default:
+          serve = false;
+        }
+      }
+      if (!serve) {
+        // Not a TLS connection: nothing to say in TLS.
+        SSL_free(ssl);
+        ssl = nullptr;
+      }
+    }
+  }
+
+  current_stream = &strm;
+  for (size_t left = s.keep_alive_max; serve && left > 0 && !o.stopping_; --left) {
+    if (wait_for_request(idle_since + keep_alive) != connection_stream::idle_end::request)
       break;
     request_state state;
     state.start = steady::now();
     request_scope scope(state);
     // The request line and headers must all arrive within the read timeout;
     // before_routing moves the deadline for the body.
-    strm.set_deadline(state.start + std::chrono::seconds(s.read_timeout_s));
+    strm.set_deadline(state.start + read_timeout);
     strm.set_read_budget(SIZE_MAX);
     bool connection_closed = false;
     try {
@@ -325,12 +704,17 @@ bool http_server::tuned_server::process_and_close_socket(socket_t sock) {
     }
     const bool timed_out = strm.take_timed_out();
     o.end_request(state, timed_out);
+    idle_since = steady::now();
     // A request not read to its end leaves the connection mid-stream: what
     // follows cannot be parsed as the next request, so the connection ends.
     if (!ret || connection_closed || state.close_after || timed_out || strm.over_budget())
       break;
   }
   current_stream = nullptr;
+  if (ssl != nullptr) {
+    SSL_shutdown(ssl);  // close_notify, not waited for
+    SSL_free(ssl);
+  }
   ::shutdown(sock, SHUT_RDWR);
   ::close(sock);
   return ret;
@@ -421,6 +805,24 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
     res.status = 413;
     res.set_content(error_body_of(413, settings_.max_body_bytes), "application/json");
     return httplib::Server::HandlerResponse::Handled;
+  }
+
+  // Per-caller limits: a request past its caller's bucket is refused before
+  // anything else is done for it. Health checks and scrapes are not counted.
+  if (limiter_.on() && req.path != "/healthz" && req.path != "/metrics") {
+    const std::string authorization = req.get_header_value("Authorization");  // a copy: the view below is into it
+    auto taken = limiter_.take(limiter_.key_of(bearer_token_of(authorization), req.remote_addr));
+    if (!taken.allowed) {
+      st->rejected = true;
+      metrics_.rate_limited.fetch_add(1, std::memory_order_relaxed);
+      auto wait_s = std::to_string(taken.retry_after.count());
+      res.status = 429;
+      res.set_header("Retry-After", wait_s);
+      res.set_content(error_body("rate_limited", "too many requests from this caller; retry in " + wait_s + " s"),
+                      "application/json");
+      st->close_after = has_body;  // the body was not read
+      return httplib::Server::HandlerResponse::Handled;
+    }
   }
 
   if (admission_counts(req.path)) {

@@ -16,14 +16,28 @@
 //   429 carries Retry-After;
 // - slow clients: a request's line and headers must arrive within
 //   read_timeout_s in total (not per byte: a client dripping a byte a second
-//   is dropped), and its body at min_body_bytes_per_s on average.
+//   is dropped), and its body at min_body_bytes_per_s on average;
+// - per-caller limits (http/rate_limit.hpp): past its token bucket a caller
+//   (its bearer token, else its address) gets 429 rate_limited with
+//   Retry-After before any handler runs, changing nothing;
+// - floods of connections: a connection accepted while every worker is busy
+//   waits in a counted queue; while connections wait, one idle between
+//   requests (or before its first byte) past idle_grace is closed so its
+//   worker serves a waiting one, and past max_waiting_connections a new
+//   connection is answered 503 overloaded (closed at once with TLS) by the
+//   accepting thread instead of waiting;
+// - HTTPS in-process (tls_cert_file / tls_key_file): OpenSSL on the same
+//   connection loop, the handshake bounded by the read timeout.
 //
 // These hooks own cpp-httplib's pre-routing, post-routing, error, exception
 // and logger handlers: routes must not set those.
 
 #include <httplib.h>
+#include <openssl/ssl.h>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
 #include <cstddef>
 #include <memory>
 #include <ostream>
@@ -31,9 +45,40 @@
 
 #include "backline/status.hpp"
 #include "http/metrics.hpp"
+#include "http/rate_limit.hpp"
 #include "http/request_log.hpp"
 
 namespace backline::http {
+
+/// Connections accepted and waiting for a worker, against the workers free
+/// to take them, and how many idle connections have been asked to give way.
+/// fd() (an eventfd) is readable while more connections wait than free
+/// workers and idle connections giving way can take: idle connections past
+/// their grace wake on it.
+class waiting_connections {
+public:
+  explicit waiting_connections(size_t workers);
+  ~waiting_connections();
+  waiting_connections(const waiting_connections&) = delete;
+  waiting_connections& operator=(const waiting_connections&) = delete;
+
+  int fd() const { return fd_; }
+  size_t waiting() const;
+  void queued();           // a connection joined the queue
+  void dequeued();         // a worker took one
+  void finished(bool claimed);  // a worker is done with its connection (which gave way when `claimed`)
+  /// Claims one waiting connection for an idle one to give way to; false
+  /// when the free workers and those already giving way cover them all.
+  bool claim();
+
+private:
+  void reconcile();  // with mutex_ held
+  mutable std::mutex mutex_;
+  size_t workers_;
+  size_t waiting_ = 0, busy_ = 0, claimed_ = 0;
+  bool signalled_ = false;
+  int fd_ = -1;
+};
 
 struct http_settings {
   size_t threads = 512;
@@ -47,7 +92,17 @@ struct http_settings {
   size_t min_body_bytes_per_s = 16u << 10;  // a body arriving slower than this on average is dropped
   bool log_requests = false;          // one line per request (backline serve: on, see --log-requests)
   std::ostream* request_log = nullptr;  // where those lines go; nullptr: std::cout
+  double rate_limit_per_s = 0;        // per caller (token, else address); 0: no limit
+  size_t rate_burst = 0;              // requests a caller may make at once
+  size_t max_waiting_connections = 1024;  // accepted connections waiting for a worker; more get 503 at once
+  std::chrono::milliseconds idle_grace{150};  // while connections wait, an idle one is closed after this
+  std::string tls_cert_file;          // both set: HTTPS (PEM certificate chain and private key)
+  std::string tls_key_file;
 };
+
+/// Whether a certificate and key (both, or neither: plain HTTP) load and
+/// match, as bind() will check them; the error names the file.
+status check_tls_files(const std::string& cert_file, const std::string& key_file);
 
 class http_server {
 public:
@@ -58,10 +113,14 @@ public:
 
   /// Where routes are registered.
   httplib::Server& routes() { return server_; }
+  /// Whether connections speak HTTPS.
+  bool tls() const { return tls_ctx_ != nullptr; }
   /// The front's figures, for /metrics.
   http_metrics& metrics() { return metrics_; }
 
   /// Binds and starts listening; returns the bound port (port 0: any free one).
+  /// With TLS settings, loads the certificate and key first: one that does
+  /// not load or does not match is an error naming the file.
   result<int> bind(const std::string& host, int port);
   /// Serves until stop(); in-flight requests finish before it returns.
   bool run();
@@ -81,7 +140,12 @@ private:
     http_server& owner_;
   };
 
+  class counting_queue;
+  friend class counting_queue;
+
   void install_hooks();
+  void shed(int sock);  // a connection past max_waiting_connections
+  status load_tls();
   httplib::Server::HandlerResponse before_routing(const httplib::Request& req, httplib::Response& res);
   void after_answer(const httplib::Request& req, const httplib::Response& res);
   void release(request_state& state);  // gives back its in-flight and admission slots
@@ -92,6 +156,12 @@ private:
   std::unique_ptr<line_writer> log_;
   int stop_fd_ = -1;  // an eventfd, readable once stop() is called: wakes every waiting connection
   std::atomic<bool> stopping_{false};
+  waiting_connections queue_;
+  rate_limiter limiter_;
+  struct ssl_ctx_deleter {
+    void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+  };
+  std::unique_ptr<SSL_CTX, ssl_ctx_deleter> tls_ctx_;
   tuned_server server_;  // last: its workers use the members above
 };
 

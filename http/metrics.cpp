@@ -238,6 +238,19 @@ void http_metrics::render(std::string& out) const {
   append_family(out, "backline_http_read_timeouts_total", "counter",
                 "Connections dropped because a request did not arrive in time (slow clients).");
   append_sample(out, "backline_http_read_timeouts_total", "", read_timeouts.load(std::memory_order_relaxed));
+  append_family(out, "backline_http_rate_limited_total", "counter",
+                "Requests answered 429 rate_limited: their caller (token, else address) was past its limit.");
+  append_sample(out, "backline_http_rate_limited_total", "", rate_limited.load(std::memory_order_relaxed));
+  append_family(out, "backline_http_connections_waiting", "gauge",
+                "Connections accepted and waiting for a free HTTP worker.");
+  append_sample(out, "backline_http_connections_waiting", "",
+                static_cast<double>(connections_waiting.load(std::memory_order_relaxed)));
+  append_family(out, "backline_http_connections_shed_total", "counter",
+                "Connections refused at once (503 overloaded) because too many were waiting for a worker.");
+  append_sample(out, "backline_http_connections_shed_total", "", connections_shed.load(std::memory_order_relaxed));
+  append_family(out, "backline_http_idle_closed_total", "counter",
+                "Idle connections closed so their worker could serve a waiting one.");
+  append_sample(out, "backline_http_idle_closed_total", "", idle_closed.load(std::memory_order_relaxed));
 }
 
 void render_journal_stats(const journal_stats& s, std::string& out) {

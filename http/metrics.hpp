@@ -140,7 +140,11 @@ public:
   std::atomic<int64_t> in_flight{0};      // requests past their headers, not yet answered
   std::atomic<int64_t> api_in_flight{0};  // of those, the ones admission control counts
   std::atomic<uint64_t> overloaded{0};    // answered 503 by admission control
-  std::atomic<uint64_t> read_timeouts{0}; // connections dropped for a late request
+  std::atomic<uint64_t> read_timeouts{0}; // connections dropped for a late request (or TLS handshake)
+  std::atomic<uint64_t> rate_limited{0};  // answered 429 by the per-caller limits
+  std::atomic<int64_t> connections_waiting{0};  // accepted, waiting for a worker
+  std::atomic<uint64_t> connections_shed{0};    // refused at once: too many were waiting
+  std::atomic<uint64_t> idle_closed{0};   // idle connections closed to give their worker to a waiting one
   size_t max_in_flight = 0;               // the admission limit, shown as a gauge
 
   /// Appends the HTTP families in the Prometheus text format 0.0.4.

@@ -83,6 +83,34 @@ const std::vector<option_row>& option_table() {
     number_option<size_t>("--max-in-flight", "BACKLINE_MAX_IN_FLIGHT",
                           "/api/v1 requests served at once (long polls excluded); more get 503 + Retry-After",
                           &server_config::max_in_flight, 1, 1000000),
+    number_option<uint32_t>("--rate-limit", "BACKLINE_RATE_LIMIT",
+                            "requests a second per caller (its bearer token, else its address); past it 429 + "
+                            "Retry-After; 0: no limit",
+                            &server_config::rate_limit, 0, 1000000),
+    number_option<uint32_t>("--rate-burst", "BACKLINE_RATE_BURST",
+                            "requests a caller may make at once before --rate-limit paces it",
+                            &server_config::rate_burst, 1, 10000000),
+    number_option<size_t>("--max-waiting-connections", "BACKLINE_MAX_WAITING_CONNECTIONS",
+                          "connections waiting for a free worker; more are answered 503 at once (while any wait, "
+                          "idle connections give way)",
+                          &server_config::max_waiting_connections, 1, 1000000),
+    {"--tls-cert", "BACKLINE_TLS_CERT", "FILE",
+     "HTTPS: the server's certificate chain (PEM); needs --tls-key",
+     [](server_config& c, const std::string& v) -> status {
+       if (v.empty())
+         return {errc::invalid_argument, "--tls-cert: the file name must not be empty"};
+       c.tls_cert = v;
+       return {};
+     },
+     [](const server_config& c) { return c.tls_cert.empty() ? std::string("none (plain HTTP)") : c.tls_cert; }},
+    {"--tls-key", "BACKLINE_TLS_KEY", "FILE", "HTTPS: the certificate's private key (unencrypted PEM); needs --tls-cert",
+     [](server_config& c, const std::string& v) -> status {
+       if (v.empty())
+         return {errc::invalid_argument, "--tls-key: the file name must not be empty"};
+       c.tls_key = v;
+       return {};
+     },
+     [](const server_config& c) { return c.tls_key.empty() ? std::string("none") : c.tls_key; }},
     {"--log-requests", "BACKLINE_LOG_REQUESTS", "on|off",
      "one logfmt line per request on stdout: request id, route, status, duration (never tokens or bodies)",
      [](server_config& c, const std::string& v) -> status {
@@ -211,6 +239,11 @@ result<server_config> parse_serve_options(const std::vector<std::string>& args,
     if (auto s = row->apply(cfg, value); !s)
       return s;
   }
+  if (cfg.tls_cert.empty() != cfg.tls_key.empty())
+    return status{errc::invalid_argument,
+                  cfg.tls_cert.empty()
+                    ? "--tls-key (BACKLINE_TLS_KEY) is set without --tls-cert (BACKLINE_TLS_CERT): HTTPS needs both"
+                    : "--tls-cert (BACKLINE_TLS_CERT) is set without --tls-key (BACKLINE_TLS_KEY): HTTPS needs both"};
   return cfg;
 }
 

@@ -53,6 +53,11 @@ http::http_settings http_settings_of(const server_config& cfg) {
   s.max_in_flight = cfg.max_in_flight;
   s.log_requests = cfg.log_requests;
   s.request_log = cfg.request_log;
+  s.rate_limit_per_s = cfg.rate_limit;
+  s.rate_burst = cfg.rate_burst;
+  s.max_waiting_connections = cfg.max_waiting_connections;
+  s.tls_cert_file = cfg.tls_cert;
+  s.tls_key_file = cfg.tls_key;
   return s;
 }
 
@@ -176,6 +181,9 @@ server::~server() { stop(); }
 int server::port() const { return impl_->port; }
 
 result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ostream& log) {
+  // A certificate or key that will not load is refused before anything starts.
+  if (auto tls = http::check_tls_files(cfg.tls_cert, cfg.tls_key); !tls)
+    return tls;
   auto s = std::make_unique<impl>();
   s->cfg = cfg;
   std::error_code ec;
@@ -283,7 +291,8 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
     auto host = cfg.listen_host == "0.0.0.0" || cfg.listen_host == "::" ? std::string("127.0.0.1") : cfg.listen_host;
     if (host.find(':') != std::string::npos)
       host = "[" + host + "]";
-    s->sandbox->set_events_url("http://" + host + ":" + std::to_string(s->port) + "/slack/events");
+    s->sandbox->set_events_url(std::string(s->http->tls() ? "https://" : "http://") + host + ":" +
+                               std::to_string(s->port) + "/slack/events");
   }
   if (s->sandbox) {
     log << "backline: Slack: SANDBOX mode (no SLACK_BOT_TOKEN): a simulated workspace at " << s->sandbox->base_url()
@@ -300,7 +309,8 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
       << "\n";
   log << "backline: log " << cfg.data_dir << "/log at position " << s->store->head().position
       << (cfg.sync_writes ? "" : " (fsync OFF: benchmark mode)") << "\n";
-  log << "backline: listening on http://" << cfg.listen_host << ":" << s->port << std::endl;
+  log << "backline: listening on " << (s->http->tls() ? "https://" : "http://") << cfg.listen_host << ":" << s->port
+      << std::endl;
   if (!cfg.ready_file.empty()) {
     std::ofstream ready(cfg.ready_file);
     ready << cfg.listen_host << ":" << s->port << "\n";

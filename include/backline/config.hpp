@@ -37,6 +37,11 @@ struct server_config {
   size_t keep_alive_max = 100000;         // --keep-alive-max, requests per connection
   int listen_backlog = 4096;              // --listen-backlog
   size_t max_in_flight = 2048;            // --max-in-flight: /api/v1 requests at once (long polls excluded); more get 503
+  uint32_t rate_limit = 200;              // --rate-limit: requests a second per caller (token, else address); 0: off
+  uint32_t rate_burst = 400;              // --rate-burst: requests a caller may make at once
+  size_t max_waiting_connections = 1024;  // --max-waiting-connections: accepted, waiting for a worker; more get 503
+  std::string tls_cert;                   // --tls-cert FILE: with --tls-key, HTTPS
+  std::string tls_key;                    // --tls-key FILE
   bool log_requests = true;               // --log-requests on|off: one logfmt line per request
   std::ostream* request_log = nullptr;    // where those lines go (nullptr: stdout); for tests, no flag
   bool sync_writes = true;                // --no-sync: skip fsync (benchmarks only)

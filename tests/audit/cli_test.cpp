@@ -126,7 +126,9 @@ struct served {
     proc = std::make_unique<child_process>(
       std::vector<std::string>{backline_binary(), "serve", "--listen", "127.0.0.1:0", "--data", data(), "--ready-file",
                                ready, "--http-threads", "16", "--log-requests", "off", "--slack-api-url",
-                               slack.fake.base_url(), "--slack-inbound", "events"},
+                               slack.fake.base_url(), "--slack-inbound", "events",
+                               // One writer posts as fast as it can: no per-caller limit.
+                               "--rate-limit", "0"},
       dir.sub("server.log"),
       std::vector<std::string>{std::string("BACKLINE_ADMIN_TOKEN=") + audit_admin_token,
                                "SLACK_BOT_TOKEN=" + slack.fake.config().bot_token,

@@ -146,6 +146,7 @@ public:
     cfg.data_dir = dir.path();
     cfg.http_threads = 8;
     cfg.admin_token = "admin-token-for-the-matrix";
+    cfg.rate_limit = 0;  // every call of the matrix by one token at once: the subject is who may, not how often
     cfg.log_requests = false;
     cfg.sync_writes = false;  // what is checked here is who may do what, not durability
     std::ostringstream log;

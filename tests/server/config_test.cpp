@@ -66,3 +66,45 @@ TEST_CASE("--help states every option with its default") {
                              "./backline-data", "BACKLINE_ADMIN_TOKEN", "--http-threads"})
     CHECK_THAT(help, Catch::Contains(needle));
 }
+
+TEST_CASE("HTTPS needs both --tls-cert and --tls-key, from flags or environment") {
+  auto both = parse_serve_options({"--tls-cert", "/etc/c.pem", "--tls-key=/etc/k.pem"}, env_of({}));
+  REQUIRE(both);
+  CHECK(both->tls_cert == "/etc/c.pem");
+  CHECK(both->tls_key == "/etc/k.pem");
+  auto from_env = parse_serve_options({}, env_of({{"BACKLINE_TLS_CERT", "/c"}, {"BACKLINE_TLS_KEY", "/k"}}));
+  REQUIRE(from_env);
+  CHECK(from_env->tls_cert == "/c");
+  CHECK(from_env->tls_key == "/k");
+  auto cert_alone = parse_serve_options({"--tls-cert", "/etc/c.pem"}, env_of({}));
+  REQUIRE_FALSE(cert_alone);
+  CHECK_THAT(cert_alone.error().message(), Catch::Contains("--tls-key"));
+  auto key_alone = parse_serve_options({}, env_of({{"BACKLINE_TLS_KEY", "/k"}}));
+  REQUIRE_FALSE(key_alone);
+  CHECK_THAT(key_alone.error().message(), Catch::Contains("--tls-cert"));
+  auto neither = parse_serve_options({}, env_of({}));
+  REQUIRE(neither);
+  CHECK(neither->tls_cert.empty());
+}
+
+TEST_CASE("rate limits and the waiting-connection bound: defaults, overrides and 0 turning limits off") {
+  auto defaults = parse_serve_options({}, env_of({}));
+  REQUIRE(defaults);
+  CHECK(defaults->rate_limit == 200);
+  CHECK(defaults->rate_burst == 400);
+  CHECK(defaults->max_waiting_connections == 1024);
+  auto set = parse_serve_options({"--rate-limit", "0", "--max-waiting-connections", "10"},
+                                 env_of({{"BACKLINE_RATE_LIMIT", "5"}, {"BACKLINE_RATE_BURST", "7"}}));
+  REQUIRE(set);
+  CHECK(set->rate_limit == 0);
+  CHECK(set->rate_burst == 7);
+  CHECK(set->max_waiting_connections == 10);
+  auto bad = parse_serve_options({"--rate-burst", "0"}, env_of({}));
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message(), Catch::Contains("--rate-burst"));
+  auto help = serve_help();
+  for (const char* needle : {"--tls-cert", "BACKLINE_TLS_CERT", "--tls-key", "BACKLINE_TLS_KEY", "--rate-limit",
+                             "BACKLINE_RATE_LIMIT", "default 200", "--rate-burst", "default 400",
+                             "--max-waiting-connections", "default 1024"})
+    CHECK_THAT(help, Catch::Contains(needle));
+}

@@ -29,7 +29,9 @@ struct killable_backline {
   void start() {
     auto ready = dir.sub("ready-" + std::to_string(++runs));
     std::vector<std::string> args{backline_binary(), "serve", "--listen", "127.0.0.1:0", "--data", dir.sub("data"),
-                                  "--ready-file", ready, "--http-threads", "16"};
+                                  "--ready-file", ready, "--http-threads", "16",
+                                  // The load drives each token as fast as it can: no per-caller limit.
+                                  "--rate-limit", "0"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     proc = std::make_unique<child_process>(
       args, dir.sub("log-" + std::to_string(runs)),

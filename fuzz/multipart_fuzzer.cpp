@@ -66,7 +66,9 @@ public:
       }
       auto form = multipart_form_of(req.files, max_file_bytes);
       if (!form) {
-        FUZZ_CHECK(form.refusal().status == 413);
+        // Too many parts or files (400), else a file too large (413).
+        const bool too_many = req.files.size() > max_form_parts || req.files.count("files") > max_files_per_message;
+        FUZZ_CHECK(form.refusal().status == (too_many ? 400 : 413));
         res.status = form.refusal().status;
         return;
       }

@@ -384,9 +384,12 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
       write(res, error_reply(404, "not_found", "no thread with that channel_id and thread_ts"));
       return;
     }
-    std::string user_id, ts;
+    std::string user_id, ts, shown_name;
     try {
       user_id = d.sandbox->person_named(user_name);
+      // The name Slack shows for that person, as the pushed event's lookup
+      // finds it: whichever of the two records the reply, it reads the same.
+      shown_name = d.sandbox->display_name_of(user_id);
       ts = d.sandbox->post_reply(channel, thread_ts, user_id, text);
     } catch (const std::exception& e) {
       write(res, error_reply(409, "slack_refused", std::string("the sandbox workspace refused the reply: ") + e.what()));
@@ -397,7 +400,7 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     cmd.who = caller{"slack", "Slack", role::bot, false};
     cmd.thread_id = *thread;
     cmd.chat_id = chat_of_thread(*thread);
-    cmd.body = json::serialize(json::object{{"slack_ts", ts}, {"user_id", user_id}, {"user_name", user_name},
+    cmd.body = json::serialize(json::object{{"slack_ts", ts}, {"user_id", user_id}, {"user_name", shown_name},
                                             {"text", text}});
     auto r = ask<api_reply>(*d.sys, d.directory, d.deadline, atoms::command::value, std::move(cmd));
     if (!r) {  // it is in the workspace; its event will still bring it

@@ -554,6 +554,13 @@ http_server::http_server(const http_settings& settings)
   metrics_.max_in_flight = settings.max_in_flight;
   if (settings.log_requests)
     log_ = std::make_unique<line_writer>(settings.request_log != nullptr ? *settings.request_log : std::cout);
+  // cpp-httplib's default also sets SO_REUSEPORT, which lets a second server
+  // bind the same port and silently take half the connections: only
+  // SO_REUSEADDR (a restart may bind while old connections are in TIME_WAIT).
+  server_.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   server_.set_tcp_nodelay(true);
   server_.set_keep_alive_max_count(settings.keep_alive_max);
   server_.set_keep_alive_timeout(static_cast<time_t>(settings.keep_alive_timeout_s));

@@ -281,7 +281,9 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   http::register_web_routes(s->http->routes(), std::make_shared<const http::web_assets>(http::embedded_web_files()));
   auto port = s->http->bind(cfg.listen_host, cfg.listen_port);
   if (!port) {
-    caf::anon_send_exit(s->journal, caf::exit_reason::user_shutdown);
+    // Every actor is running by now: stop them all (the actor system waits
+    // for each at its end, so one left running would hang this return).
+    server(std::move(s)).stop();
     return port.error();
   }
   s->port = port.value();

@@ -1882,6 +1882,16 @@ std::string fake_slack::person_named(const std::string& name) {
   impl_->users[id] = fake_user{id, handle, name, name, false};
   return id;
 }
+std::string fake_slack::display_name_of(const std::string& user_id) const {
+  std::lock_guard lk(impl_->mu);
+  auto u = impl_->users.find(user_id);
+  if (u == impl_->users.end())
+    return "";
+  for (const auto* name : {&u->second.display_name, &u->second.real_name, &u->second.name})
+    if (!name->empty())
+      return *name;
+  return "";
+}
 void fake_slack::revoke_token() {
   std::lock_guard lk(impl_->mu);
   impl_->token_revoked = true;

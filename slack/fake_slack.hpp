@@ -272,6 +272,9 @@ public:
   /// The id of the person with this name (name, display or real name, any
   /// case); someone new joins the workspace under it when nobody has it.
   std::string person_named(const std::string& name);
+  /// The name Slack shows for a person (profile display_name, else
+  /// real_name, else name), as users.info gives it; "" for an unknown id.
+  std::string display_name_of(const std::string& user_id) const;
   /// The bot token stops working: token_revoked.
   void revoke_token();
   void restore_token();

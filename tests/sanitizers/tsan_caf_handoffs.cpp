@@ -102,6 +102,25 @@ extern "C" caf::resumable::resume_result resume_through_resumable(caf::resumable
 
 namespace caf {
 
+// An actor that quits drops the messages still in its mailbox here, without
+// consuming them: it takes them as consume() would.
+bool scheduled_actor::cleanup(error&& fail_state, execution_unit* host) {
+  using fn = bool (*)(scheduled_actor*, error&&, execution_unit*);
+  static auto real = next_definition<fn>("_ZN3caf15scheduled_actor7cleanupEONS_5errorEPNS_14execution_unitE");
+  __tsan_acquire(this);
+  return real(this, std::move(fail_state), host);
+}
+
+// The last weak reference (an attachable's, an actor_addr's) frees the
+// actor's storage: it must see everything done before the strong ones went.
+void intrusive_ptr_release_weak(actor_control_block* x) {
+  using fn = void (*)(actor_control_block*);
+  static auto real = next_definition<fn>("_ZN3caf26intrusive_ptr_release_weakEPNS_19actor_control_blockE");
+  __tsan_release(x);
+  __tsan_acquire(x);
+  real(x);
+}
+
 void intrusive_ptr_release(actor_control_block* x) {
   using fn = void (*)(actor_control_block*);
   static auto real = next_definition<fn>("_ZN3caf21intrusive_ptr_releaseEPNS_19actor_control_blockE");

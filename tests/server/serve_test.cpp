@@ -36,6 +36,29 @@ TEST_CASE("an in-process server answers /healthz on an ephemeral port and stops 
   (*srv)->stop();  // idempotent
 }
 
+TEST_CASE("a port already in use is a clear error, and the actors started before it stop") {
+  temp_dir first_dir, second_dir;
+  server_config cfg;
+  cfg.listen_port = 0;
+  cfg.data_dir = first_dir.path();
+  cfg.http_threads = 4;
+  std::ostringstream log;
+  auto first = server::start(cfg, log);
+  REQUIRE(first);
+  cfg.listen_port = (*first)->port();
+  cfg.data_dir = second_dir.path();
+  auto second = server::start(cfg, log);  // returned at all: nothing was left running to wait for
+  REQUIRE_FALSE(second);
+  CHECK_THAT(second.error().message(), Catch::Contains("cannot listen on 127.0.0.1:" + std::to_string(cfg.listen_port)));
+  // The second log was closed: a third server opens it.
+  auto third = server::start([&] {
+    auto c = cfg;
+    c.listen_port = 0;
+    return c;
+  }(), log);
+  CHECK(third);
+}
+
 TEST_CASE("a data directory that cannot be created is a clear error") {
   server_config cfg;
   cfg.listen_port = 0;

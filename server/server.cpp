@@ -282,7 +282,9 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   auto port = s->http->bind(cfg.listen_host, cfg.listen_port);
   if (!port) {
     // Every actor is running by now: stop them all (the actor system waits
-    // for each at its end, so one left running would hang this return).
+    // for each at its end, so one left running, or a handle to one left
+    // here, would hang this return).
+    deps = http::api_deps{};
     server(std::move(s)).stop();
     return port.error();
   }

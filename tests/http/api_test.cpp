@@ -9,32 +9,17 @@
 #include <thread>
 
 #include "backline/server.hpp"
+#include "support/api_answer.hpp"
 #include "support/temp_dir.hpp"
 
 namespace json = boost::json;
 using namespace backline;
 using backline::testing::temp_dir;
 
+using backline::testing::answer;
+using backline::testing::answer_of;
+
 namespace {
-
-struct answer {
-  int status = 0;
-  json::value body;
-  std::string get(std::string_view key) const {
-    if (!body.is_object() || !body.as_object().contains(key) || !body.as_object().at(key).is_string())
-      return {};
-    return std::string(body.as_object().at(key).as_string());
-  }
-};
-
-answer answer_of(const httplib::Result& r) {
-  REQUIRE(r);
-  answer a;
-  a.status = r->status;
-  boost::system::error_code ec;
-  a.body = json::parse(r->body, ec);
-  return a;
-}
 
 class api_fixture {
 public:

@@ -27,11 +27,15 @@
 #include "http/http_server.hpp"
 #include "http/metrics.hpp"
 #include "http/request_log.hpp"
+#include "support/api_answer.hpp"
+#include "support/raw_client.hpp"
 #include "support/temp_dir.hpp"
 
 namespace json = boost::json;
 using namespace backline;
 using namespace std::chrono_literals;
+using backline::testing::error_code_of;
+using backline::testing::raw_client;
 using backline::testing::temp_dir;
 
 namespace {
@@ -75,65 +79,6 @@ private:
   } buf_;
 };
 
-// A raw client socket, for what httplib::Client will not send.
-class raw_client {
-public:
-  explicit raw_client(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  }
-  ~raw_client() { ::close(fd_); }
-  bool send(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
-  }
-  // Reads until the peer closes or `limit` passes.
-  std::string read_all(std::chrono::milliseconds limit = 5s) { return read_until({}, limit); }
-  // Reads until `needle` has arrived (or the peer closes, or `limit` passes);
-  // an empty needle reads until the peer closes or `limit` passes.
-  std::string read_until(const std::string& needle, std::chrono::milliseconds limit = 5s) {
-    std::string out;
-    auto until = std::chrono::steady_clock::now() + limit;
-    while ((needle.empty() || out.find(needle) == std::string::npos) && std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0)
-        continue;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0)
-        break;
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
-  }
-  // Whether the server gave up on our request, without blocking: it closed
-  // the connection or answered (an error) before the request was complete.
-  bool server_gave_up() {
-    pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, 0) > 0;
-  }
-
-private:
-  int fd_ = -1;
-};
-
-json::value parse(const std::string& body) {
-  boost::system::error_code ec;
-  auto v = json::parse(body, ec);
-  return ec ? json::value{} : v;
-}
-
-std::string error_code_of(const std::string& body) {
-  auto v = parse(body);
-  if (!v.is_object() || !v.as_object().contains("error"))
-    return {};
-  auto& e = v.as_object().at("error").as_object();
-  return e.contains("code") ? std::string(e.at("code").as_string()) : std::string{};
-}
-
 class ops_fixture {
 public:
   temp_dir dir;
@@ -171,7 +116,7 @@ public:
                       "application/json");
     REQUIRE(r);
     REQUIRE(r->status == 201);
-    return std::string(parse(r->body).as_object().at("token").as_string());
+    return std::string(backline::testing::parse_or_null(r->body).as_object().at("token").as_string());
   }
 
   std::string metrics() {
@@ -288,7 +233,7 @@ TEST_CASE("/metrics: Prometheus text by route pattern with journal figures and a
                        R"({"customer":{"id":"cust-42","name":"Dana"},"text":"hi"})", "application/json");
   REQUIRE(chat);
   REQUIRE(chat->status == 201);
-  std::string chat_id(parse(chat->body).as_object().at("id").as_string());
+  std::string chat_id(backline::testing::parse_or_null(chat->body).as_object().at("id").as_string());
   for (int i = 0; i < 2; ++i) {
     auto r = cli.Get(("/api/v1/chats/" + chat_id).c_str(), ops_fixture::bearer(bot));
     REQUIRE(r);
@@ -373,7 +318,7 @@ TEST_CASE("request log: one logfmt line per request with its id and never a toke
                        R"({"id":"u1","name":"BODYSECRET-777","role":"agent"})", "application/json");
   REQUIRE(post);
   CHECK(post->status == 201);
-  std::string new_token(parse(post->body).as_object().at("token").as_string());
+  std::string new_token(backline::testing::parse_or_null(post->body).as_object().at("token").as_string());
   auto wrong = cli.Get("/api/v1/me", ops_fixture::bearer("WRONGTOKEN-SECRET-555"));
   REQUIRE(wrong);
   CHECK(wrong->status == 401);
@@ -514,8 +459,8 @@ TEST_CASE("overload: past --max-in-flight an /api/v1 request gets 503 overloaded
   auto active = cli.Get("/api/v1/chats?view=active", ops_fixture::bearer(f.admin));
   REQUIRE(active);
   REQUIRE(active->status == 200);
-  auto chats = json::serialize(parse(active->body).as_object().at("chats"));
-  CHECK(parse(active->body).as_object().at("chats").as_array().size() == 2);
+  auto chats = json::serialize(backline::testing::parse_or_null(active->body).as_object().at("chats"));
+  CHECK(backline::testing::parse_or_null(active->body).as_object().at("chats").as_array().size() == 2);
   CHECK_THAT(chats, Catch::Contains("cust-A"));
   CHECK_THAT(chats, !Catch::Contains("cust-B"));  // B left nothing behind
   CHECK_THAT(f.metrics(), Catch::Contains("\nbackline_http_overloaded_total 1\n"));

@@ -14,11 +14,13 @@
 
 #include "backline/server.hpp"
 #include "http/rate_limit.hpp"
+#include "support/api_answer.hpp"
 #include "support/temp_dir.hpp"
 
 namespace json = boost::json;
 using namespace backline;
 using namespace std::chrono_literals;
+using backline::testing::error_code_of;
 using backline::testing::temp_dir;
 using steady = std::chrono::steady_clock;
 
@@ -93,19 +95,6 @@ TEST_CASE("rate limiter: keys are digests of token or address and the map stays 
 
 namespace {
 
-json::value parse(const std::string& body) {
-  boost::system::error_code ec;
-  auto v = json::parse(body, ec);
-  return ec ? json::value{} : v;
-}
-
-std::string error_code_of(const std::string& body) {
-  auto v = parse(body);
-  if (!v.is_object() || !v.as_object().contains("error"))
-    return {};
-  return std::string(v.as_object().at("error").as_object().at("code").as_string());
-}
-
 httplib::Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
 } // namespace
@@ -132,7 +121,7 @@ TEST_CASE("rate limits: a runaway token gets 429 with Retry-After, another token
                       json::serialize(json::object{{"id", id}, {"name", id}, {"role", role}}), "application/json");
     REQUIRE(r);
     REQUIRE(r->status == 201);
-    return std::string(parse(r->body).as_object().at("token").as_string());
+    return std::string(backline::testing::parse_or_null(r->body).as_object().at("token").as_string());
   };
   const std::string runaway = make_user("runaway-bot", "bot");
   const std::string calm = make_user("calm-agent", "agent");
@@ -142,7 +131,7 @@ TEST_CASE("rate limits: a runaway token gets 429 with Retry-After, another token
     auto r = cli.Get("/api/v1/chats?view=active", bearer(cfg.admin_token));
     REQUIRE(r);
     REQUIRE(r->status == 200);
-    return parse(r->body).as_object().at("chats").as_array().size();
+    return backline::testing::parse_or_null(r->body).as_object().at("chats").as_array().size();
   };
 
   // The runaway hammers; the calm one's requests are interleaved.

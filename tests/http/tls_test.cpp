@@ -24,6 +24,7 @@
 #include "backline/config.hpp"
 #include "backline/server.hpp"
 #include "support/process.hpp"
+#include "support/raw_client.hpp"
 #include "support/temp_dir.hpp"
 
 namespace json = boost::json;
@@ -89,40 +90,6 @@ struct tls_fixture {
   }
 };
 
-// A raw TCP connection to the server.
-class raw_connection {
-public:
-  explicit raw_connection(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  }
-  ~raw_connection() { ::close(fd_); }
-  bool send(const std::string& bytes) {
-    return ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
-  }
-  // Whether the server closes the connection within `limit` (what it sent is skipped).
-  bool closed_within(std::chrono::milliseconds limit) {
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0)
-        continue;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0)
-        return true;
-    }
-    return false;
-  }
-
-private:
-  int fd_ = -1;
-};
-
 } // namespace
 
 TEST_CASE("tls: the API answers over HTTPS with the test's certificate and says https where it listens") {
@@ -161,7 +128,7 @@ TEST_CASE("tls: plain HTTP to the HTTPS port fails cleanly and the server keeps 
   }
   // Garbage that is not HTTP either.
   {
-    raw_connection junk(f.srv->port());
+    raw_client junk(f.srv->port());
     REQUIRE(junk.send(std::string(300, '\x01')));
     CHECK(junk.closed_within(5s));
   }
@@ -174,8 +141,8 @@ TEST_CASE("tls: plain HTTP to the HTTPS port fails cleanly and the server keeps 
 TEST_CASE("tls: a client that never finishes its handshake is dropped by the read timeout and holds no one up") {
   tls_fixture f(/*threads=*/4, /*read_timeout_s=*/1);
   auto t0 = std::chrono::steady_clock::now();
-  raw_connection silent(f.srv->port());       // connects, says nothing
-  raw_connection half(f.srv->port());         // starts a ClientHello, stops
+  raw_client silent(f.srv->port());       // connects, says nothing
+  raw_client half(f.srv->port());         // starts a ClientHello, stops
   REQUIRE(half.send(std::string("\x16\x03\x01\x00\xc8\x01", 6)));
   // Meanwhile others are served.
   auto cli = f.client();

@@ -26,6 +26,7 @@
 #include <sstream>
 
 #include "backline/server.hpp"
+#include "support/api_answer.hpp"
 #include "support/process.hpp"
 #include "support/small_tmpfs.hpp"
 #include "support/temp_dir.hpp"
@@ -37,35 +38,6 @@ using namespace backline::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-struct answer {
-  int status = 0;
-  json::value body;
-  std::string text(std::string_view key) const {
-    if (!body.is_object() || !body.as_object().contains(key) || !body.as_object().at(key).is_string())
-      return {};
-    return std::string(body.as_object().at(key).as_string());
-  }
-  std::string error_code() const {
-    if (!body.is_object() || !body.as_object().contains("error"))
-      return {};
-    return std::string(body.at("error").at("code").as_string());
-  }
-  std::string error_message() const {
-    if (!body.is_object() || !body.as_object().contains("error"))
-      return {};
-    return std::string(body.at("error").at("message").as_string());
-  }
-};
-
-answer answer_of(const httplib::Result& r) {
-  REQUIRE(r);
-  answer a;
-  a.status = r->status;
-  boost::system::error_code ec;
-  a.body = json::parse(r->body, ec);
-  return a;
-}
 
 struct api {
   int port = 0;
@@ -142,7 +114,7 @@ TEST_CASE("a full disk: writes answer 503 storage_full, nothing refused is store
   auto new_user = [&](const std::string& id, const std::string& role) {
     auto u = a.post("/api/v1/users", admin, {{"id", id}, {"name", id}, {"role", role}, {"inbox_access", true}});
     REQUIRE(u.status == 201);
-    return u.text("token");
+    return u.get("token");
   };
   const auto bot = new_user("bot", "bot");
   const auto agent = new_user("alice", "agent");
@@ -151,11 +123,11 @@ TEST_CASE("a full disk: writes answer 503 storage_full, nothing refused is store
   };
   auto chat = new_chat("cust-0");
   REQUIRE(chat.status == 201);
-  const auto chat_id = chat.text("id");
+  const auto chat_id = chat.get("id");
   REQUIRE(a.post("/api/v1/chats/" + chat_id + "/assign", bot, {{"agent_id", "alice"}}).status == 200);
   auto thread = a.post("/api/v1/chats/" + chat_id + "/threads", agent, {{"channel_id", "C0FINANCE"}, {"text", "q"}});
   REQUIRE(thread.status == 201);
-  const auto thread_id = thread.text("id");
+  const auto thread_id = thread.get("id");
   const auto messages_path = "/api/v1/threads/" + thread_id + "/messages";
 
   // The disk nearly full: a filler file takes all but what the writes below use up.

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/support/options.hpp"
 #include "backline/inbox.hpp"
 
 using namespace backline;
@@ -221,15 +222,6 @@ struct inbox_setup {
   }
 };
 
-std::vector<size_t> parse_list(const std::string& text) {
-  std::vector<size_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    out.push_back(std::stoul(item));
-  return out;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -238,15 +230,11 @@ int main(int argc, char** argv) {
   bool sync = false, quick = false;
   std::string dir = (std::filesystem::temp_directory_path() / ("actors_bench." + std::to_string(::getpid()))).string();
   try {
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      auto next = [&]() -> std::string {
-        if (i + 1 >= argc)
-          throw std::invalid_argument(a + " needs a value");
-        return argv[++i];
-      };
+    bench::arguments args(argc, argv);
+    for (std::string a; args.next(a);) {
+      auto next = [&] { return args.value(); };
       if (a == "--fanin")
-        fanin = parse_list(next());
+        fanin = bench::parse_list(next());
       else if (a == "--seconds")
         seconds = std::stod(next());
       else if (a == "--warmup")

@@ -246,13 +246,9 @@ std::optional<options> parse_options(int argc, char** argv) {
   options o;
   bool seconds_given = false, warmup_given = false, quick = false;
   try {
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      auto next = [&]() -> std::string {
-        if (i + 1 >= argc)
-          throw std::invalid_argument(a + " needs a value");
-        return argv[++i];
-      };
+    bench::arguments args(argc, argv);
+    for (std::string a; args.next(a);) {
+      auto next = [&] { return args.value(); };
       if (a == "--connections")
         o.levels = parse_levels(next());
       else if (a == "--seconds")

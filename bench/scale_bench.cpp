@@ -343,15 +343,6 @@ json::object measure_startup(const chat_template& t, const std::string& workdir,
   return json::object{{"events", copies * t.events}, {"chats", copies}, {"seconds", secs}, {"fill_seconds", fill_s}};
 }
 
-std::vector<size_t> parse_list(const std::string& text) {
-  std::vector<size_t> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    out.push_back(std::stoul(item));
-  return out;
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -360,17 +351,13 @@ int main(int argc, char** argv) {
   std::string binary = bench::default_backline_path().string();
   std::string dir = (std::filesystem::temp_directory_path() / ("scale_bench." + std::to_string(::getpid()))).string();
   try {
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      auto next = [&]() -> std::string {
-        if (i + 1 >= argc)
-          throw std::invalid_argument(a + " needs a value");
-        return argv[++i];
-      };
+    bench::arguments args(argc, argv);
+    for (std::string a; args.next(a);) {
+      auto next = [&] { return args.value(); };
       if (a == "--chats")
-        chats = parse_list(next());
+        chats = bench::parse_list(next());
       else if (a == "--startup-events")
-        startup = parse_list(next());
+        startup = bench::parse_list(next());
       else if (a == "--backline")
         binary = next();
       else if (a == "--dir")

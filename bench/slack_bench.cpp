@@ -39,7 +39,9 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/support/options.hpp"
 #include "bench/support/backline_child.hpp"
+#include "bench/support/options.hpp"
 #include "slack/fake_slack.hpp"
 
 namespace json = boost::json;
@@ -62,20 +64,6 @@ struct options {
   uint32_t poll_window_ms = 1000;
   std::string backline;
 };
-
-std::filesystem::path default_backline_path() {
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  return ec ? std::filesystem::path("backline") : (self.parent_path() / ".." / "backline").lexically_normal();
-}
-
-std::vector<size_t> parse_list(const std::string& text) {
-  std::vector<size_t> out;
-  std::stringstream ss(text);
-  for (std::string item; std::getline(ss, item, ',');)
-    out.push_back(static_cast<size_t>(std::stoul(item)));
-  return out;
-}
 
 double percentile(std::vector<double> v, double p) {
   if (v.empty())
@@ -378,17 +366,13 @@ int run(const options& opt) {
 
 int main(int argc, char** argv) {
   options opt;
-  opt.backline = default_backline_path().string();
+  opt.backline = bench::default_backline_path().string();
   try {
-    for (int i = 1; i < argc; ++i) {
-      std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc)
-          throw bench_error(a + " needs a value");
-        return argv[++i];
-      };
+    bench::arguments args(argc, argv);
+    for (std::string a; args.next(a);) {
+      auto value = [&] { return args.value(); };
       if (a == "--threads")
-        opt.threads = parse_list(value());
+        opt.threads = bench::parse_list(value());
       else if (a == "--channels")
         opt.channels = std::stoul(value());
       else if (a == "--rate")

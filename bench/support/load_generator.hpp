@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "bench/support/backline_child.hpp"
+#include "bench/support/options.hpp"
 
 namespace bench {
 
@@ -478,14 +479,6 @@ inline std::vector<api_thread> synthetic_threads(size_t n, size_t agent_count = 
   return threads;
 }
 
-inline std::filesystem::path default_backline_path() {
-  std::error_code ec;
-  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec)
-    return "backline";
-  return (self.parent_path() / ".." / "backline").lexically_normal();
-}
-
 inline void raise_fd_limit() {
   rlimit lim{};
   if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)
@@ -500,21 +493,6 @@ inline size_t open_file_limit() {
   rlimit lim{};
   ::getrlimit(RLIMIT_NOFILE, &lim);
   return static_cast<size_t>(lim.rlim_cur);
-}
-
-inline std::vector<size_t> parse_levels(const std::string& text) {
-  std::vector<size_t> levels;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    size_t v = std::stoul(item);
-    if (v == 0)
-      throw std::invalid_argument("0 connections");
-    levels.push_back(v);
-  }
-  if (levels.empty())
-    throw std::invalid_argument("empty list");
-  return levels;
 }
 
 inline std::chrono::milliseconds ms_of(double seconds) {

@@ -45,17 +45,16 @@ std::optional<caller> authenticate(const api_deps& d, const httplib::Request& re
 bool replay_idempotent(const api_deps& d, const caller& who, const std::string& key, httplib::Response& res) {
   if (key.empty())
     return false;
-  auto& self = front_actor(*d.sys);
   bool answered = false;
-  self->request(d.journal, d.deadline, atoms::idem_get::value, detail::scoped_key(who, key))
-    .receive(
-      [&](const reply_status& st, bool found, const std::string& stored) {
-        if (st.ok() && found) {
-          write(res, detail::decode_reply(stored));
-          answered = true;
-        }
-      },
-      [&](caf::error&) {});
+  (void)ask_then(  // no stored answer known: the command goes ahead and the journal decides
+    *d.sys, d.journal, d.deadline,
+    [&](const reply_status& st, bool found, const std::string& stored) {
+      if (st.ok() && found) {
+        write(res, detail::decode_reply(stored));
+        answered = true;
+      }
+    },
+    atoms::idem_get::value, detail::scoped_key(who, key));
   return answered;
 }
 
@@ -239,16 +238,15 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
       write(res, error_reply(403, "forbidden", "the bot role never sees internal threads"));
       return;
     }
-    auto& self = front_actor(*d.sys);
     api_reply out = error_reply(504, "slack_timeout", "Slack did not answer in time");
-    self->request(d.slack, d.deadline * 2, atoms::list::value)
-      .receive(
-        [&](const reply_status& st, const std::string& channels) {
-          out = st.ok() ? api_reply{200, "{\"channels\":" + channels +
-                                           ",\"sandbox\":" + (d.sandbox != nullptr ? "true" : "false") + "}"}
-                        : error_reply(502, "slack_failed", st.message);
-        },
-        [](caf::error&) {});
+    (void)ask_then(  // on failure `out` stays the timeout answer
+      *d.sys, d.slack, d.deadline * 2,
+      [&](const reply_status& st, const std::string& channels) {
+        out = st.ok() ? api_reply{200, "{\"channels\":" + channels +
+                                         ",\"sandbox\":" + (d.sandbox != nullptr ? "true" : "false") + "}"}
+                      : error_reply(502, "slack_failed", st.message);
+      },
+      atoms::list::value);
     write(res, out);
   });
 
@@ -262,26 +260,25 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
       write(res, error_reply(403, "forbidden", "the bot role never sees internal threads"));
       return;
     }
-    auto& self = front_actor(*d.sys);
     api_reply out = error_reply(504, "slack_timeout", "Slack did not answer in time");
-    self->request(d.slack, d.deadline * 2, atoms::mentions::value)
-      .receive(
-        [&](const reply_status& st, const std::string& found) {
-          if (!st.ok()) {
-            out = error_reply(502, "slack_failed", st.message);
-            return;
-          }
-          json::array list{
-            json::object{{"kind", "special"}, {"handle", "here"}, {"name", "everyone active in the channel"}},
-            json::object{{"kind", "special"}, {"handle", "channel"}, {"name", "everyone in the channel"}}};
-          boost::system::error_code ec;
-          auto parsed = json::parse(found, ec);
-          if (!ec && parsed.is_array())
-            for (auto& m : parsed.as_array())
-              list.push_back(m);
-          out = json_reply(200, json::object{{"mentions", std::move(list)}});
-        },
-        [](caf::error&) {});
+    (void)ask_then(  // on failure `out` stays the timeout answer
+      *d.sys, d.slack, d.deadline * 2,
+      [&](const reply_status& st, const std::string& found) {
+        if (!st.ok()) {
+          out = error_reply(502, "slack_failed", st.message);
+          return;
+        }
+        json::array list{
+          json::object{{"kind", "special"}, {"handle", "here"}, {"name", "everyone active in the channel"}},
+          json::object{{"kind", "special"}, {"handle", "channel"}, {"name", "everyone in the channel"}}};
+        boost::system::error_code ec;
+        auto parsed = json::parse(found, ec);
+        if (!ec && parsed.is_array())
+          for (auto& m : parsed.as_array())
+            list.push_back(m);
+        out = json_reply(200, json::object{{"mentions", std::move(list)}});
+      },
+      atoms::mentions::value);
     write(res, out);
   });
 

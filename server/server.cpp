@@ -78,15 +78,14 @@ void register_operational_routes(server::impl& s) {
       // The log decides the status code; the Slack side is reported beside it
       // (a rejected token keeps messages queued, nothing is lost).
       boost::json::object slack_health{{"status", "unknown"}};
-      auto& self = http::front_actor(*sys);
-      self->request(slack, deadline, atoms::health::value)
-        .receive(
-          [&](const reply_status& st, uint64_t queued) {
-            slack_health = {{"status", st.ok() ? "ok" : "unhealthy"}, {"queued", queued}};
-            if (!st.ok())
-              slack_health["reason"] = st.message;
-          },
-          [](caf::error&) {});
+      (void)http::ask_then(  // on failure the Slack side stays "unknown"
+        *sys, slack, deadline,
+        [&](const reply_status& st, uint64_t queued) {
+          slack_health = {{"status", st.ok() ? "ok" : "unhealthy"}, {"queued", queued}};
+          if (!st.ok())
+            slack_health["reason"] = st.message;
+        },
+        atoms::health::value);
       send_json(res, 200, {{"status", "ok"}, {"slack", slack_health}});
       return;
     }
@@ -121,15 +120,14 @@ void register_operational_routes(server::impl& s) {
         http::render_counter(out, "backline_slack_poll_replies_total",
                              "Slack replies the poller found that the events had not brought.", number("replies"));
       }
-    auto& self = http::front_actor(*sys);
-    self->request(slack, stats_deadline, atoms::health::value)
-      .receive(
-        [&](const reply_status& st, uint64_t queued) {
-          http::render_gauge(out, "backline_slack_queue_depth", "Thread messages waiting to be posted to Slack.",
-                             static_cast<double>(queued));
-          http::render_gauge(out, "backline_slack_token_ok", "1 unless Slack rejects the bot token.", st.ok() ? 1 : 0);
-        },
-        [](caf::error&) {});
+    (void)http::ask_then(  // on failure the Slack gauges are left out
+      *sys, slack, stats_deadline,
+      [&](const reply_status& st, uint64_t queued) {
+        http::render_gauge(out, "backline_slack_queue_depth", "Thread messages waiting to be posted to Slack.",
+                           static_cast<double>(queued));
+        http::render_gauge(out, "backline_slack_token_ok", "1 unless Slack rejects the bot token.", st.ok() ? 1 : 0);
+      },
+      atoms::health::value);
     res.set_content(out, http::metrics_content_type);
   });
 }

@@ -549,6 +549,7 @@ http_server::http_server(const http_settings& settings)
   : settings_(settings),
     queue_(settings.threads),
     limiter_(rate_limit{settings.rate_limit_per_s, static_cast<double>(settings.rate_burst)}),
+    failed_auth_(failed_authentication_limit(rate_limit{settings.rate_limit_per_s, static_cast<double>(settings.rate_burst)})),
     server_(*this) {
   stop_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   metrics_.max_in_flight = settings.max_in_flight;
@@ -818,18 +819,29 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
   // anything else is done for it. Health checks and scrapes are not counted.
   if (limiter_.on() && req.path != "/healthz" && req.path != "/metrics") {
     const std::string authorization = req.get_header_value("Authorization");  // a copy: the view below is into it
-    auto taken = limiter_.take(limiter_.key_of(bearer_token_of(authorization), req.remote_addr));
-    if (!taken.allowed) {
+    const auto token = bearer_token_of(authorization);
+    const auto key = limiter_.key_of(token, req.remote_addr);
+    auto refuse = [&](std::chrono::seconds retry_after, const std::string& why) {
       st->rejected = true;
       metrics_.rate_limited.fetch_add(1, std::memory_order_relaxed);
-      auto wait_s = std::to_string(taken.retry_after.count());
+      auto wait_s = std::to_string(retry_after.count());
       res.status = 429;
       res.set_header("Retry-After", wait_s);
-      res.set_content(error_body("rate_limited", "too many requests from this caller; retry in " + wait_s + " s"),
-                      "application/json");
+      res.set_content(error_body("rate_limited", why + "; retry in " + wait_s + " s"), "application/json");
       st->close_after = has_body;  // the body was not read
       return httplib::Server::HandlerResponse::Handled;
+    };
+    // Every new token gets a full bucket, so a client rotating unknown tokens
+    // is limited by its address's failed authentications instead: past them,
+    // only tokens that have authenticated before are let through.
+    if (!token.empty()) {
+      st->token_key = key;
+      if (failed_auth_.empty(limiter_.key_of({}, req.remote_addr)) && !limiter_.authenticated_before(key))
+        return refuse(std::chrono::seconds(1), "too many requests with unknown tokens from this address");
     }
+    auto taken = limiter_.take(key);
+    if (!taken.allowed)
+      return refuse(taken.retry_after, "too many requests from this caller");
   }
 
   if (admission_counts(req.path)) {
@@ -869,6 +881,12 @@ void http_server::after_answer(const httplib::Request& req, const httplib::Respo
   if (st == nullptr || st->logged)
     return;
   st->logged = true;
+  if (st->token_key != 0) {
+    if (!st->user.empty())
+      limiter_.note_authenticated(st->token_key);
+    else if (res.status == 401)
+      (void)failed_auth_.take(limiter_.key_of({}, req.remote_addr));
+  }
   // The route label is bounded: the pattern of a path a handler answered, and
   // for answers given before any handler ran, that pattern only when a
   // handler has answered it before (else "unmatched").

@@ -158,6 +158,7 @@ private:
   std::atomic<bool> stopping_{false};
   waiting_connections queue_;
   rate_limiter limiter_;
+  rate_limiter failed_auth_;  // failed authentications (401s) per client address
   struct ssl_ctx_deleter {
     void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
   };

@@ -87,6 +87,33 @@ take_result rate_limiter::take(uint64_t key, steady::time_point now) {
   return r;
 }
 
+bool rate_limiter::empty(uint64_t key, steady::time_point now) const {
+  auto& s = shards_[key % shards_.size()];
+  std::lock_guard<std::mutex> lock(s.mutex);
+  auto it = s.buckets.find(key);
+  return it != s.buckets.end() && !take_token(it->second, limit_, now).allowed;
+}
+
+void rate_limiter::note_authenticated(uint64_t key) {
+  auto& s = shards_[key % shards_.size()];
+  std::lock_guard<std::mutex> lock(s.mutex);
+  if (s.authenticated.size() >= max_per_shard_)
+    s.authenticated.clear();
+  s.authenticated.insert(key);
+}
+
+bool rate_limiter::authenticated_before(uint64_t key) const {
+  auto& s = shards_[key % shards_.size()];
+  std::lock_guard<std::mutex> lock(s.mutex);
+  return s.authenticated.count(key) != 0;
+}
+
+rate_limit failed_authentication_limit(const rate_limit& per_caller) {
+  if (!per_caller.on())
+    return per_caller;
+  return rate_limit{per_caller.per_second / 4, std::max(1.0, per_caller.burst / 4)};
+}
+
 // Forgets every key whose bucket has refilled (nothing is lost: a fresh
 // bucket is full too); when none has, the one idle longest.
 void rate_limiter::make_room(shard& s, steady::time_point now) {

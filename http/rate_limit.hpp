@@ -15,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace backline::http {
@@ -66,6 +67,16 @@ public:
   /// Takes a token from `key`'s bucket.
   take_result take(uint64_t key, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now());
 
+  /// Whether `key`'s bucket holds less than one token now (nothing is taken);
+  /// a key without a bucket is not empty.
+  bool empty(uint64_t key, std::chrono::steady_clock::time_point now = std::chrono::steady_clock::now()) const;
+
+  /// Remembers that `key` (a token's) authenticated a request; at most
+  /// max_keys are remembered, and forgetting one only costs it the benefit
+  /// of the doubt while its address is over its failed-authentication limit.
+  void note_authenticated(uint64_t key);
+  bool authenticated_before(uint64_t key) const;
+
   /// Buckets held now (for tests).
   size_t keys() const;
 
@@ -73,6 +84,7 @@ private:
   struct shard {
     mutable std::mutex mutex;
     std::unordered_map<uint64_t, token_bucket> buckets;
+    std::unordered_set<uint64_t> authenticated;
   };
   void make_room(shard& s, std::chrono::steady_clock::time_point now);
 
@@ -81,6 +93,11 @@ private:
   std::string salt_;
   std::vector<shard> shards_;
 };
+
+/// The allowance of failed authentications (401s) per client address: a
+/// quarter of the per-caller limit. Without it a client rotating random
+/// tokens would get a fresh, full bucket with each one.
+rate_limit failed_authentication_limit(const rate_limit& per_caller);
 
 /// The bearer token of an Authorization header value ("" when there is none):
 /// a view into `authorization`, which must outlive it.

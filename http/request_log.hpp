@@ -41,6 +41,7 @@ struct request_state {
   bool admitted = false;      // holds an admission slot
   bool close_after = false;   // the connection must not serve another request
   bool logged = false;        // its line and metrics are done
+  uint64_t token_key = 0;     // with rate limits on: the digest of the bearer token, when one came
 };
 
 /// The request being served on this thread, or nullptr.

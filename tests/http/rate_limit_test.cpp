@@ -1,7 +1,8 @@
 // Per-caller request limits: the token-bucket rule alone, the bounded map of
 // buckets, and end to end: one runaway token gets 429 with Retry-After while
 // another token is served, a refused write changes nothing, and the runaway
-// is served again once its bucket has refilled.
+// is served again once its bucket has refilled; and a client rotating
+// unknown tokens is limited by its address's failed authentications.
 
 #include <boost/json.hpp>
 #include <httplib.h>
@@ -93,6 +94,29 @@ TEST_CASE("rate limiter: keys are digests of token or address and the map stays 
   CHECK(http::bearer_token_of("") == "");
 }
 
+TEST_CASE("rate limiter: emptiness is seen without taking, and authenticated tokens are remembered within bounds") {
+  http::rate_limiter limiter(http::rate_limit{1.0, 2.0}, 32);
+  auto t0 = steady::time_point{} + 1000s;
+  auto k = limiter.key_of("", "10.0.0.9");
+  CHECK_FALSE(limiter.empty(k, t0));  // no bucket yet: full
+  limiter.take(k, t0);
+  CHECK_FALSE(limiter.empty(k, t0));
+  limiter.take(k, t0);
+  CHECK(limiter.empty(k, t0));
+  CHECK(limiter.empty(k, t0));        // looking takes nothing
+  CHECK_FALSE(limiter.empty(k, t0 + 1s));
+  CHECK_FALSE(limiter.authenticated_before(7));
+  limiter.note_authenticated(7);
+  CHECK(limiter.authenticated_before(7));
+  for (uint64_t i = 100; i < 2000; ++i)
+    limiter.note_authenticated(i);
+  CHECK(limiter.authenticated_before(1999));
+  auto failures = http::failed_authentication_limit(http::rate_limit{200, 400});
+  CHECK(failures.per_second == 50);
+  CHECK(failures.burst == 100);
+  CHECK_FALSE(http::failed_authentication_limit(http::rate_limit{0, 0}).on());
+}
+
 namespace {
 
 httplib::Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
@@ -180,5 +204,66 @@ TEST_CASE("rate limits: a runaway token gets 429 with Retry-After, another token
   auto metrics = cli.Get("/metrics");
   REQUIRE(metrics);
   CHECK_THAT(metrics->body, Catch::Contains("\nbackline_http_rate_limited_total " + std::to_string(runaway_429 + 1) + "\n"));
+  srv.stop();
+}
+
+TEST_CASE("rate limits: a client rotating unknown tokens is limited by its address, a known token from it is still served") {
+  temp_dir dir;
+  server_config cfg;
+  cfg.listen_port = 0;
+  cfg.data_dir = dir.path();
+  cfg.http_threads = 8;
+  cfg.admin_token = "admin-token-for-rate-limit-tests";
+  cfg.log_requests = false;
+  cfg.rate_limit = 4;   // so failed authentications: 1 a second,
+  cfg.rate_burst = 16;  // 4 at once
+  std::ostringstream progress;
+  auto started = server::start(cfg, progress);
+  REQUIRE(started);
+  auto& srv = *started.value();
+  httplib::Client cli("127.0.0.1", srv.port());
+  cli.set_read_timeout(10, 0);
+  auto made = cli.Post("/api/v1/users", bearer(cfg.admin_token),
+                       R"({"id":"agent-n","name":"Agent N","role":"agent"})", "application/json");
+  REQUIRE(made);
+  REQUIRE(made->status == 201);
+  const std::string known = std::string(backline::testing::parse_or_null(made->body).as_object().at("token").as_string());
+  auto me = cli.Get("/api/v1/me", bearer(known));  // it has authenticated once
+  REQUIRE(me);
+  REQUIRE(me->status == 200);
+
+  int unauthenticated = 0, limited = 0;
+  for (int i = 0; i < 30; ++i) {
+    auto r = cli.Get("/api/v1/me", bearer("random-token-" + std::to_string(i)));
+    REQUIRE(r);
+    if (r->status == 401) {
+      ++unauthenticated;
+    } else {
+      CHECK(r->status == 429);
+      CHECK(error_code_of(r->body) == "rate_limited");
+      CHECK(r->get_header_value("Retry-After") == "1");
+      ++limited;
+    }
+  }
+  CHECK(unauthenticated >= 4);
+  CHECK(unauthenticated <= 6);  // the burst, and what refilled while the loop ran
+  CHECK(limited == 30 - unauthenticated);
+
+  // The known token, from the same address, is served meanwhile.
+  for (int i = 0; i < 3; ++i) {
+    auto r = cli.Get("/api/v1/me", bearer(known));
+    REQUIRE(r);
+    CHECK(r->status == 200);
+  }
+  // Requests without a token are not affected (they have their own bucket).
+  auto open = cli.Get("/healthz");
+  REQUIRE(open);
+  CHECK(open->status == 200);
+
+  // Once a failure's allowance has refilled, an unknown token is told it is unknown again.
+  std::this_thread::sleep_for(1100ms);
+  auto later = cli.Get("/api/v1/me", bearer("random-token-later"));
+  REQUIRE(later);
+  CHECK(later->status == 401);
   srv.stop();
 }

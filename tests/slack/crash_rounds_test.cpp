@@ -1,6 +1,6 @@
 // Crash safety under load: `backline serve` against the Slack fake, driven by
 // several clients at once (threads, agent messages with and without files,
-// Mark as Done, transfers) while L2 people reply in Slack (by events and by
+// Mark as Done, a chat transferred back and forth) while L2 people reply in Slack (by events and by
 // poll), is killed with SIGKILL at random moments and started again on the
 // same data, round after round. At the end nothing acknowledged is lost or
 // doubled, in the inbox or in Slack, and the counts are right.
@@ -42,6 +42,8 @@ struct ledger {
   std::set<std::string> with_files;                     // acknowledged messages that had a file
   std::map<std::string, std::string> slack_replies;     // reply text -> thread id (posted in the fake)
   size_t acked_writes = 0;
+  size_t acked_transfers = 0;
+  size_t refused_to_old_owner = 0;  // 403s that showed an unanswered transfer had happened
 };
 
 struct world {
@@ -51,6 +53,9 @@ struct world {
   std::vector<std::string> done_threads;   // clients may close these
   std::map<std::string, std::string> parent_of;   // thread id -> Slack parent ts
   std::map<std::string, std::string> channel_of;  // thread id -> Slack channel
+  // A chat handed back and forth between alice and bob during the rounds,
+  // with a thread its owner of the moment writes to.
+  std::string bob, transfer_chat, transfer_thread;
 };
 
 httplib::Result send(int port, const std::string& method, const std::string& path, const std::string& token,
@@ -106,6 +111,46 @@ void client_loop(int id, int port, const world& w, ledger& book, std::atomic<boo
   }
 }
 
+// The transfer client: hands the transfer chat to the other agent, then
+// writes to its thread as the new owner. After a crash it may not know who
+// owns the chat (the transfer may or may not be in the log); a 403 tells it.
+void transfer_loop(int port, const world& w, ledger& book, std::string& owner, std::atomic<bool>& stop) {
+  auto token = [&](const std::string& agent) { return agent == "alice" ? w.alice : w.bob; };
+  auto other = [](const std::string& agent) { return std::string(agent == "alice" ? "bob" : "alice"); };
+  for (int n = 0; !stop; ++n) {
+    auto target = other(owner);
+    auto r = send(port, "POST", "/api/v1/chats/" + w.transfer_chat + "/transfer", token(owner),
+                  json::object{{"agent_id", target}});
+    if (!r && r.error() == httplib::Error::Connection)
+      continue;
+    if (r && r->status == 200) {
+      owner = target;
+      std::lock_guard lk(book.mu);
+      ++book.acked_transfers;
+      ++book.acked_writes;
+    } else if (r && r->status == 403) {
+      owner = target;  // an unanswered transfer had gone through
+      std::lock_guard lk(book.mu);
+      ++book.refused_to_old_owner;
+      continue;
+    } else {
+      continue;  // no answer: the next attempt finds out
+    }
+    auto text = "t-p" + std::to_string(port) + "-" + std::to_string(n) + "-by-" + owner;
+    auto m = send(port, "POST", "/api/v1/threads/" + w.transfer_thread + "/messages", token(owner),
+                  json::object{{"text", text}});
+    if (!m && m.error() == httplib::Error::Connection)
+      continue;
+    std::lock_guard lk(book.mu);
+    if (m && m->status == 201) {
+      book.acked_messages[text] = w.transfer_thread;
+      ++book.acked_writes;
+    } else if (!m || m->status >= 500) {
+      book.unknown_messages[text] = w.transfer_thread;
+    }
+  }
+}
+
 json::array messages_of(int port, const world& w, const std::string& thread) {
   auto r = send(port, "GET", "/api/v1/threads/" + thread + "/messages", w.admin);  // admins read without clearing
   REQUIRE(r);
@@ -140,7 +185,8 @@ TEST_CASE("crash rounds: SIGKILL under mixed load loses and doubles nothing, in 
   };
   w.bot = token_of("bot", "bot");
   w.alice = token_of("alice", "agent");
-  auto bob = token_of("bob", "agent");
+  w.bob = token_of("bob", "agent");
+  const auto& bob = w.bob;
   const char* channels[] = {"C0FINANCE", "C0HR", "C0OPS"};
   for (int c = 0; c < 3; ++c) {
     auto chat = std::string(b.call("POST", "/api/v1/chats", w.bot, json::object{{"customer", {{"id", "c"}, {"name", "D"}}}})
@@ -169,6 +215,15 @@ TEST_CASE("crash rounds: SIGKILL under mixed load loses and doubles nothing, in 
   // A transfer away and back, so ownership changes are in the log too.
   b.call("POST", "/api/v1/chats/" + w.chats[0] + "/transfer", w.alice, json::object{{"agent_id", "bob"}});
   b.call("POST", "/api/v1/chats/" + w.chats[0] + "/transfer", bob, json::object{{"agent_id", "alice"}});
+  // And a chat that changes hands during the rounds.
+  w.transfer_chat = std::string(
+    b.call("POST", "/api/v1/chats", w.bot, json::object{{"customer", {{"id", "t"}, {"name", "T"}}}}).at("id").as_string());
+  b.call("POST", "/api/v1/chats/" + w.transfer_chat + "/assign", w.bot, json::object{{"agent_id", "alice"}});
+  w.transfer_thread = std::string(b.call("POST", "/api/v1/chats/" + w.transfer_chat + "/threads", w.alice,
+                                         json::object{{"channel_id", "C0OPS"}, {"text", "Who takes this?"}})
+                                    .at("id")
+                                    .as_string());
+  std::string transfer_owner = "alice";  // as the transfer client believes
 
   ledger book;
   std::mt19937 rng(20261125);
@@ -179,6 +234,7 @@ TEST_CASE("crash rounds: SIGKILL under mixed load loses and doubles nothing, in 
     std::vector<std::thread> clients;
     for (int c = 0; c < 3; ++c)
       clients.emplace_back(client_loop, c, b.port, std::cref(w), std::ref(book), std::ref(stop));
+    clients.emplace_back(transfer_loop, b.port, std::cref(w), std::ref(book), std::ref(transfer_owner), std::ref(stop));
     // L2 people reply in Slack meanwhile (pushed as events; the poller finds what a dead server missed).
     std::thread l2([&] {
       for (int n = 0; !stop; ++n) {
@@ -228,7 +284,8 @@ TEST_CASE("crash rounds: SIGKILL under mixed load loses and doubles nothing, in 
   // Every acknowledged message is in its thread once and reached Slack once;
   // an unanswered one is there at most once, and in Slack exactly when in the inbox.
   std::map<std::string, size_t> in_inbox, in_slack;
-  for (auto* pool : {&w.reply_threads, &w.done_threads})
+  std::vector<std::string> transfer_threads{w.transfer_thread};
+  for (auto* pool : {&w.reply_threads, &w.done_threads, &transfer_threads})
     for (const auto& t : *pool)
       for (const auto& m : messages_of(b.port, w, t))
         ++in_inbox[std::string(m.at("text").as_string())];
@@ -264,7 +321,27 @@ TEST_CASE("crash rounds: SIGKILL under mixed load loses and doubles nothing, in 
       from_slack += m.at("direction") == "from_slack" ? 1 : 0;
     CHECK(v.at("unread").to_number<uint64_t>() == from_slack);
   }
+  // The chat that changed hands: the log names one owner, who may write to
+  // its thread; the other agent may not, and does not see it in My Chats.
+  auto owner_now = std::string(b.call("GET", "/api/v1/chats/" + w.transfer_chat, w.admin).at("agent_id").as_string());
+  CHECK((owner_now == "alice" || owner_now == "bob"));
+  const auto& owner_token = owner_now == "alice" ? w.alice : w.bob;
+  const auto& former_token = owner_now == "alice" ? w.bob : w.alice;
+  auto by_owner = send(b.port, "POST", "/api/v1/threads/" + w.transfer_thread + "/messages", owner_token,
+                       json::object{{"text", "after the rounds, by the owner"}});
+  REQUIRE(by_owner);
+  CHECK(by_owner->status == 201);
+  auto by_former = send(b.port, "POST", "/api/v1/threads/" + w.transfer_thread + "/messages", former_token,
+                        json::object{{"text", "after the rounds, by the other agent"}});
+  REQUIRE(by_former);
+  CHECK(by_former->status == 403);
+  auto mine = b.call("GET", "/api/v1/chats?view=mine", former_token).at("chats").as_array();
+  for (const auto& c : mine)
+    CHECK(c.at("id") != json::value(w.transfer_chat));
+  CHECK(book.acked_transfers > 0);
+
   std::cout << "crash rounds: " << rounds << " SIGKILLs, " << book.acked_writes << " acknowledged writes ("
+            << book.acked_transfers << " transfers, "
             << book.acked_messages.size() << " messages, " << book.with_files.size() << " of them with a file), "
             << book.unknown_messages.size() << " unanswered, " << book.slack_replies.size()
             << " L2 replies; lost " << lost << ", duplicated " << doubled << "; replies lost " << replies_lost

@@ -121,18 +121,24 @@ namespace {
 
 httplib::Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
-} // namespace
-
-TEST_CASE("rate limits: a runaway token gets 429 with Retry-After, another token is served, a refused write changes nothing") {
-  temp_dir dir;
+// A server on a loopback port with these limits (and its request log off).
+server_config limited(const temp_dir& dir, uint32_t per_second, uint32_t burst) {
   server_config cfg;
   cfg.listen_port = 0;
   cfg.data_dir = dir.path();
   cfg.http_threads = 8;
   cfg.admin_token = "admin-token-for-rate-limit-tests";
   cfg.log_requests = false;
-  cfg.rate_limit = 1;   // a token a second
-  cfg.rate_burst = 12;  // after 12 at once
+  cfg.rate_limit = per_second;
+  cfg.rate_burst = burst;
+  return cfg;
+}
+
+} // namespace
+
+TEST_CASE("rate limits: a runaway token gets 429 with Retry-After, another token is served, a refused write changes nothing") {
+  temp_dir dir;
+  auto cfg = limited(dir, 1, 12);  // a token a second, after 12 at once
   std::ostringstream progress;
   auto started = server::start(cfg, progress);
   REQUIRE(started);
@@ -209,14 +215,7 @@ TEST_CASE("rate limits: a runaway token gets 429 with Retry-After, another token
 
 TEST_CASE("rate limits: a client rotating unknown tokens is limited by its address, a known token from it is still served") {
   temp_dir dir;
-  server_config cfg;
-  cfg.listen_port = 0;
-  cfg.data_dir = dir.path();
-  cfg.http_threads = 8;
-  cfg.admin_token = "admin-token-for-rate-limit-tests";
-  cfg.log_requests = false;
-  cfg.rate_limit = 4;   // so failed authentications: 1 a second,
-  cfg.rate_burst = 16;  // 4 at once
+  auto cfg = limited(dir, 4, 16);  // so failed authentications: 1 a second, 4 at once
   std::ostringstream progress;
   auto started = server::start(cfg, progress);
   REQUIRE(started);

@@ -121,30 +121,37 @@ namespace {
 
 httplib::Headers bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
-// A server on a loopback port with these limits (and its request log off).
-server_config limited(const temp_dir& dir, uint32_t per_second, uint32_t burst) {
+// A server on a loopback port with these limits (and its request log off), and a client of it.
+struct limited_server {
+  temp_dir dir;
   server_config cfg;
-  cfg.listen_port = 0;
-  cfg.data_dir = dir.path();
-  cfg.http_threads = 8;
-  cfg.admin_token = "admin-token-for-rate-limit-tests";
-  cfg.log_requests = false;
-  cfg.rate_limit = per_second;
-  cfg.rate_burst = burst;
-  return cfg;
-}
+  std::unique_ptr<server> srv;
+  std::unique_ptr<httplib::Client> cli;
+
+  limited_server(uint32_t per_second, uint32_t burst) {
+    cfg.listen_port = 0;
+    cfg.data_dir = dir.path();
+    cfg.http_threads = 8;
+    cfg.admin_token = "admin-token-for-rate-limit-tests";
+    cfg.log_requests = false;
+    cfg.rate_limit = per_second;
+    cfg.rate_burst = burst;
+    std::ostringstream progress;
+    auto started = server::start(cfg, progress);
+    REQUIRE(started);
+    srv = std::move(started.value());
+    cli = std::make_unique<httplib::Client>("127.0.0.1", srv->port());
+    cli->set_read_timeout(10, 0);
+  }
+};
 
 } // namespace
 
 TEST_CASE("rate limits: a runaway token gets 429 with Retry-After, another token is served, a refused write changes nothing") {
-  temp_dir dir;
-  auto cfg = limited(dir, 1, 12);  // a token a second, after 12 at once
-  std::ostringstream progress;
-  auto started = server::start(cfg, progress);
-  REQUIRE(started);
-  auto& srv = *started.value();
-  httplib::Client cli("127.0.0.1", srv.port());
-  cli.set_read_timeout(10, 0);
+  limited_server s(1, 12);  // a token a second, after 12 at once
+  auto& cfg = s.cfg;
+  auto& srv = *s.srv;
+  auto& cli = *s.cli;
 
   auto make_user = [&](const std::string& id, const std::string& role) {
     auto r = cli.Post("/api/v1/users", bearer(cfg.admin_token),
@@ -214,14 +221,10 @@ TEST_CASE("rate limits: a runaway token gets 429 with Retry-After, another token
 }
 
 TEST_CASE("rate limits: a client rotating unknown tokens is limited by its address, a known token from it is still served") {
-  temp_dir dir;
-  auto cfg = limited(dir, 4, 16);  // so failed authentications: 1 a second, 4 at once
-  std::ostringstream progress;
-  auto started = server::start(cfg, progress);
-  REQUIRE(started);
-  auto& srv = *started.value();
-  httplib::Client cli("127.0.0.1", srv.port());
-  cli.set_read_timeout(10, 0);
+  limited_server s(4, 16);  // so failed authentications: 1 a second, 4 at once
+  auto& cfg = s.cfg;
+  auto& srv = *s.srv;
+  auto& cli = *s.cli;
   auto made = cli.Post("/api/v1/users", bearer(cfg.admin_token),
                        R"({"id":"agent-n","name":"Agent N","role":"agent"})", "application/json");
   REQUIRE(made);

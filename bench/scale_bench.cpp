@@ -9,7 +9,9 @@
 //    activation latency percentiles (command sent → answered, the actor
 //    replaying its stream from the log).
 // 2. Start-up: `backline serve` (a child process) on logs of 100k and 1M events
-//    (10M with --full): seconds from exec to the ready file.
+//    (10M with --full): seconds from exec to the ready file. Twice: the first
+//    start builds the directory view from the whole log (the log is written
+//    without one), the second reads the view its predecessor left.
 //
 // The logs are made fast: one template chat is made through the real actors
 // (created, assigned, one thread opened, delivered to the in-memory Slack
@@ -329,18 +331,30 @@ json::object measure_startup(const chat_template& t, const std::string& workdir,
   auto fill_start = clock_type::now();
   fill(t, workdir + "/data/log", copies);
   double fill_s = seconds_since(fill_start);
-  auto start = clock_type::now();
-  double secs = 0;
-  {
+  // The log is written straight into the store, without the directory view a
+  // server keeps beside its log: the first start builds the view from the
+  // whole log (as on a data directory from before the view), and stores it
+  // at its clean shutdown; the second start is the usual one.
+  auto start_once = [&] {
+    auto start = clock_type::now();
     bench::backline_child child(binary, workdir, {});
     child.wait_ready();
-    secs = seconds_since(start);
+    double secs = seconds_since(start);
     child.stop();
-  }
-  std::printf("  start-up with %zu events: %.2f s to ready (log filled in %.1f s)\n", copies * t.events, secs, fill_s);
+    return secs;
+  };
+  double first_s = start_once();
+  double secs = start_once();
+  std::printf("  start-up with %zu events: %.2f s to ready (the first start, building the directory view from the "
+              "whole log: %.2f s; log filled in %.1f s)  [target < 5 s with 10M]\n",
+              copies * t.events, secs, first_s, fill_s);
   std::fflush(stdout);
   std::filesystem::remove_all(workdir);
-  return json::object{{"events", copies * t.events}, {"chats", copies}, {"seconds", secs}, {"fill_seconds", fill_s}};
+  return json::object{{"events", copies * t.events},
+                      {"chats", copies},
+                      {"seconds", secs},
+                      {"first_start_seconds", first_s},
+                      {"fill_seconds", fill_s}};
 }
 
 } // namespace

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -50,6 +51,7 @@ public:
       : log_path_(workdir + "/backline.log"), ready_path_(workdir + "/ready") {
     std::string data = workdir + "/data";
     const std::string& ready = ready_path_;
+    std::filesystem::remove(ready_path_);  // a previous server's: wait_ready must see this one's
     std::vector<std::string> args = {binary, "serve", "--listen", "127.0.0.1:0", "--data", data, "--ready-file", ready};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<std::string> env;

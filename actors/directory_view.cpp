@@ -417,6 +417,19 @@ result<directory_index> load_directory_index_with_view(event_store& store, direc
   return index_of_view(*view);
 }
 
+result<std::optional<directory_index>> directory_index_through_view(const event_store& store) {
+  auto view = read_directory_view(store);
+  if (!view)
+    return view.error();
+  if (!*view)
+    return std::optional<directory_index>{};
+  auto change = directory_view_change_since(store, (*view)->position);
+  if (!change)
+    return change.error();
+  apply_view_change(**view, std::move(*change));
+  return std::optional<directory_index>{index_of_view(**view)};
+}
+
 result<uint64_t> advance_directory_view(event_store& store) {
   auto position = store.view_position(directory_view_name);
   if (!position)

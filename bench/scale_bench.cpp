@@ -338,7 +338,7 @@ json::object measure_startup(const chat_template& t, const std::string& workdir,
   auto start_once = [&] {
     auto start = clock_type::now();
     bench::backline_child child(binary, workdir, {});
-    child.wait_ready();
+    child.wait_ready(std::chrono::seconds(1800));  // a start replaying a long log takes minutes
     double secs = seconds_since(start);
     child.stop();
     return secs;

@@ -1,8 +1,9 @@
 // The event store on RocksDB. Key layout: persistence/keys.hpp.
 //
-// Concurrency: one writer at a time (the journal actor; write_mu makes a
-// second writer wait rather than break the chain), any number of concurrent
-// readers. Readers only touch RocksDB, which is thread-safe, and the
+// Concurrency: one writer of the log at a time (the journal actor; write_mu
+// makes a second writer wait rather than break the chain), any number of
+// concurrent readers. Views (put_view) are written beside the log, by their
+// own writer, without write_mu: they touch no key of the log. Readers only touch RocksDB, which is thread-safe, and the
 // in-memory head, which head_mu guards. Every append is one atomic
 // WriteBatch, so a reader sees all of it or none of it.
 

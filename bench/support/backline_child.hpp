@@ -99,10 +99,10 @@ public:
 
   ~backline_child() { stop(); }
 
-  // Waits for "host:port\n" in the ready file.
-  void wait_ready() {
+  // Waits for "host:port\n" in the ready file (up to `limit`).
+  void wait_ready(std::chrono::seconds limit = 60s) {
     std::string ready = ready_path_;
-    auto deadline = std::chrono::steady_clock::now() + 60s;
+    auto deadline = std::chrono::steady_clock::now() + limit;
     for (;;) {
       std::ifstream f(ready);
       std::string line;
@@ -122,7 +122,8 @@ public:
                           tail_of(log_path_));
       }
       if (std::chrono::steady_clock::now() > deadline)
-        throw bench_error("backline did not write " + ready + " within 60 s; its log:\n" + tail_of(log_path_));
+        throw bench_error("backline did not write " + ready + " within " + std::to_string(limit.count()) +
+                          " s; its log:\n" + tail_of(log_path_));
       std::this_thread::sleep_for(20ms);
     }
     std::cout << "backline: ready on " << host_ << ":" << port_ << std::endl;

@@ -108,6 +108,10 @@ struct directory_view_report {
 /// Without a usable view: built from the whole log, then stored. Equal to
 /// load_directory_index(store) in every case.
 result<directory_index> load_directory_index_with_view(event_store& store, directory_view_report* report = nullptr);
+/// What a start would load through the stored view, without storing
+/// anything (for `backline audit rebuild`): nullopt when there is no view;
+/// errc::corrupt when it does not decode.
+result<std::optional<directory_index>> directory_index_through_view(const event_store& store);
 /// Advances the stored view to the log's head (a no-op when it is there).
 /// Returns the position it covers now.
 result<uint64_t> advance_directory_view(event_store& store);

@@ -46,7 +46,7 @@ void compare(std::vector<std::string>& out, const std::string& what, const char*
 }
 
 /// The directory as its stored view gives it, against the directory from the whole log.
-void compare_view(std::vector<std::string>& out, const directory_index& full, const directory_index& viewed) {
+void compare_view(std::vector<std::string>& out, const inbox::directory_index& full, const inbox::directory_index& viewed) {
   const std::string what = "directory view:";
   std::set<std::string> ids;
   for (const auto& [id, e] : full.chats)

@@ -78,7 +78,8 @@ public:
       auto i = std::uniform_int_distribution<size_t>(0, open_.size() - 1)(rng_);
       auto& [thread, message] = open_[i];
       const std::string tstream = "thread-" + thread;
-      const std::string ts = "17000000" + std::to_string(n_ % 100) + "." + std::to_string(++n_);
+      ++n_;
+      const std::string ts = "17000000" + std::to_string(n_ % 100) + "." + std::to_string(n_);
       if (pick < 72) {
         append(store_, tstream, "slack_delivered", {{"message_id", message}, {"slack_ts", ts}});
       } else if (pick < 76) {
@@ -122,7 +123,7 @@ private:
 };
 
 /// The whole replay and the view-based load agree on everything the directory starts from.
-void require_same(const directory_index& full, const directory_index& viewed) {
+void require_same(const inbox::directory_index& full, const inbox::directory_index& viewed) {
   REQUIRE(full.chats.size() == viewed.chats.size());
   for (const auto& [id, e] : full.chats) {
     auto i = viewed.chats.find(id);
@@ -136,13 +137,13 @@ void require_same(const directory_index& full, const directory_index& viewed) {
   CHECK(full.threads_to_deliver == viewed.threads_to_deliver);
 }
 
-directory_index full_replay(const event_store& store) {
+inbox::directory_index full_replay(const event_store& store) {
   auto index = inbox::load_directory_index(store);
   REQUIRE(index);
   return std::move(*index);
 }
 
-directory_index through_view(event_store& store, inbox::directory_view_report* report = nullptr) {
+inbox::directory_index through_view(event_store& store, inbox::directory_view_report* report = nullptr) {
   auto index = inbox::load_directory_index_with_view(store, report);
   REQUIRE(index);
   return std::move(*index);

@@ -2,10 +2,12 @@
 // fresh state with the domain's apply functions, compared with what the
 // server's actors would load from the same store.
 
+#include <algorithm>
 #include <map>
 #include <set>
 
 #include "backline/audit.hpp"
+#include "backline/directory_view.hpp"
 #include "backline/domain.hpp"
 #include "backline/inbox.hpp"
 
@@ -41,6 +43,43 @@ void compare(std::vector<std::string>& out, const std::string& what, const char*
   if (!(replayed == loaded))
     out.push_back(what + " " + field + ": the log replayed gives " + shown(replayed) + ", the actors would load "
                   + shown(loaded));
+}
+
+/// The directory as its stored view gives it, against the directory from the whole log.
+void compare_view(std::vector<std::string>& out, const inbox::directory_index& full, const inbox::directory_index& viewed) {
+  const std::string what = "directory view:";
+  std::set<std::string> ids;
+  for (const auto& [id, e] : full.chats)
+    ids.insert(id);
+  for (const auto& [id, e] : viewed.chats)
+    ids.insert(id);
+  for (const auto& id : ids) {
+    auto f = full.chats.find(id);
+    auto v = viewed.chats.find(id);
+    if (f == full.chats.end() || v == viewed.chats.end()) {
+      out.push_back(what + " chat " + id + (f == full.chats.end() ? " is in the view, not in the log" : " is in the log, not in the view"));
+      continue;
+    }
+    compare(out, what + " chat " + id, "resolved", f->second.resolved, v->second.resolved);
+    compare(out, what + " chat " + id, "agent", f->second.agent_id, v->second.agent_id);
+    compare(out, what + " chat " + id, "listing", f->second.json, v->second.json);
+  }
+  auto keys = [](const auto& m) {
+    std::vector<std::string> k;
+    for (const auto& [key, value] : m)
+      k.push_back(key);
+    std::sort(k.begin(), k.end());
+    return k;
+  };
+  if (full.thread_by_slack != viewed.thread_by_slack)
+    out.push_back(what + " threads by Slack ts: the log replayed gives " + joined(keys(full.thread_by_slack)) +
+                  ", the view " + joined(keys(viewed.thread_by_slack)));
+  if (full.open_in_slack != viewed.open_in_slack)
+    out.push_back(what + " threads open in Slack: the log replayed gives " + joined(keys(full.open_in_slack)) +
+                  ", the view " + joined(keys(viewed.open_in_slack)));
+  if (full.threads_to_deliver != viewed.threads_to_deliver)
+    out.push_back(what + " threads to deliver: the log replayed gives " + joined(full.threads_to_deliver) +
+                  ", the view " + joined(viewed.threads_to_deliver));
 }
 
 } // namespace
@@ -164,6 +203,16 @@ result<rebuild_report> rebuild_and_compare(const event_store& store, const progr
   auto index = inbox::load_directory_index(store);
   if (!index)
     return index.error();
+  // The directory view the server starts from (the view advanced over the
+  // log after it, as a start does) must give the directory what the whole
+  // log gives it.
+  auto viewed = inbox::directory_index_through_view(store);
+  if (!viewed && viewed.error().code() != errc::corrupt)
+    return viewed.error();
+  if (!viewed)
+    diffs.push_back(viewed.error().message() + " (the server rebuilds it from the log at its next start)");
+  else if (*viewed)
+    compare_view(diffs, *index, **viewed);
   std::set<std::string> chat_ids;
   for (const auto& [id, c] : chats)
     if (c.exists)

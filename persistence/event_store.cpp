@@ -1,8 +1,9 @@
 // The event store on RocksDB. Key layout: persistence/keys.hpp.
 //
-// Concurrency: one writer at a time (the journal actor; write_mu makes a
-// second writer wait rather than break the chain), any number of concurrent
-// readers. Readers only touch RocksDB, which is thread-safe, and the
+// Concurrency: one writer of the log at a time (the journal actor; write_mu
+// makes a second writer wait rather than break the chain), any number of
+// concurrent readers. Views (put_view) are written beside the log, by their
+// own writer, without write_mu: they touch no key of the log. Readers only touch RocksDB, which is thread-safe, and the
 // in-memory head, which head_mu guards. Every append is one atomic
 // WriteBatch, so a reader sees all of it or none of it.
 
@@ -508,6 +509,116 @@ result<std::optional<snapshot>> event_store::get_snapshot(const std::string& str
     return status{errc::corrupt, "snapshot " + printable_key(key) + " is shorter than its version"
                                    + " (event store at " + d.dir + ")"};
   return std::optional<snapshot>{snapshot{read_u64be(bytes), bytes.substr(8)}};
+}
+
+namespace {
+
+status invalid_view(const std::string& view) {
+  return {errc::invalid_argument, "invalid view name \"" + printable_key(view.substr(0, max_stream_name_bytes))
+                                    + "\": it must be 1 to 200 bytes of UTF-8 without '|' or control characters"};
+}
+
+} // namespace
+
+status event_store::put_view(const std::string& view, const std::vector<view_write>& changes,
+                             std::optional<uint64_t> position) {
+  const auto& d = *impl_;
+  if (d.opts.read_only)
+    return d.read_only_error("write view " + view);
+  if (!valid_stream_name(view))
+    return invalid_view(view);
+  rocksdb::WriteBatch wb;
+  rocksdb::Status s;
+  for (const auto& c : changes) {
+    if (c.key.empty())
+      return {errc::invalid_argument, "view " + view + ": an entry key is empty"};
+    const auto key = view_entry_key(view, c.key);
+    s = c.value ? wb.Put(key, *c.value) : wb.Delete(key);
+    if (!s.ok())
+      return d.db_error(s, "write view " + view);
+  }
+  if (position)
+    if (s = wb.Put(view_prefix(view), u64be(*position)); !s.ok())
+      return d.db_error(s, "write view " + view);
+  if (wb.Count() == 0)
+    return status::ok();
+  rocksdb::WriteOptions wo;
+  wo.sync = false;  // rebuilt from the log when lost; the WAL keeps it behind the events it covers
+  if (s = d.db->Write(wo, &wb); !s.ok())
+    return d.db_error(s, "write view " + view);
+  return status::ok();
+}
+
+result<std::optional<uint64_t>> event_store::view_position(const std::string& view) const {
+  const auto& d = *impl_;
+  if (!valid_stream_name(view))
+    return invalid_view(view);
+  const auto key = view_prefix(view);
+  auto v = d.get(key);
+  if (!v)
+    return v.error();
+  if (!v->has_value())
+    return std::optional<uint64_t>{};
+  auto position = parse_u64be(**v);
+  if (!position)
+    return status{errc::corrupt, "view position " + printable_key(key) + " is not a u64be (event store at " + d.dir + ")"};
+  return std::optional<uint64_t>{*position};
+}
+
+result<std::optional<uint64_t>> event_store::read_view(
+  const std::string& view, const std::function<void(std::string_view, std::string_view)>& visit) const {
+  const auto& d = *impl_;
+  if (!valid_stream_name(view))
+    return invalid_view(view);
+  const std::string lower = view_prefix(view);
+  const std::string upper = prefix_upper_bound(lower);
+  rocksdb::Slice lower_slice(lower), upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.iterate_lower_bound = &lower_slice;
+  ro.iterate_upper_bound = &upper_slice;
+  ro.readahead_size = 2u << 20;  // one sequential pass
+  ro.fill_cache = false;
+  // One iterator reads one implicit snapshot: the position and the entries agree.
+  std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(ro));
+  std::optional<uint64_t> position;
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    const auto key = it->key().ToStringView().substr(lower.size());
+    if (key.empty()) {
+      position = parse_u64be(it->value().ToStringView());
+      if (!position)
+        return status{errc::corrupt, "view position " + printable_key(lower) + " is not a u64be (event store at "
+                                       + d.dir + ")"};
+      continue;
+    }
+    visit(key, it->value().ToStringView());
+  }
+  if (!it->status().ok())
+    return d.db_error(it->status(), "read view " + view);
+  return position;
+}
+
+status event_store::drop_view(const std::string& view) {
+  const auto& d = *impl_;
+  if (d.opts.read_only)
+    return d.read_only_error("drop view " + view);
+  if (!valid_stream_name(view))
+    return invalid_view(view);
+  const std::string lower = view_prefix(view);
+  rocksdb::WriteOptions wo;
+  const auto s = d.db->DeleteRange(wo, d.db->DefaultColumnFamily(), lower, prefix_upper_bound(lower));
+  if (!s.ok())
+    return d.db_error(s, "drop view " + view);
+  return status::ok();
+}
+
+status event_store::flush() {
+  const auto& d = *impl_;
+  if (d.opts.read_only)
+    return status::ok();
+  const auto s = d.db->Flush(rocksdb::FlushOptions());
+  if (!s.ok())
+    return d.db_error(s, "flush the memtables");
+  return status::ok();
 }
 
 result<std::vector<std::string>> event_store::list_streams(const std::string& prefix) const {

@@ -8,6 +8,8 @@
 //   h|<stream>              -> head seq, u64be
 //   i|<key>                 -> stored idempotency result
 //   snap|<stream>           -> <version:u64be><data>
+//   v|<view>|               -> <position:u64be>: the global position the view covers
+//   v|<view>|<key>          -> one entry of a view (derived from the log, opaque to the store)
 
 #include <cstdint>
 #include <optional>
@@ -21,6 +23,7 @@ inline constexpr std::string_view global_prefix_tag = "g|";
 inline constexpr std::string_view head_prefix_tag = "h|";
 inline constexpr std::string_view idempotency_prefix_tag = "i|";
 inline constexpr std::string_view snapshot_prefix_tag = "snap|";
+inline constexpr std::string_view view_prefix_tag = "v|";
 
 /// Stream names longer than this are rejected (keys stay small).
 inline constexpr size_t max_stream_name_bytes = 200;
@@ -143,6 +146,17 @@ inline std::string idempotency_key(std::string_view key) {
 
 inline std::string snapshot_key(std::string_view stream) {
   return std::string(snapshot_prefix_tag).append(stream);
+}
+
+/// "v|<view>|": the view's position key, and the start of each of its entries' keys.
+inline std::string view_prefix(std::string_view view) {
+  std::string k(view_prefix_tag);
+  k.append(view).push_back('|');
+  return k;
+}
+
+inline std::string view_entry_key(std::string_view view, std::string_view key) {
+  return view_prefix(view).append(key);
 }
 
 /// The smallest key greater than every key starting with prefix, for

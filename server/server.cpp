@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "backline/caf_scheduler.hpp"
+#include "backline/directory_view.hpp"
 #include "backline/file_store.hpp"
 #include "backline/inbox.hpp"
 #include "backline/journal.hpp"
@@ -31,6 +32,7 @@ struct server::impl {
   directory_actor directory;
   poller_actor poller;  // none with --slack-inbound events
   users_actor users;
+  inbox::view_keeper_actor view_keeper;  // keeps the directory view close behind the log
   std::shared_ptr<users_view> users_table = std::make_shared<users_view>();
   std::unique_ptr<slack::fake_slack> sandbox;  // the simulated workspace, without a Slack token
   std::unique_ptr<http::http_server> http;
@@ -200,9 +202,20 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   if (auto st = bootstrap_admin(*s->store, cfg, **users, log); !st)
     return st;
   s->users_table->publish(*users);
-  auto index = inbox::load_directory_index(*s->store);
+  // The directory view and the log after it, not the whole log: start-up
+  // costs the chats and threads, and the events since the view's position.
+  inbox::directory_view_report view_report;
+  auto index = inbox::load_directory_index_with_view(*s->store, &view_report);
   if (!index)
     return refuse_damaged_log(index.error(), cfg.data_dir);
+  if (!view_report.note.empty())
+    log << "backline: " << view_report.note << "; rebuilt from the log\n";
+  if (view_report.had_view)
+    log << "backline: directory view at position " << view_report.from << ", log replayed to " << view_report.to
+        << " (" << view_report.chats << " chats and " << view_report.threads << " threads re-derived)\n";
+  else
+    log << "backline: directory view built from the whole log (" << view_report.chats << " chats, "
+        << view_report.threads << " threads)\n";
   s->caf_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   s->caf_cfg.set("logger.file-verbosity", caf::atom("quiet"));
   choose_caf_scheduler(s->caf_cfg);
@@ -211,6 +224,9 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   // Storage episodes (disk full, recovered) on stderr, one line each.
   journal_opts.log = [](const std::string& line) { std::cerr << ("backline: " + line + "\n") << std::flush; };
   s->journal = journal::spawn(*s->sys, s->store, journal_opts);
+  inbox::view_keeper_options keeper_opts;
+  keeper_opts.log = journal_opts.log;
+  s->view_keeper = inbox::spawn_view_keeper(*s->sys, s->store, keeper_opts);
   auto files = std::make_shared<file_store>(cfg.data_dir + "/files");
   slack_port_options slack_opts;
   slack_opts.api_url = cfg.slack_api_url;
@@ -229,6 +245,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
       s->sandbox->start();
     } catch (const std::exception& e) {
       caf::anon_send_exit(s->journal, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(s->view_keeper, caf::exit_reason::user_shutdown);
       return status{errc::io_error, std::string("cannot start the sandbox Slack workspace: ") + e.what()};
     }
     slack_opts.api_url = s->sandbox->base_url();
@@ -343,17 +360,26 @@ void server::stop() {
       impl_->poller = nullptr;
     }
     for (auto a : {caf::actor_cast<caf::actor>(impl_->directory), caf::actor_cast<caf::actor>(impl_->users),
-                   caf::actor_cast<caf::actor>(impl_->slack), caf::actor_cast<caf::actor>(impl_->notifications)})
+                   caf::actor_cast<caf::actor>(impl_->slack), caf::actor_cast<caf::actor>(impl_->notifications),
+                   caf::actor_cast<caf::actor>(impl_->view_keeper)})
       self->send_exit(a, caf::exit_reason::user_shutdown);
-    self->wait_for(impl_->directory, impl_->users, impl_->slack, impl_->notifications);
+    self->wait_for(impl_->directory, impl_->users, impl_->slack, impl_->notifications, impl_->view_keeper);
     self->send_exit(impl_->journal, caf::exit_reason::user_shutdown);
     self->wait_for(impl_->journal);
   }
+  // The log is complete now: the view catches up with it, and the memtables
+  // go into table files, so the next start has neither log nor WAL to replay.
+  // (A failure costs the next start time, nothing else: it says so.)
+  if (auto advanced = inbox::advance_directory_view(*impl_->store); !advanced)
+    std::cerr << ("backline: directory view not advanced at shutdown: " + advanced.error().message() + "\n");
+  if (auto flushed = impl_->store->flush(); !flushed)
+    std::cerr << ("backline: memtables not flushed at shutdown: " + flushed.message() + "\n");
   impl_->directory = nullptr;
   impl_->users = nullptr;
   impl_->slack = nullptr;
   impl_->notifications = nullptr;
   impl_->journal = nullptr;
+  impl_->view_keeper = nullptr;
   // 3. The routes (they hold actor handles), the actor system, the store.
   impl_->http.reset();
   if (impl_->sandbox)

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -50,6 +51,7 @@ public:
       : log_path_(workdir + "/backline.log"), ready_path_(workdir + "/ready") {
     std::string data = workdir + "/data";
     const std::string& ready = ready_path_;
+    std::filesystem::remove(ready_path_);  // a previous server's: wait_ready must see this one's
     std::vector<std::string> args = {binary, "serve", "--listen", "127.0.0.1:0", "--data", data, "--ready-file", ready};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     std::vector<std::string> env;
@@ -97,10 +99,10 @@ public:
 
   ~backline_child() { stop(); }
 
-  // Waits for "host:port\n" in the ready file.
-  void wait_ready() {
+  // Waits for "host:port\n" in the ready file (up to `limit`).
+  void wait_ready(std::chrono::seconds limit = 60s) {
     std::string ready = ready_path_;
-    auto deadline = std::chrono::steady_clock::now() + 60s;
+    auto deadline = std::chrono::steady_clock::now() + limit;
     for (;;) {
       std::ifstream f(ready);
       std::string line;
@@ -120,7 +122,8 @@ public:
                           tail_of(log_path_));
       }
       if (std::chrono::steady_clock::now() > deadline)
-        throw bench_error("backline did not write " + ready + " within 60 s; its log:\n" + tail_of(log_path_));
+        throw bench_error("backline did not write " + ready + " within " + std::to_string(limit.count()) +
+                          " s; its log:\n" + tail_of(log_path_));
       std::this_thread::sleep_for(20ms);
     }
     std::cout << "backline: ready on " << host_ << ":" << port_ << std::endl;

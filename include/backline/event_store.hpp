@@ -8,6 +8,7 @@
 // and persistence/ know that RocksDB is underneath.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -144,6 +145,34 @@ public:
 
   status put_snapshot(const std::string& stream, const snapshot& snap);
   result<std::optional<snapshot>> get_snapshot(const std::string& stream) const;
+
+  /// Views: data derived from the log and kept beside it (the directory's
+  /// index, so that start-up need not replay the whole log), each a set of
+  /// keyed entries and the global position it covers. Opaque to the store,
+  /// never part of the log: the audit ignores them, and a view can always be
+  /// rebuilt from the log. A view name is 1 to 200 bytes without '|'.
+  struct view_write {
+    std::string key;                   // non-empty
+    std::optional<std::string> value;  // nullopt: erase the entry
+  };
+  /// Writes the changes, and with a position the position the view now
+  /// covers, in one atomic write (not synced: a view lost in a crash is
+  /// rebuilt from an older one and the log).
+  status put_view(const std::string& view, const std::vector<view_write>& changes,
+                  std::optional<uint64_t> position);
+  /// The position the view covers (nullopt: it never recorded one).
+  result<std::optional<uint64_t>> view_position(const std::string& view) const;
+  /// Visits every entry of the view in key order, all from one consistent
+  /// state of the store; returns the position recorded in that same state.
+  result<std::optional<uint64_t>> read_view(const std::string& view,
+                                            const std::function<void(std::string_view key,
+                                                                     std::string_view value)>& visit) const;
+  /// Erases the view, its entries and its position.
+  status drop_view(const std::string& view);
+
+  /// Writes RocksDB's memtables into table files, so that the next open has
+  /// no write-ahead log to replay (called at clean shutdown).
+  status flush();
 
   /// Streams whose name starts with prefix ("chat-"), in key order.
   result<std::vector<std::string>> list_streams(const std::string& prefix) const;

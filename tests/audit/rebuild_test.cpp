@@ -7,6 +7,7 @@
 
 #include "audit/scenario.hpp"
 #include "backline/audit.hpp"
+#include "backline/directory_view.hpp"
 #include "persistence/keys.hpp"
 #include "persistence/raw_writer.hpp"
 
@@ -135,6 +136,23 @@ TEST_CASE("rebuild of a real server run: the replayed log and what the actors lo
     auto r = rebuild_of(server.log());
     REQUIRE(r);
     CHECK(any_contains(r->differences, "user mallory: the actors would load it, the log replayed has no such user"));
+  }
+  SECTION("the directory view the server left: it agrees with the log; altered, it is named") {
+    const auto key = keys::view_entry_key(inbox::directory_view_name, "c|chat-" + run.chat_id);
+    auto stored = persistence::raw_get_for_testing(server.log(), key);
+    REQUIRE(stored);
+    REQUIRE(stored->has_value());  // the server's shutdown advanced the view
+    auto entry = inbox::decode_chat_view_entry(**stored);
+    REQUIRE(entry);
+    entry->agent_id = "mallory";
+    REQUIRE(persistence::raw_put_for_testing(server.log(), key, inbox::encode_view_entry(*entry)));
+    auto r = rebuild_of(server.log());
+    REQUIRE(r);
+    CHECK(any_contains(r->differences, "directory view: chat " + run.chat_id + " agent: the log replayed gives"));
+    REQUIRE(persistence::raw_put_for_testing(server.log(), key, "garbage"));
+    r = rebuild_of(server.log());
+    REQUIRE(r);
+    CHECK(any_contains(r->differences, "directory view: a chat entry is malformed"));
   }
   SECTION("a damaged record: rebuild stops and names it") {
     REQUIRE(persistence::raw_put_for_testing(server.log(), keys::stream_key("chat-" + run.chat_id, 2), "{\"posit"));

@@ -295,6 +295,22 @@ TEST_CASE("verify_log: an untouched log is verified, with its event count and he
   CHECK(none.head_hash.empty());
 }
 
+TEST_CASE("verify_log: views kept beside the log (the directory's) are not part of it and not damage", "[audit]") {
+  store_dir s;
+  s.write(sample);
+  {
+    auto store = event_store::open(s.log());
+    REQUIRE(store);
+    REQUIRE((*store)->put_view("directory.1", {{"c|chat-1", std::string("entry")}, {"t|thread-1", std::string("x")}},
+                               uint64_t{6}));
+    REQUIRE((*store)->put_view("other", {{"k", std::string("v")}}, std::nullopt));
+  }
+  auto report = s.verify();
+  CHECK(report.verified());
+  CHECK(report.events == 6);
+  CHECK(report.head_position == 6);
+}
+
 TEST_CASE("verify_log: damage written on purpose is found and named, never verified", "[audit]") {
   store_dir s;
   s.write(sample);

@@ -740,3 +740,46 @@ TEST_CASE("raw_write_seconds writes a fresh log and refuses an existing one", "[
           .error()
           .code() == errc::invalid_argument);
 }
+
+TEST_CASE("event_store: a view's entries and position are written together and read back together", "[persistence]") {
+  temp_dir dir;
+  auto opened = event_store::open(dir.db(), fast_options());
+  REQUIRE(opened);
+  auto& store = **opened;
+  std::vector<std::pair<std::string, std::string>> seen;
+  auto read = [&](const std::string& view) {
+    seen.clear();
+    auto position = store.read_view(view, [&](std::string_view k, std::string_view v) {
+      seen.emplace_back(std::string(k), std::string(v));
+    });
+    REQUIRE(position);
+    return *position;
+  };
+  CHECK(!read("dir").has_value());
+  CHECK(!store.view_position("dir").value().has_value());
+
+  // Entries alone record no position; with the position, it reads back.
+  REQUIRE(store.put_view("dir", {{"b", std::string("2")}, {"a|x", std::string("1")}}, std::nullopt));
+  CHECK(!read("dir").has_value());
+  CHECK(seen == std::vector<std::pair<std::string, std::string>>{{"a|x", "1"}, {"b", "2"}});
+  REQUIRE(store.put_view("dir", {{"b", std::nullopt}, {"c", std::string("3")}}, uint64_t{42}));
+  CHECK(read("dir") == std::optional<uint64_t>(42));
+  CHECK(seen == std::vector<std::pair<std::string, std::string>>{{"a|x", "1"}, {"c", "3"}});
+  CHECK(store.view_position("dir").value() == std::optional<uint64_t>(42));
+
+  // Views are apart from each other and from the log.
+  REQUIRE(store.put_view("dir2", {{"a", std::string("other")}}, uint64_t{7}));
+  CHECK(read("dir") == std::optional<uint64_t>(42));
+  CHECK(seen.size() == 2);
+  CHECK(store.head().position == 0);
+  CHECK(store.list_streams("").value().empty());
+
+  REQUIRE(store.drop_view("dir"));
+  CHECK(!read("dir").has_value());
+  CHECK(seen.empty());
+  CHECK(read("dir2") == std::optional<uint64_t>(7));
+
+  CHECK(store.put_view("bad|name", {}, uint64_t{1}).code() == errc::invalid_argument);
+  CHECK(store.put_view("dir", {{"", std::string("x")}}, std::nullopt).code() == errc::invalid_argument);
+  REQUIRE(store.flush());
+}

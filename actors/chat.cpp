@@ -15,11 +15,8 @@ struct chat_actor_state {
   chat_actor_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "chat";
   chat_state chat;
-  journal_actor journal;
-  directory_actor directory;
-  slack_port_actor slack;
-  notifications_actor notifications;
-  std::map<std::string, thread_actor> threads;
+  peers_pointer peers;
+  std::vector<thread_actor> threads;  // by place in chat.thread_ids; none until activated
 };
 
 using chat_pointer = chat_actor::stateful_pointer<chat_actor_state>;
@@ -28,20 +25,23 @@ std::string chat_stream(const std::string& id) { return "chat-" + id; }
 
 void report_index(chat_pointer self) {
   auto& c = self->state.chat;
-  self->send(self->state.directory, atoms::indexed::value, c.id, c.resolved, c.agent_id,
+  self->send(self->state.peers->directory, atoms::indexed::value, c.id, c.resolved, c.agent_id,
              json::serialize(chat_json(c)));
 }
 
+// The actor of one of the chat's threads (callers check has_thread first),
+// activated on first use.
 thread_actor thread_of(chat_pointer self, const std::string& thread_id) {
+  const auto& ids = self->state.chat.thread_ids;
+  auto i = static_cast<size_t>(std::find(ids.begin(), ids.end(), thread_id) - ids.begin());
+  if (i == ids.size())
+    return spawn_thread_actor(self, thread_id, self->state.peers);  // not the chat's: kept by no one
   auto& threads = self->state.threads;
-  if (auto i = threads.find(thread_id); i != threads.end())
-    return i->second;
-  auto& payloads = self->state.chat.thread_payloads;
-  auto creation = payloads.count(thread_id) ? payloads[thread_id] : std::string{};
-  auto t = spawn_thread_actor(self, thread_id, creation, self->state.journal, self->state.slack,
-                              self->state.directory);
-  threads.emplace(thread_id, t);
-  return t;
+  if (threads.size() < ids.size())
+    threads.resize(ids.size());
+  if (!threads[i])
+    threads[i] = spawn_thread_actor(self, thread_id, self->state.peers);
+  return threads[i];
 }
 
 // Appends one chat event for a command; once durable, applies it and answers.
@@ -54,7 +54,7 @@ caf::result<api_reply> record(chat_pointer self, const command& cmd, std::string
   auto next = preview_of(c);  // the answer as the chat will be, without copying its transcript
   apply_chat_event(next, detail::as_record(req, append_result{0, c.version + 1, false, {}}));
   auto rp = self->make_response_promise<api_reply>();
-  detail::persist(self, self->state.journal, req, answer(next), rp, [self, req, after](const append_result& r) {
+  detail::persist(self, self->state.peers->journal, req, answer(next), rp, [self, req, after](const append_result& r) {
     apply_chat_event(self->state.chat, detail::as_record(req, r));
     report_index(self);
     after();
@@ -148,7 +148,7 @@ caf::result<api_reply> create_thread(chat_pointer self, const command& cmd) {
 // A reply from Slack: the thread records it (once per Slack ts), then the
 // chat's agent is told, if they have the chat open.
 caf::result<api_reply> forward_slack_reply(chat_pointer self, const command& cmd) {
-  if (!self->state.chat.thread_payloads.count(cmd.thread_id))
+  if (!has_thread(self->state.chat, cmd.thread_id))
     return error_reply(404, "not_found", "no thread " + cmd.thread_id);
   auto rp = self->make_response_promise<api_reply>();
   self->request(thread_of(self, cmd.thread_id), caf::infinite, atoms::command::value, cmd)
@@ -166,7 +166,7 @@ caf::result<api_reply> forward_slack_reply(chat_pointer self, const command& cmd
           }
           auto& c = self->state.chat;
           if (!c.agent_id.empty())
-            self->send(self->state.notifications, atoms::notify::value, c.agent_id, c.id, thread_id, unread);
+            self->send(self->state.peers->notifications, atoms::notify::value, c.agent_id, c.id, thread_id, unread);
         }
         rp.deliver(r);
       },
@@ -194,7 +194,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
                     json::object m{{"id", inbox::new_id("m-")}, {"kind", "customer"}, {"text", text},
                                    {"author", c.customer_id}};
                     auto req = detail::one_event(chat_stream(c.id), detail::at_head(c.version), "chat_message_added", cmd.who.id, m, "");
-                    self->request(self->state.journal, caf::infinite, atoms::append::value, req)
+                    self->request(self->state.peers->journal, caf::infinite, atoms::append::value, req)
                       .await([self, req](append_reply& r) {
                                if (r.status.ok() && !r.value.duplicate)
                                  apply_chat_event(self->state.chat, detail::as_record(req, r.value));
@@ -264,7 +264,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
     case verb::thread_messages:
     case verb::thread_post:
     case verb::thread_done: {
-      if (!c.thread_payloads.count(cmd.thread_id))
+      if (!has_thread(c, cmd.thread_id))
         return error_reply(404, "not_found", "no thread " + cmd.thread_id);
       bool write = cmd.what == verb::thread_post || cmd.what == verb::thread_done;
       if (auto s = write ? may_work_threads(who, c) : may_read_threads(who, c); !s)
@@ -290,7 +290,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
                     });
     }
     case verb::thread_wake:
-      if (!c.thread_payloads.count(cmd.thread_id))
+      if (!has_thread(c, cmd.thread_id))
         return error_reply(404, "not_found", "no thread " + cmd.thread_id);
       thread_of(self, cmd.thread_id);
       return api_reply{204, ""};
@@ -304,13 +304,13 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
         return error_reply(403, "forbidden", "only agents get notifications");
       if (auto s = may_read_chat(who, c); !s)
         return detail::rule_error(s);
-      self->send(self->state.notifications, atoms::focus::value, who.id, c.id, cmd.what == verb::chat_focus);
+      self->send(self->state.peers->notifications, atoms::focus::value, who.id, c.id, cmd.what == verb::chat_focus);
       return api_reply{204, ""};
     case verb::slack_reply:
       return forward_slack_reply(self, cmd);
     case verb::slack_edit:
     case verb::slack_delete:
-      if (!c.thread_payloads.count(cmd.thread_id))
+      if (!has_thread(c, cmd.thread_id))
         return error_reply(404, "not_found", "no thread " + cmd.thread_id);
       return self->delegate(thread_of(self, cmd.thread_id), atoms::command::value, std::move(cmd));
     default:
@@ -318,16 +318,11 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
   }
 }
 
-chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, journal_actor journal,
-                                        directory_actor directory, slack_port_actor slack,
-                                        notifications_actor notifications) {
-  self->state.journal = std::move(journal);
-  self->state.directory = std::move(directory);
-  self->state.slack = std::move(slack);
-  self->state.notifications = std::move(notifications);
+chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, peers_pointer peers) {
+  self->state.peers = std::move(peers);
   self->state.chat.id = id;
   // Activation: rebuild from the stream before taking any command.
-  self->request(self->state.journal, caf::infinite, atoms::read_strm::value, chat_stream(id), uint64_t{1},
+  self->request(self->state.peers->journal, caf::infinite, atoms::read_strm::value, chat_stream(id), uint64_t{1},
                 uint64_t{0})
     .await(
       [self, id](read_reply& r) {
@@ -345,10 +340,8 @@ chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, journ
 
 } // namespace
 
-chat_actor spawn_chat_actor(caf::local_actor* parent, const std::string& id, const journal_actor& journal,
-                            const directory_actor& directory, const slack_port_actor& slack,
-                            const notifications_actor& notifications) {
-  return parent->spawn<caf::linked>(chat_behavior, id, journal, directory, slack, notifications);
+chat_actor spawn_chat_actor(caf::local_actor* parent, const std::string& id, peers_pointer peers) {
+  return parent->spawn<caf::linked>(chat_behavior, id, std::move(peers));
 }
 
 } // namespace backline

@@ -16,6 +16,7 @@ struct directory_state {
   journal_actor journal;
   slack_port_actor slack;
   notifications_actor notifications;
+  peers_pointer peers;  // what every chat and thread actor talks to, made once
   std::unordered_map<std::string, chat_actor> chats;
   std::unordered_map<std::string, chat_index_entry> index;
   std::unordered_map<std::string, std::string> thread_by_slack;  // "channel|ts" -> thread id
@@ -33,8 +34,10 @@ chat_actor chat_of(directory_pointer self, const std::string& id) {
   auto& chats = self->state.chats;
   if (auto i = chats.find(id); i != chats.end())
     return i->second;
-  auto a = spawn_chat_actor(self, id, self->state.journal, caf::actor_cast<directory_actor>(self),
-                            self->state.slack, self->state.notifications);
+  if (!self->state.peers)
+    self->state.peers = std::make_shared<const inbox_peers>(inbox_peers{
+      self->state.journal, caf::actor_cast<directory_actor>(self), self->state.slack, self->state.notifications});
+  auto a = spawn_chat_actor(self, id, self->state.peers);
   chats.emplace(id, a);
   return a;
 }

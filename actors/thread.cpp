@@ -17,9 +17,7 @@ struct thread_actor_state {
   thread_actor_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "thread";
   thread_state thread;
-  journal_actor journal;
-  slack_port_actor slack;
-  directory_actor directory;
+  peers_pointer peers;
 };
 
 using thread_pointer = thread_actor::stateful_pointer<thread_actor_state>;
@@ -40,14 +38,14 @@ void record_quietly(thread_pointer self, append_request req, std::function<void(
       apply_thread_event(t, detail::as_record(req, r.value));
       // The parent's ts is how Slack's replies find this thread.
       if (!had_parent && !t.slack_ts.empty()) {
-        self->send(self->state.directory, atoms::slack_tsix::value, t.channel_id, t.slack_ts, t.id);
+        self->send(self->state.peers->directory, atoms::slack_tsix::value, t.channel_id, t.slack_ts, t.id);
         if (t.done)  // closed before Slack took its parent: nothing to poll
-          self->send(self->state.directory, atoms::unwatch::value, t.id);
+          self->send(self->state.peers->directory, atoms::unwatch::value, t.id);
       }
       after();
     }
   };
-  auto handle = self->request(self->state.journal, caf::infinite, atoms::append::value, req);
+  auto handle = self->request(self->state.peers->journal, caf::infinite, atoms::append::value, req);
   if (hold_commands)  // e.g. the thread's own creation: nothing may run before it
     handle.await(on_reply, [](caf::error&) {});
   else
@@ -69,7 +67,7 @@ void deliver_pending(thread_pointer self, bool recheck) {
 void deliver(thread_pointer self, const thread_message& m, bool recheck) {
   auto& t = self->state.thread;
   outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions, m.files, "", recheck};
-  self->request(self->state.slack, caf::infinite, atoms::post::value, std::move(post))
+  self->request(self->state.peers->slack, caf::infinite, atoms::post::value, std::move(post))
     .then(
       [self, id = m.id](const reply_status& st, const std::string& ts) {
         auto& t = self->state.thread;
@@ -134,7 +132,7 @@ caf::result<api_reply> record(thread_pointer self, const command& cmd, std::stri
   auto next = preview_of(t);
   apply_thread_event(next, detail::as_record(req, append_result{0, t.version + 1, false, {}}));
   auto rp = self->make_response_promise<api_reply>();
-  detail::persist(self, self->state.journal, req, answer(next), rp, [self, req, after](const append_result& r) {
+  detail::persist(self, self->state.peers->journal, req, answer(next), rp, [self, req, after](const append_result& r) {
     apply_thread_event(self->state.thread, detail::as_record(req, r));
     after();
   });
@@ -171,7 +169,7 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
         [](const thread_state& s) { return json_reply(201, message_view(s.messages.back())); },
         [self] {
           deliver(self, self->state.thread.messages.back());
-          self->send(self->state.directory, atoms::active::value, self->state.thread.id);  // a reply may follow
+          self->send(self->state.peers->directory, atoms::active::value, self->state.thread.id);  // a reply may follow
         });
     }
     case verb::thread_done:
@@ -187,12 +185,12 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
         [](const thread_state& s) { return json_reply(200, thread_json(s)); },
         [self] {
           auto& t = self->state.thread;
-          self->send(self->state.directory, atoms::unwatch::value, t.id);  // no more polling
+          self->send(self->state.peers->directory, atoms::unwatch::value, t.id);  // no more polling
           deliver(self, t.messages.back());
           if (!t.slack_ts.empty()) {
             outbound_post mark{t.id, t.messages.back().id + "-reaction", t.channel_id, t.slack_ts, "", {}, {},
                                "white_check_mark", false};
-            self->request(self->state.slack, caf::infinite, atoms::post::value, std::move(mark))
+            self->request(self->state.peers->slack, caf::infinite, atoms::post::value, std::move(mark))
               .then([](const reply_status&, const std::string&) {}, [](caf::error&) {});
           }
         });
@@ -227,7 +225,7 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
                     [](const thread_state& s) { return json_reply(201, thread_json(s)); },
                     [self] {
                       if (!self->state.thread.done)  // more may follow: the poller looks again soon
-                        self->send(self->state.directory, atoms::active::value, self->state.thread.id);
+                        self->send(self->state.peers->directory, atoms::active::value, self->state.thread.id);
                     });
     }
     case verb::slack_edit:
@@ -260,36 +258,47 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
   }
 }
 
-thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id, std::string creation,
-                                            journal_actor journal, slack_port_actor slack,
-                                            directory_actor directory) {
-  self->state.journal = std::move(journal);
-  self->state.slack = std::move(slack);
-  self->state.directory = std::move(directory);
-  self->state.thread.id = id;
-  // Activation: rebuild from the stream. A thread its chat recorded but whose
-  // own stream is empty (a crash between the two writes) is created now.
-  self->request(self->state.journal, caf::infinite, atoms::read_strm::value, thread_stream(id),
+// A thread its chat recorded but whose own stream is empty (just opened, or
+// a crash between the two writes) is created from the chat's thread_opened
+// event, before it takes any command.
+void create_from_chat(thread_pointer self) {
+  const auto id = self->state.thread.id;
+  self->request(self->state.peers->journal, caf::infinite, atoms::read_strm::value, "chat-" + chat_of_thread(id),
                 uint64_t{1}, uint64_t{0})
     .await(
-      [self, id, creation](read_reply& r) {
+      [self, id](read_reply& r) {
+        auto creation = thread_creation_of(r.events, id);
+        if (!creation)
+          return;  // the chat opened no such thread: it stays absent
+        boost::system::error_code ec;
+        auto payload = json::parse(*creation, ec);
+        if (!ec && payload.is_object())
+          record_quietly(self,
+                         detail::one_event(thread_stream(id), expected_version::no_stream(), "thread_created", "system",
+                                           payload.as_object(), ""),
+                         [self] { deliver_pending(self, false); }, true);  // new: nothing can be in Slack yet
+      },
+      [](caf::error&) {});
+}
+
+thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id, peers_pointer peers) {
+  self->state.peers = std::move(peers);
+  self->state.thread.id = id;
+  // Activation: rebuild from the stream before taking any command.
+  self->request(self->state.peers->journal, caf::infinite, atoms::read_strm::value, thread_stream(id),
+                uint64_t{1}, uint64_t{0})
+    .await(
+      [self, id](read_reply& r) {
         // What `backline audit rebuild` compares with the log replayed: the
         // same function over the same stream.
         self->state.thread = thread_from_events(r.events);
         auto& t = self->state.thread;
         if (t.id.empty())
           t.id = id;
-        if (t.exists || creation.empty()) {
+        if (t.exists)
           deliver_pending(self, true);  // what was not yet delivered goes to Slack now
-          return;
-        }
-        boost::system::error_code ec;
-        auto payload = json::parse(creation, ec);
-        if (!ec && payload.is_object())
-          record_quietly(self,
-                         detail::one_event(thread_stream(id), expected_version::no_stream(), "thread_created", "system",
-                                           payload.as_object(), ""),
-                         [self] { deliver_pending(self, false); }, true);  // new: nothing can be in Slack yet
+        else
+          create_from_chat(self);
       },
       [](caf::error&) {});
   return {
@@ -299,10 +308,8 @@ thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id,
 
 } // namespace
 
-thread_actor spawn_thread_actor(caf::local_actor* parent, const std::string& id, const std::string& creation,
-                                const journal_actor& journal, const slack_port_actor& slack,
-                                const directory_actor& directory) {
-  return parent->spawn<caf::linked>(thread_behavior, id, creation, journal, slack, directory);
+thread_actor spawn_thread_actor(caf::local_actor* parent, const std::string& id, peers_pointer peers) {
+  return parent->spawn<caf::linked>(thread_behavior, id, std::move(peers));
 }
 
 } // namespace backline

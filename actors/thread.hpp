@@ -1,13 +1,11 @@
 #pragma once
-#include "backline/inbox.hpp"
+#include "actors/peers.hpp"
 
 namespace backline {
 
-/// Spawns the actor of thread `id` (activated from its stream). `creation`
-/// is its thread_created payload as its chat recorded it: used when the
-/// thread's own stream does not have it yet.
-thread_actor spawn_thread_actor(caf::local_actor* parent, const std::string& id, const std::string& creation,
-                                const journal_actor& journal, const slack_port_actor& slack,
-                                const directory_actor& directory);
+/// Spawns the actor of thread `id`, activated from its stream; when that
+/// stream is still empty, the thread is created from its chat's
+/// thread_opened event.
+thread_actor spawn_thread_actor(caf::local_actor* parent, const std::string& id, peers_pointer peers);
 
 } // namespace backline

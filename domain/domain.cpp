@@ -113,8 +113,6 @@ void apply_chat_event(chat_state& chat, const event_record& e) {
     chat.agent_id = str(p, "agent_id");
   } else if (e.type == "thread_opened") {
     chat.thread_ids.push_back(str(p, "thread_id"));
-    if (auto* t = p.if_contains("thread"); t && t->is_object())
-      chat.thread_payloads[str(p, "thread_id")] = json::serialize(*t);
     chat.messages.push_back({str(p, "note_id"), "internal_note", str(p, "note"), e.actor, e.time});
   } else if (e.type == "chat_resolved") {
     chat.resolved = true;
@@ -127,7 +125,29 @@ chat_state chat_from_events(const std::vector<event_record>& events) {
   chat_state c;
   for (const auto& e : events)
     apply_chat_event(c, e);
+  c.messages.shrink_to_fit();
+  c.thread_ids.shrink_to_fit();
+  c.successor_chat_ids.shrink_to_fit();
   return c;
+}
+
+bool has_thread(const chat_state& chat, std::string_view thread_id) {
+  return std::find(chat.thread_ids.begin(), chat.thread_ids.end(), thread_id) != chat.thread_ids.end();
+}
+
+std::optional<std::string> thread_creation_of(const std::vector<event_record>& chat_events,
+                                              std::string_view thread_id) {
+  for (const auto& e : chat_events) {
+    if (e.type != "thread_opened")
+      continue;
+    auto p = parse_payload(e);
+    if (str(p, "thread_id") != thread_id)
+      continue;
+    if (auto* t = p.if_contains("thread"); t && t->is_object())
+      return json::serialize(*t);
+    return std::nullopt;
+  }
+  return std::nullopt;
 }
 
 chat_state preview_of(const chat_state& chat) {
@@ -340,6 +360,7 @@ thread_state thread_from_events(const std::vector<event_record>& events) {
   thread_state t;
   for (const auto& e : events)
     apply_thread_event(t, e);
+  t.messages.shrink_to_fit();
   return t;
 }
 

@@ -74,16 +74,24 @@ struct chat_state {
   std::string previous_chat_id;  // "" when none
   std::string created_at;
   std::vector<chat_message> messages;
-  std::vector<std::string> thread_ids;
-  std::map<std::string, std::string> thread_payloads;  // thread id -> its thread_created payload
+  std::vector<std::string> thread_ids;  // in the order they were opened
   std::vector<std::string> successor_chat_ids;  // chats that reopened this one, oldest first
   uint64_t version = 0;          // head seq of the chat's stream
 };
 
 /// Applies one event of a chat's stream (events it does not know are ignored).
 void apply_chat_event(chat_state& chat, const event_record& e);
-/// A chat as its actor loads it: every event of its stream applied in order.
+/// A chat as its actor loads it: every event of its stream applied in order
+/// (its lists without spare capacity: an idle chat keeps what it holds only).
 chat_state chat_from_events(const std::vector<event_record>& events);
+/// Did the chat open this thread?
+bool has_thread(const chat_state& chat, std::string_view thread_id);
+/// The thread a chat's thread_opened event describes (its thread_created
+/// payload, as JSON text), found in the chat's events; nullopt when the chat
+/// opened no such thread. A thread whose own stream is empty (a crash between
+/// the chat's write and the thread's) is created from it at activation.
+std::optional<std::string> thread_creation_of(const std::vector<event_record>& chat_events,
+                                              std::string_view thread_id);
 /// The chat without its transcript: what an actor applies a planned event to
 /// when it needs the answer before the event is durable (copying the whole
 /// transcript per command would make each command cost the chat's length).

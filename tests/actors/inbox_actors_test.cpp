@@ -97,6 +97,39 @@ TEST_CASE_METHOD(inbox_actors, "a chat's thread goes from creation to done, each
                                                  "slack_delivered", "thread_done", "slack_delivered"});
 }
 
+TEST_CASE_METHOD(inbox_actors, "a thread its chat opened but whose own stream is empty is created at its activation") {
+  // A crash between the chat's write and the thread's: the chat's stream
+  // says the thread was opened, the thread's stream has nothing.
+  const std::string chat = "ch-crash";
+  const auto thread_id = thread_id_of(chat, 1);
+  json::object thread{{"id", thread_id},        {"chat_id", chat},    {"channel_id", "C1"},
+                      {"created_by", "alice"},  {"created_by_name", "Alice"},
+                      {"title", "Refund?"},     {"text", "Refund?"},  {"message_id", "m-1"},
+                      {"mentions", json::array{}}, {"files", json::array{}}};
+  append_request req{"chat-" + chat, expected_version::no_stream(), {}};
+  req.events.push_back({"chat_created", "bot", json::serialize(json::object{{"id", chat}, {"customer_id", "c1"}})});
+  req.events.push_back({"chat_assigned", "bot", json::serialize(json::object{{"agent_id", "alice"}})});
+  req.events.push_back({"thread_opened", "alice",
+                        json::serialize(json::object{{"thread_id", thread_id}, {"note", "opened"}, {"thread", thread}})});
+  REQUIRE(store->append(req));
+  auto index = inbox::load_directory_index(*store);
+  REQUIRE(index);
+  auto restarted = inbox::spawn_directory(sys, journal, slack, notifications, std::move(*index));
+  run();
+  command get{verb::thread_get, alice, chat, thread_id, "", ""};
+  auto got = request<api_reply>(restarted, atoms::command::value, get);
+  REQUIRE(got.status == 200);
+  CHECK(json::parse(got.body).as_object().at("title").as_string() == "Refund?");
+  auto thread_events = store->read_stream("thread-" + thread_id).value();
+  REQUIRE_FALSE(thread_events.empty());
+  CHECK(thread_events.front().type == "thread_created");
+  // A thread the chat never opened stays absent.
+  command other{verb::thread_get, alice, chat, thread_id_of(chat, 2), "", ""};
+  CHECK(request<api_reply>(restarted, atoms::command::value, other).status == 404);
+  self->send_exit(restarted, caf::exit_reason::user_shutdown);
+  run();
+}
+
 TEST_CASE_METHOD(inbox_actors, "unknown chats and threads are 404 and create nothing") {
   CHECK(cmd(verb::chat_get, admin, "ch-nope").status == 404);
   CHECK(cmd(verb::thread_get, admin, "ch-nope", "ch-nope.t1").status == 404);

@@ -175,3 +175,18 @@ TEST_CASE("a reopened chat links to the chat that succeeds it, and state loads a
   CHECK_FALSE(user_from_event(event_of("chat_created", "{}", 1)));
   CHECK_FALSE(user_from_event(event_of("user_created", "not json", 1)));
 }
+
+TEST_CASE("the thread a chat opened is found in the chat's events, for a thread whose own stream is empty") {
+  std::vector<event_record> events{
+    event_of("chat_created", R"({"id":"ch-1","customer_id":"c","customer_name":"D"})", 1),
+    event_of("thread_opened", R"({"thread_id":"ch-1.t1","note":"n","thread":{"id":"ch-1.t1","title":"one"}})", 2),
+    event_of("thread_opened", R"({"thread_id":"ch-1.t2","note":"n","thread":{"id":"ch-1.t2","title":"two"}})", 3)};
+  auto chat = chat_from_events(events);
+  CHECK(has_thread(chat, "ch-1.t2"));
+  CHECK_FALSE(has_thread(chat, "ch-1.t3"));
+  auto second = thread_creation_of(events, "ch-1.t2");
+  REQUIRE(second);
+  CHECK(boost::json::parse(*second).as_object().at("title").as_string() == "two");
+  CHECK_FALSE(thread_creation_of(events, "ch-1.t3"));
+  CHECK_FALSE(thread_creation_of({event_of("thread_opened", R"({"thread_id":"ch-1.t1"})", 1)}, "ch-1.t1"));
+}

@@ -2,6 +2,7 @@
 // must give the directory exactly what the whole replay gives it, whatever
 // the view's age (a crash leaves it behind the log, or written in part).
 
+#include "backline/caf_scheduler.hpp"
 #include "backline/directory_view.hpp"
 
 #include <catch2/catch.hpp>
@@ -319,6 +320,7 @@ TEST_CASE("the view keeper keeps the stored view close behind the log while it g
   caf::actor_system_config cfg;
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
+  choose_caf_scheduler(cfg);  // work sharing under ThreadSanitizer, which cannot see work stealing's hand-offs
   caf::actor_system sys{cfg};
   inbox::view_keeper_options opts;
   opts.tick = std::chrono::milliseconds(10);

@@ -14,14 +14,27 @@
 //    is a minute in production; here it is shortened (--poll-window-ms) so a
 //    run is bounded, and the figures are given in windows.
 //
+// 3. Outbound pacing: 1,000 channels with 2 open threads each; agents post
+//    at 2/s per channel (twice Slack's 1/s, open loop, over the API) for 30 s
+//    (--quick: 12 s), against a fake that limits chat.postMessage as Slack
+//    does (a token bucket per channel: 1/s, bursts of 3; 429 + Retry-After
+//    past it) and backline pacing at its defaults. Figures: posts/s Slack
+//    accepted while every queue was building, beside the ceiling (channels x
+//    1/s); per channel the busiest 1 s and 10 s (never above the bucket's
+//    burst + rate x window); 429s; fairness (min/max per channel, Jain's
+//    index); acknowledged (201) -> in Slack p50/p99 (mostly queueing, by
+//    design) and the lag behind an ideal pacer fed the same posts; nothing
+//    lost or duplicated (by the outbox id in each post's metadata).
+//
 //   slack_bench [--threads 100,1000,10000] [--channels 50] [--rate 1000] [--seconds 5]
-//               [--poll-threads 100] [--poll-window-ms 1000] [--quick] [--backline PATH]
+//               [--poll-threads 100] [--poll-window-ms 1000] [--pace-channels 1000]
+//               [--pace-rate 2] [--pace-seconds 30] [--only events,poll,pacing] [--quick] [--backline PATH]
 //
 // backline runs as a child process with SLACK_BOT_TOKEN / SLACK_API_URL /
-// SLACK_SIGNING_SECRET pointing at the fake (in this process), and
-// --slack-min-interval-ms 1 so that setting up thousands of thread parents
-// does not wait for Slack's 1 message/s/channel pace (that pace is what the
-// fake enforces for real Slack; it is not what this bench measures).
+// SLACK_SIGNING_SECRET pointing at the fake (in this process). For 1 and 2,
+// --slack-min-interval-ms 1 and no limits in the fake, so that setting up
+// thousands of thread parents does not wait for Slack's 1 message/s/channel
+// pace; 3 measures that pace itself.
 // Ends with one JSON line: {"bench":"slack","figures":{…},"target_p99_ms":50}.
 
 #include <httplib.h>
@@ -38,8 +51,8 @@
 #include <random>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 
-#include "bench/support/options.hpp"
 #include "bench/support/backline_child.hpp"
 #include "bench/support/options.hpp"
 #include "slack/fake_slack.hpp"
@@ -62,6 +75,11 @@ struct options {
   size_t poll_threads = 100;
   size_t poll_threads_slow = 20;  // at a budget of 1 per window
   uint32_t poll_window_ms = 1000;
+  size_t pace_channels = 1000;
+  size_t pace_threads_per_channel = 2;
+  double pace_rate = 2;  // posts/s offered per channel: twice Slack's 1/s
+  double pace_seconds = 30;
+  std::vector<std::string> sections{"events", "poll", "pacing"};
   std::string backline;
 };
 
@@ -101,8 +119,14 @@ struct rig {
   std::string agent;
   std::vector<open_thread> threads;
 
-  static slack::fake_slack_config fake_config(size_t channels) {
+  size_t channels;
+
+  // paced: the fake limits as Slack does (chat.postMessage 1/s per channel,
+  // bursts of 3; the tiers for the rest) and backline paces at its default.
+  static slack::fake_slack_config fake_config(size_t channels, bool paced) {
     slack::fake_slack_config c;
+    if (paced)
+      c.rate_limits = slack::slack_rate_limits();
     c.event_senders = 16;
     c.event_retry_delays = {50ms, 200ms, 1000ms};
     c.events_for_bot_messages = false;  // only the replies are measured
@@ -116,12 +140,14 @@ struct rig {
     return c;
   }
 
-  rig(const options& opt, const std::filesystem::path& workdir, size_t n, std::vector<std::string> extra_args)
-      : fake(fake_config(opt.channels)) {
+  rig(const options& opt, const std::filesystem::path& workdir, size_t n, std::vector<std::string> extra_args,
+      size_t channel_count = 0, bool paced = false)
+      : fake(fake_config(channel_count ? channel_count : opt.channels, paced)),
+        channels(channel_count ? channel_count : opt.channels) {
     fake.start();
     std::filesystem::create_directories(workdir);
-    std::vector<std::string> args{"--http-threads", "96", "--log-requests", "off", "--slack-min-interval-ms", "1",
-                                  "--rate-limit", "0"};  // one bot token drives the whole load
+    std::vector<std::string> args{"--http-threads", "96", "--log-requests", "off", "--slack-min-interval-ms",
+                                  paced ? "1000" : "1", "--rate-limit", "0"};  // one bot token drives the whole load
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     child = std::make_unique<backline_child>(opt.backline, workdir.string(), args,
                                              std::vector<std::string>{"SLACK_BOT_TOKEN=" + fake.config().bot_token,
@@ -130,14 +156,14 @@ struct rig {
     child->wait_ready();
     client = api{child->host(), child->port()};
     fake.set_events_url("http://" + child->host() + ":" + std::to_string(child->port()) + "/slack/events");
-    setup(opt, n);
+    setup(n);
   }
   ~rig() {
     child->stop();
     fake.stop();
   }
 
-  void setup(const options& opt, size_t n) {
+  void setup(size_t n) {
     auto t0 = clock_type::now();
     auto token_of = [&](const std::string& id, const std::string& role) {
       auto u = client.call("POST", "/api/v1/users", admin_token,
@@ -164,7 +190,7 @@ struct rig {
         try {
           api mine = client;
           for (size_t i = next++; i < n; i = next++) {
-            auto channel = fake.config().workspace.channels[i % opt.channels].id;
+            auto channel = fake.config().workspace.channels[i % channels].id;
             auto t = mine.call("POST", "/api/v1/chats/" + chat_ids[i % chats] + "/threads", agent,
                                json::object{{"channel_id", channel}, {"text", "bench question " + std::to_string(i)}});
             threads[i] = {std::string(t.at("id").as_string()), channel, ""};
@@ -192,7 +218,7 @@ struct rig {
     }
     for (auto& t : threads)
       t.parent_ts = ts_of.at(t.id);
-    std::cout << "  setup: " << n << " threads in " << std::min(n, opt.channels) << " channels, parents in Slack, in "
+    std::cout << "  setup: " << n << " threads in " << std::min(n, channels) << " channels, parents in Slack, in "
               << std::fixed << std::setprecision(1) << std::chrono::duration<double>(clock_type::now() - t0).count()
               << " s" << std::endl;
   }
@@ -315,6 +341,251 @@ poll_result run_poll(const options& opt, const std::filesystem::path& dir, size_
   return out;
 }
 
+// 3. Outbound pacing: every channel busy, agents posting faster than Slack
+//    takes them, against a fake that limits chat.postMessage as Slack does.
+struct pacing_result {
+  size_t channels = 0, threads = 0;
+  double offered_per_channel = 0, offered_per_s = 0, offer_s = 0;
+  size_t offered = 0, acked = 0, api_errors = 0;
+  size_t delivered = 0, lost = 0, duplicated = 0, unacked_delivered = 0;
+  double window_from_s = 0, window_s = 0, delivered_per_s = 0, ceiling_per_s = 0;
+  double allowed_per_s = 0, burst = 0;
+  size_t peak_1s = 0, peak_1s_attempts = 0, peak_10s = 0;
+  size_t attempts = 0, ratelimited = 0;
+  size_t min_per_channel = 0, max_per_channel = 0;
+  double jain = 0;
+  double p50 = 0, p99 = 0, max = 0;       // acknowledged -> in Slack
+  double lag_p50 = 0, lag_p99 = 0;        // behind an ideal pacer at Slack's rate
+  double drain_s = 0;
+  bool drained = false;
+};
+
+// The outbox id backline puts in a post's metadata ("" when none).
+std::string outbox_id_of(const json::object& args) {
+  auto* meta = args.if_contains("metadata");
+  if (meta == nullptr)
+    return {};
+  json::value parsed;
+  if (meta->is_string()) {  // a form post carries it as JSON text
+    boost::system::error_code ec;
+    parsed = json::parse(meta->as_string(), ec);
+    if (ec)
+      return {};
+    meta = &parsed;
+  }
+  if (!meta->is_object())
+    return {};
+  auto* payload = meta->as_object().if_contains("event_payload");
+  if (payload == nullptr || !payload->is_object())
+    return {};
+  auto* id = payload->as_object().if_contains("outbox_id");
+  return id && id->is_string() ? std::string(id->as_string()) : std::string{};
+}
+
+// Most items of a sorted list in any window of `width` seconds.
+size_t busiest(const std::vector<double>& at, double width) {
+  size_t best = 0;
+  for (size_t i = 0, j = 0; j < at.size(); ++j) {
+    while (at[j] - at[i] >= width)
+      ++i;
+    best = std::max(best, j - i + 1);
+  }
+  return best;
+}
+
+// When a perfect token bucket (rate/s, burst) would let sorted arrivals through.
+std::vector<double> ideal_departures(const std::vector<double>& arrivals, double rate, double burst) {
+  std::vector<double> out;
+  double tokens = burst, last = 0, prev = 0;
+  for (double a : arrivals) {
+    double t = std::max(a, prev);
+    tokens = std::min(burst, tokens + (t - last) * rate);
+    last = t;
+    if (tokens < 1) {
+      t += (1 - tokens) / rate;
+      tokens = 1;
+      last = t;
+    }
+    tokens -= 1;
+    prev = t;
+    out.push_back(t);
+  }
+  return out;
+}
+
+pacing_result run_pacing(const options& opt, const std::filesystem::path& dir) {
+  const size_t channels = opt.pace_channels;
+  const size_t n = channels * opt.pace_threads_per_channel;
+  rig r(opt, dir, n, {"--slack-inbound", "events"}, channels, true);
+  const auto limit = slack::slack_rate_limits().at("chat.postMessage");
+  pacing_result out;
+  out.channels = channels;
+  out.threads = n;
+  out.allowed_per_s = limit.per_second;
+  out.burst = limit.burst;
+  out.offered_per_channel = opt.pace_rate;
+  out.ceiling_per_s = static_cast<double>(channels) * limit.per_second;
+  // Every channel's bucket full again, in backline and in the fake.
+  std::this_thread::sleep_for(std::chrono::duration<double>(limit.burst / limit.per_second + 0.5));
+
+  const double total_rate = opt.pace_rate * static_cast<double>(channels);
+  out.offered = static_cast<size_t>(total_rate * opt.pace_seconds);
+  std::vector<std::string> ids(out.offered);
+  std::vector<clock_type::time_point> acked_at(out.offered);
+  std::atomic<size_t> next{0}, errors{0};
+  std::mutex err_mu;
+  std::string first_error;
+  const auto start = clock_type::now();
+  std::vector<std::thread> senders;
+  for (int w = 0; w < 128; ++w)
+    senders.emplace_back([&] {
+      httplib::Client cli(r.child->host(), r.child->port());
+      cli.set_keep_alive(true);
+      cli.set_read_timeout(30, 0);
+      httplib::Headers h{{"Authorization", "Bearer " + r.agent}};
+      for (size_t i = next++; i < out.offered; i = next++) {
+        std::this_thread::sleep_until(start + std::chrono::duration_cast<clock_type::duration>(
+                                                  std::chrono::duration<double>(static_cast<double>(i) / total_rate)));
+        auto& t = r.threads[i % n];  // message i goes to channel i % channels
+        auto res = cli.Post(("/api/v1/threads/" + t.id + "/messages").c_str(), h,
+                            json::serialize(json::object{{"text", "paced " + std::to_string(i)}}), "application/json");
+        if (!res || res->status != 201) {
+          ++errors;
+          std::lock_guard lk(err_mu);
+          if (first_error.empty())
+            first_error = res ? std::to_string(res->status) + " " + res->body : httplib::to_string(res.error());
+          continue;
+        }
+        acked_at[i] = clock_type::now();
+        ids[i] = std::string(json::parse(res->body).at("id").as_string());
+      }
+    });
+  for (auto& s : senders)
+    s.join();
+  const auto offer_end = clock_type::now();
+  auto secs = [&](clock_type::time_point t) { return std::chrono::duration<double>(t - start).count(); };
+  out.offer_s = secs(offer_end);
+  out.api_errors = errors;
+  out.acked = out.offered - out.api_errors;
+  out.offered_per_s = static_cast<double>(out.acked) / out.offer_s;
+  if (!first_error.empty())
+    std::cout << "  " << out.api_errors << " posts not acknowledged; the first: " << first_error << std::endl;
+
+  // Drain: every acknowledged post in Slack (or the time limit).
+  std::unordered_map<std::string, size_t> index_of;
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (!ids[i].empty())
+      index_of.emplace(ids[i], i);
+  const double per_channel = opt.pace_rate * opt.pace_seconds;
+  auto drain_limit = offer_end + std::chrono::duration_cast<clock_type::duration>(
+                                     std::chrono::duration<double>(per_channel / limit.per_second + 60));
+  auto last_print = offer_end;
+  while (clock_type::now() < drain_limit) {
+    size_t in_slack = 0;
+    for (const auto& s : r.fake.sent())
+      if (s.method == "chat.postMessage" && !s.thread_ts.empty() && index_of.count(outbox_id_of(s.args)))
+        ++in_slack;
+    if (in_slack >= index_of.size()) {
+      out.drained = true;
+      break;
+    }
+    if (clock_type::now() - last_print > 10s) {
+      last_print = clock_type::now();
+      std::cout << "    … " << in_slack << "/" << index_of.size() << " posts in Slack" << std::endl;
+    }
+    std::this_thread::sleep_for(250ms);
+  }
+  out.drain_s = secs(clock_type::now()) - out.offer_s;
+
+  // What Slack saw: every chat.postMessage call since the start.
+  std::unordered_map<std::string, std::vector<double>> accepted_by_channel, attempts_by_channel;
+  std::vector<size_t> copies(out.offered, 0);
+  std::vector<double> delivered_at(out.offered, -1);
+  for (const auto& c : r.fake.calls()) {
+    if (c.method != "chat.postMessage" || c.at < start)
+      continue;
+    auto channel = c.args.contains("channel") && c.args.at("channel").is_string()
+                     ? std::string(c.args.at("channel").as_string()) : std::string{};
+    attempts_by_channel[channel].push_back(secs(c.at));
+    ++out.attempts;
+    if (c.http_status == 429 || c.error == "ratelimited" || c.error == "rate_limited")
+      ++out.ratelimited;
+    if (c.http_status != 200 || !c.error.empty())
+      continue;
+    accepted_by_channel[channel].push_back(secs(c.at));
+    auto found = index_of.find(outbox_id_of(c.args));
+    if (found == index_of.end()) {
+      ++out.unacked_delivered;
+      continue;
+    }
+    if (copies[found->second]++ == 0)
+      delivered_at[found->second] = secs(c.at);
+  }
+  std::vector<double> latency, lag;
+  for (size_t i = 0; i < out.offered; ++i) {
+    if (ids[i].empty())
+      continue;
+    if (copies[i] == 0)
+      ++out.lost;
+    else {
+      ++out.delivered;
+      out.duplicated += copies[i] - 1;
+      latency.push_back(1000.0 * (delivered_at[i] - secs(acked_at[i])));
+    }
+  }
+  out.p50 = percentile(latency, 50);
+  out.p99 = percentile(latency, 99);
+  out.max = percentile(latency, 100);
+
+  // Per channel: the busiest windows, the share of the busy window, and the
+  // lag behind an ideal pacer fed the same acknowledged posts.
+  std::unordered_map<std::string, std::vector<double>> arrivals_by_channel;
+  for (size_t i = 0; i < out.offered; ++i)
+    if (!ids[i].empty())
+      arrivals_by_channel[r.threads[i % n].channel].push_back(secs(acked_at[i]));
+  // Queues build once the burst is spent: from then on every channel is held to Slack's rate.
+  out.window_from_s = std::min(out.offer_s / 2, limit.burst / std::max(0.01, opt.pace_rate - limit.per_second) + 1);
+  out.window_s = out.offer_s - out.window_from_s;
+  std::vector<double> shares;
+  size_t in_window = 0;
+  for (const auto& ch : r.fake.config().workspace.channels) {
+    auto& acc = accepted_by_channel[ch.id];
+    auto& att = attempts_by_channel[ch.id];
+    std::sort(acc.begin(), acc.end());
+    std::sort(att.begin(), att.end());
+    out.peak_1s = std::max(out.peak_1s, busiest(acc, 1.0));
+    out.peak_10s = std::max(out.peak_10s, busiest(acc, 10.0));
+    out.peak_1s_attempts = std::max(out.peak_1s_attempts, busiest(att, 1.0));
+    auto k = static_cast<size_t>(std::count_if(acc.begin(), acc.end(), [&](double t) {
+      return t >= out.window_from_s && t < out.offer_s;
+    }));
+    in_window += k;
+    shares.push_back(static_cast<double>(k));
+    auto& arr = arrivals_by_channel[ch.id];
+    std::sort(arr.begin(), arr.end());
+    auto ideal = ideal_departures(arr, limit.per_second, limit.burst);
+    std::vector<double> got;
+    for (double t : acc)
+      got.push_back(t);
+    for (size_t j = 0; j < std::min(ideal.size(), got.size()); ++j)
+      lag.push_back(1000.0 * (got[j] - ideal[j]));
+  }
+  out.delivered_per_s = out.window_s > 0 ? static_cast<double>(in_window) / out.window_s : 0;
+  if (!shares.empty()) {
+    out.min_per_channel = static_cast<size_t>(*std::min_element(shares.begin(), shares.end()));
+    out.max_per_channel = static_cast<size_t>(*std::max_element(shares.begin(), shares.end()));
+    double sum = 0, sq = 0;
+    for (double x : shares) {
+      sum += x;
+      sq += x * x;
+    }
+    out.jain = sq > 0 ? sum * sum / (static_cast<double>(shares.size()) * sq) : 0;
+  }
+  out.lag_p50 = percentile(lag, 50);
+  out.lag_p99 = percentile(lag, 99);
+  return out;
+}
+
 int run(const options& opt) {
   auto base = std::filesystem::temp_directory_path() / ("slack_bench." + std::to_string(::getpid()));
   std::filesystem::create_directories(base);
@@ -322,8 +593,12 @@ int run(const options& opt) {
             << " cores\n";
   json::object figures;
   bool target_met = true;
-  std::cout << "\nEvents pushed at " << opt.rate << "/s for " << opt.seconds << " s (16 concurrent senders):\n";
-  for (auto n : opt.threads) {
+  auto wanted = [&](const std::string& section) {
+    return std::find(opt.sections.begin(), opt.sections.end(), section) != opt.sections.end();
+  };
+  if (wanted("events"))
+    std::cout << "\nEvents pushed at " << opt.rate << "/s for " << opt.seconds << " s (16 concurrent senders):\n";
+  for (auto n : wanted("events") ? opt.threads : std::vector<size_t>{}) {
     std::cout << "- " << n << " open threads" << std::endl;
     auto e = run_events(opt, base / ("events-" + std::to_string(n)), n);
     std::cout << std::fixed << std::setprecision(1) << "  offered " << e.offered_per_s << "/s, accepted "
@@ -337,9 +612,13 @@ int run(const options& opt) {
       {"sent", e.sent}, {"non_200", e.failed}, {"p50_ms", e.p50}, {"p99_ms", e.p99}, {"max_ms", e.max},
       {"visible_sampled", e.visible}, {"sampled", e.checked}};
   }
-  std::cout << "\nPolling alone (events off), a budget window of " << opt.poll_window_ms
-            << " ms standing for Slack's minute, 3 replies per thread, 15 messages per call:\n";
-  for (auto [budget, n] : {std::pair<uint32_t, size_t>{50, opt.poll_threads}, {1, opt.poll_threads_slow}}) {
+  std::vector<std::pair<uint32_t, size_t>> budgets;
+  if (wanted("poll")) {
+    std::cout << "\nPolling alone (events off), a budget window of " << opt.poll_window_ms
+              << " ms standing for Slack's minute, 3 replies per thread, 15 messages per call:\n";
+    budgets = {{50, opt.poll_threads}, {1, opt.poll_threads_slow}};
+  }
+  for (auto [budget, n] : budgets) {
     std::cout << "- budget " << budget << " calls per window, " << n << " threads" << std::endl;
     // At 1 call per window, every thread needs a call: allow 3 windows per thread.
     double limit = std::max(60.0, 3.0 * static_cast<double>(n) / budget * opt.poll_window_ms / 1000.0 + 30);
@@ -353,6 +632,46 @@ int run(const options& opt) {
       {"threads", p.threads}, {"replies", p.replies}, {"found", p.found}, {"seconds", p.seconds},
       {"windows", p.windows}, {"calls", p.calls}, {"busiest_window_calls", p.busiest_window}, {"budget", p.budget},
       {"window_ms", opt.poll_window_ms}, {"converged", p.converged}};
+  }
+  if (wanted("pacing")) {
+    std::cout << "\nOutbound pacing: " << opt.pace_channels << " channels, " << opt.pace_threads_per_channel
+              << " open threads each, agents posting " << opt.pace_rate << "/s per channel for " << opt.pace_seconds
+              << " s (32 senders, open loop); the fake limits chat.postMessage as Slack does (1/s per channel, bursts"
+                 " of 3):"
+              << std::endl;
+    auto p = run_pacing(opt, base / "pacing");
+    std::cout << std::fixed << std::setprecision(1) << "  offered " << p.offered_per_s << " posts/s ("
+              << p.acked << " acknowledged of " << p.offered << " in " << p.offer_s << " s)\n"
+              << "  delivered " << p.delivered_per_s << " posts/s while every queue was building (" << p.window_from_s
+              << "-" << p.offer_s << " s) vs ceiling " << p.ceiling_per_s << " (" << p.channels << " channels x "
+              << p.allowed_per_s << "/s) = " << std::setprecision(3) << p.delivered_per_s / p.ceiling_per_s
+              << std::setprecision(1) << "\n  per channel, posts Slack accepted: busiest 1 s " << p.peak_1s
+              << " (Slack's bucket allows " << p.burst + p.allowed_per_s << " = burst " << p.burst << " + 1 s at "
+              << p.allowed_per_s << "/s), busiest 10 s " << p.peak_10s << " (allows " << p.burst + 10 * p.allowed_per_s
+              << "); calls made, busiest 1 s " << p.peak_1s_attempts << "\n  429s: " << p.ratelimited << " of "
+              << p.attempts << " chat.postMessage calls\n  fairness over the busy window: min " << p.min_per_channel
+              << " / max " << p.max_per_channel << " posts per channel, Jain's index " << std::setprecision(4) << p.jain
+              << std::setprecision(1) << "\n  acknowledged -> in Slack: p50 " << p.p50 << " ms, p99 " << p.p99
+              << " ms, max " << p.max << " ms (queueing: posts are offered at " << p.offered_per_channel
+              << "x Slack's rate)\n  behind an ideal pacer at Slack's rate fed the same posts: p50 " << p.lag_p50
+              << " ms, p99 " << p.lag_p99 << " ms\n  " << p.delivered << "/" << p.acked << " in Slack, " << p.lost
+              << " lost, " << p.duplicated << " duplicated, " << p.unacked_delivered
+              << " unacknowledged in Slack; drained " << p.drain_s << " s after the last post"
+              << (p.drained ? "" : " (DID NOT DRAIN)") << std::endl;
+    bool ok = p.drained && p.lost == 0 && p.duplicated == 0 && p.api_errors == 0 &&
+              p.peak_1s_attempts <= static_cast<size_t>(p.burst + p.allowed_per_s);
+    target_met = target_met && ok;
+    figures["pacing_" + std::to_string(p.channels)] = json::object{
+      {"channels", p.channels}, {"threads", p.threads}, {"offered_per_channel_per_s", p.offered_per_channel},
+      {"offered_per_s", p.offered_per_s}, {"offered", p.offered}, {"acked", p.acked}, {"api_errors", p.api_errors},
+      {"offer_seconds", p.offer_s}, {"window_from_s", p.window_from_s}, {"delivered_per_s", p.delivered_per_s},
+      {"ceiling_per_s", p.ceiling_per_s}, {"allowed_per_channel_per_s", p.allowed_per_s}, {"burst", p.burst},
+      {"peak_channel_1s", p.peak_1s}, {"peak_channel_1s_calls", p.peak_1s_attempts}, {"peak_channel_10s", p.peak_10s},
+      {"calls", p.attempts}, {"ratelimited_429", p.ratelimited}, {"min_per_channel", p.min_per_channel},
+      {"max_per_channel", p.max_per_channel}, {"jain", p.jain}, {"p50_ms", p.p50}, {"p99_ms", p.p99},
+      {"max_ms", p.max}, {"lag_p50_ms", p.lag_p50}, {"lag_p99_ms", p.lag_p99}, {"delivered", p.delivered},
+      {"lost", p.lost}, {"duplicated", p.duplicated}, {"unacked_delivered", p.unacked_delivered},
+      {"drain_seconds", p.drain_s}, {"drained", p.drained}};
   }
   std::filesystem::remove_all(base);
   std::cout << "\n" << (target_met ? "targets met" : "TARGET MISSED") << "\n";
@@ -383,7 +702,18 @@ int main(int argc, char** argv) {
         opt.poll_threads = std::stoul(value());
       else if (a == "--poll-window-ms")
         opt.poll_window_ms = static_cast<uint32_t>(std::stoul(value()));
-      else if (a == "--backline")
+      else if (a == "--pace-channels")
+        opt.pace_channels = std::stoul(value());
+      else if (a == "--pace-rate")
+        opt.pace_rate = std::stod(value());
+      else if (a == "--pace-seconds")
+        opt.pace_seconds = std::stod(value());
+      else if (a == "--only") {
+        opt.sections.clear();
+        std::stringstream ss(value());
+        for (std::string item; std::getline(ss, item, ',');)
+          opt.sections.push_back(item);
+      } else if (a == "--backline")
         opt.backline = value();
       else if (a == "--quick") {
         opt.threads = {100, 1000};
@@ -391,9 +721,12 @@ int main(int argc, char** argv) {
         opt.poll_threads = 50;
         opt.poll_threads_slow = 10;
         opt.poll_window_ms = 500;
+        opt.pace_seconds = 12;
       } else {
         std::cerr << "usage: slack_bench [--threads 100,1000,10000] [--channels M] [--rate R] [--seconds S]\n"
-                     "                   [--poll-threads N] [--poll-window-ms MS] [--quick] [--backline PATH]\n";
+                     "                   [--poll-threads N] [--poll-window-ms MS] [--pace-channels C]\n"
+                     "                   [--pace-rate R] [--pace-seconds S] [--only events,poll,pacing]\n"
+                     "                   [--quick] [--backline PATH]\n";
         return 2;
       }
     }

@@ -444,7 +444,12 @@ void send_next(channel_pointer self) {
   auto& st = self->state;
   if (st.sending || st.queue.empty())
     return;
-  // Token bucket: min_interval per post sustained, `burst` at once.
+  // Token bucket: min_interval per post sustained, `burst` at once. Slack
+  // keeps its own bucket per channel, counting from when each post reached
+  // it, somewhere between our send and its answer (a post may wait behind
+  // another channel's at the caller, or on the network). Ours refills only
+  // from the answer on (see the reply below), so it is never fuller than
+  // Slack's and a post never goes out before Slack has a token for it.
   auto now = clock_type::now();
   auto interval = std::max<double>(1, static_cast<double>(st.opts.min_interval.count()));
   st.tokens = std::min<double>(st.opts.burst,
@@ -462,6 +467,7 @@ void send_next(channel_pointer self) {
       [self](const reply_status& status, const std::string& ts, uint64_t wait_ms, uint8_t kind_raw) {
         auto& st = self->state;
         st.sending = false;
+        st.refilled = clock_type::now();  // no refill while the call was on its way: Slack may have taken it just now
         auto kind = static_cast<slack::failure_kind>(kind_raw);
         st.token_rejected = kind == slack::failure_kind::token_bad;
         if (status.ok()) {
@@ -504,6 +510,7 @@ void send_next(channel_pointer self) {
       },
       [self](caf::error&) {
         self->state.sending = false;
+        self->state.refilled = clock_type::now();
         retry_later(self, std::chrono::milliseconds(1000));
       });
 }

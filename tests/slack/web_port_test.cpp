@@ -27,7 +27,7 @@ struct web_port_fixture {
   slack_port_actor port;
 
   explicit web_port_fixture(std::chrono::milliseconds min_interval = 20ms, int burst = 3,
-                            std::chrono::milliseconds timeout = 2000ms) {
+                            std::chrono::milliseconds timeout = 2000ms, size_t callers = 4) {
     fake.start();
     cfg.set("logger.console-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -38,6 +38,7 @@ struct web_port_fixture {
     opts.min_interval = min_interval;
     opts.burst = burst;
     opts.max_backoff = 1000ms;
+    opts.callers = callers;
     port = inbox::spawn_web_slack_port(*sys, opts, files);
   }
   ~web_port_fixture() {
@@ -141,6 +142,36 @@ TEST_CASE("posts to one channel are paced and kept in order", "[slack]") {
   REQUIRE(posts.size() == 5);
   for (int i = 0; i < 5; ++i)
     CHECK(posts[i].text == "n" + std::to_string(i));
+}
+
+TEST_CASE("pacing counts from Slack's answer: a post held up on its way cannot bring the next one too close",
+          "[slack]") {
+  // One caller, so a slow answer in #finance holds #hr's next post on its way to Slack.
+  web_port_fixture f(400ms, 1, 2000ms, 1);
+  f.fake.set_rate_limit("chat.postMessage", {2.5, 1});  // Slack enforces the same pace: 1 per 400 ms
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(f.post(message("C0HR", "", "y1", "m-y1")).first.ok());  // #hr's bucket is empty, here and in Slack
+  std::this_thread::sleep_until(start + 300ms);
+  f.fake.inject_fault("chat.postMessage", {slack::fault_kind::slow, 1, 1, 250ms});
+  caf::scoped_actor self{*f.sys};
+  // Slack takes x1 at once and answers 250 ms later; the caller waits for it.
+  self->send(f.port, atoms::post::value, message("C0FINANCE", "", "x1", "m-x1"));
+  std::this_thread::sleep_for(20ms);
+  // y2 is due at 400 ms but reaches Slack only after x1's answer (~550 ms);
+  // y3 must wait 400 ms from then, not from when y2 was sent.
+  self->send(f.port, atoms::post::value, message("C0HR", "", "y2", "m-y2"));
+  self->send(f.port, atoms::post::value, message("C0HR", "", "y3", "m-y3"));
+  for (int i = 0; i < 3; ++i)
+    self->receive([](const reply_status& st, const std::string&) { CHECK(st.ok()); },
+                  caf::after(10s) >> [] { FAIL("no answer"); });
+  size_t refused = 0;
+  for (const auto& c : f.fake.calls())
+    refused += c.method == "chat.postMessage" && c.http_status == 429 ? 1 : 0;
+  CHECK(refused == 0);
+  CHECK(f.fake.call_count("chat.postMessage") == 4);
+  auto posts = f.fake.sent();
+  REQUIRE(posts.size() == 4);
+  CHECK(posts[3].text == "y3");
 }
 
 TEST_CASE("a post whose answer was lost is found by its outbox id, not posted twice", "[slack]") {

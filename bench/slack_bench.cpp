@@ -42,6 +42,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <filesystem>
 #include <iomanip>
@@ -358,6 +359,8 @@ struct pacing_result {
   double lag_p50 = 0, lag_p99 = 0;        // behind an ideal pacer at Slack's rate
   double drain_s = 0;
   bool drained = false;
+  // Per second of the run: posts acknowledged, posts Slack accepted, 429s.
+  std::vector<std::array<size_t, 3>> timeline;
 };
 
 // The outbox id backline puts in a post's metadata ("" when none).
@@ -499,6 +502,15 @@ pacing_result run_pacing(const options& opt, const std::filesystem::path& dir) {
 
   // What Slack saw: every chat.postMessage call since the start.
   std::unordered_map<std::string, std::vector<double>> accepted_by_channel, attempts_by_channel;
+  auto tick = [&](double at) -> std::array<size_t, 3>& {
+    auto i = static_cast<size_t>(std::max(0.0, at));
+    if (out.timeline.size() <= i)
+      out.timeline.resize(i + 1, {0, 0, 0});
+    return out.timeline[i];
+  };
+  for (size_t i = 0; i < out.offered; ++i)
+    if (!ids[i].empty())
+      ++tick(secs(acked_at[i]))[0];
   std::vector<size_t> copies(out.offered, 0);
   std::vector<double> delivered_at(out.offered, -1);
   for (const auto& c : r.fake.calls()) {
@@ -508,10 +520,14 @@ pacing_result run_pacing(const options& opt, const std::filesystem::path& dir) {
                      ? std::string(c.args.at("channel").as_string()) : std::string{};
     attempts_by_channel[channel].push_back(secs(c.at));
     ++out.attempts;
-    if (c.http_status == 429 || c.error == "ratelimited" || c.error == "rate_limited")
+    auto& second = tick(secs(c.at));
+    if (c.http_status == 429 || c.error == "ratelimited" || c.error == "rate_limited") {
       ++out.ratelimited;
+      ++second[2];
+    }
     if (c.http_status != 200 || !c.error.empty())
       continue;
+    ++second[1];
     accepted_by_channel[channel].push_back(secs(c.at));
     auto found = index_of.find(outbox_id_of(c.args));
     if (found == index_of.end()) {
@@ -658,7 +674,7 @@ int run(const options& opt) {
               << " lost, " << p.duplicated << " duplicated, " << p.unacked_delivered
               << " unacknowledged in Slack; drained " << p.drain_s << " s after the last post"
               << (p.drained ? "" : " (DID NOT DRAIN)") << std::endl;
-    bool ok = p.drained && p.lost == 0 && p.duplicated == 0 && p.api_errors == 0 &&
+    bool ok = p.drained && p.lost == 0 && p.duplicated == 0 && p.api_errors == 0 && p.ratelimited == 0 &&
               p.peak_1s_attempts <= static_cast<size_t>(p.burst + p.allowed_per_s);
     target_met = target_met && ok;
     figures["pacing_" + std::to_string(p.channels)] = json::object{
@@ -671,7 +687,12 @@ int run(const options& opt) {
       {"max_per_channel", p.max_per_channel}, {"jain", p.jain}, {"p50_ms", p.p50}, {"p99_ms", p.p99},
       {"max_ms", p.max}, {"lag_p50_ms", p.lag_p50}, {"lag_p99_ms", p.lag_p99}, {"delivered", p.delivered},
       {"lost", p.lost}, {"duplicated", p.duplicated}, {"unacked_delivered", p.unacked_delivered},
-      {"drain_seconds", p.drain_s}, {"drained", p.drained}};
+      {"drain_seconds", p.drain_s}, {"drained", p.drained}, {"timeline", [&] {
+        json::array a;
+        for (const auto& t : p.timeline)
+          a.push_back(json::array{t[0], t[1], t[2]});
+        return a;
+      }()}};
   }
   std::filesystem::remove_all(base);
   std::cout << "\n" << (target_met ? "targets met" : "TARGET MISSED") << "\n";

@@ -1,8 +1,9 @@
 // The Slack port over the Web API. The port routes each outbound post to the
 // actor of its channel; a channel actor keeps its queue in order per thread,
 // the threads taking turns, and sends one post at a time, paced to Slack's
-// per-channel rate; the blocking Web API calls run on a few detached caller
-// actors, never on CAF's scheduler.
+// per-channel rate. The blocking Web API calls run on detached caller actors,
+// never on CAF's scheduler; a dispatcher hands each channel's next post to
+// whichever caller is free, so all callers serve all channels.
 
 #include <algorithm>
 #include <cctype>
@@ -53,8 +54,8 @@ struct caller_state {
   workspace_names names;
   // Files uploaded for a post whose files.completeUploadExternal got no
   // answer (message id -> file ids): the retry looks for them in Slack, or
-  // completes these same files, instead of uploading them again. (A channel
-  // always goes to the same caller, so its retries find this.)
+  // completes these same files, instead of uploading them again. (A retry
+  // may go to another caller: that one reads the durable note in `files`.)
   std::unordered_map<std::string, std::vector<std::string>> completing;
 };
 
@@ -400,6 +401,59 @@ caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<calle
   };
 }
 
+// -- the dispatcher: each post to whichever caller is free -------------------
+
+using dispatcher_actor =
+  caf::typed_actor<caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string, uint64_t, uint8_t>>;
+
+struct waiting_post {
+  outbound_post post;
+  caf::typed_response_promise<reply_status, std::string, uint64_t, uint8_t> promise;
+};
+
+struct dispatcher_state {
+  dispatcher_state() = default;  // not an aggregate: CAF would build it from the self pointer
+  static inline const char* name = "slack_dispatcher";
+  std::vector<caller_actor> idle;  // the last one freed is taken first: its connection and caches are warm
+  std::deque<waiting_post> waiting;  // at most one per channel (a channel sends one post at a time): in turn
+};
+
+void dispatch(dispatcher_actor::stateful_pointer<dispatcher_state> self) {
+  auto& st = self->state;
+  while (!st.idle.empty() && !st.waiting.empty()) {
+    auto caller = std::move(st.idle.back());
+    st.idle.pop_back();
+    auto next = std::move(st.waiting.front());
+    st.waiting.pop_front();
+    auto rp = next.promise;
+    self->request(caller, caf::infinite, atoms::post::value, std::move(next.post))
+      .then(
+        [self, caller, rp](const reply_status& status, const std::string& ts, uint64_t wait, uint8_t kind) mutable {
+          rp.deliver(status, ts, wait, kind);
+          self->state.idle.push_back(caller);
+          dispatch(self);
+        },
+        [self, caller, rp](caf::error& e) mutable {
+          rp.deliver(std::move(e));
+          self->state.idle.push_back(caller);
+          dispatch(self);
+        });
+  }
+}
+
+dispatcher_actor::behavior_type dispatcher_behavior(dispatcher_actor::stateful_pointer<dispatcher_state> self,
+                                                    std::vector<caller_actor> callers) {
+  self->state.idle = std::move(callers);
+  return {
+    [self](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string, uint64_t, uint8_t> {
+      auto rp = self->make_response_promise<reply_status, std::string, uint64_t, uint8_t>();
+      self->state.waiting.push_back({std::move(p), rp});
+      dispatch(self);
+      return rp;
+    },
+  };
+}
+
 // -- one actor per channel ---------------------------------------------------
 
 struct queued_post {
@@ -411,7 +465,7 @@ struct channel_state {
   channel_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "slack_channel";
   slack_port_options opts;
-  caller_actor caller;
+  dispatcher_actor caller;    // hands the post to a free caller
   slack_port_actor port;      // told of the queue's length and the token's state
   std::string channel_id;
   bool token_rejected = false;
@@ -515,7 +569,7 @@ void send_next(channel_pointer self) {
       });
 }
 
-channel_actor::behavior_type channel_behavior(channel_pointer self, slack_port_options opts, caller_actor caller,
+channel_actor::behavior_type channel_behavior(channel_pointer self, slack_port_options opts, dispatcher_actor caller,
                                               slack_port_actor port, std::string channel_id) {
   self->state.opts = opts;
   self->state.caller = std::move(caller);
@@ -546,6 +600,7 @@ struct port_state {
   static inline const char* name = "slack_port";
   slack_port_options opts;
   std::vector<caller_actor> callers;
+  dispatcher_actor dispatcher;  // posts go to whichever caller is free
   std::unordered_map<std::string, channel_actor> channels;
   std::vector<outbound_post> sent;  // what was handed to Slack (for sent_log)
   std::unordered_map<std::string, std::string> user_names;  // users.info answers, kept
@@ -564,14 +619,14 @@ slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer
   self->state.opts = opts;
   for (size_t i = 0; i < std::max<size_t>(1, opts.callers); ++i)
     self->state.callers.push_back(self->spawn<caf::detached + caf::linked>(caller_behavior, opts, files));
+  self->state.dispatcher = self->spawn<caf::linked>(dispatcher_behavior, self->state.callers);
   return {
     [self](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string> {
       auto& st = self->state;
       auto i = st.channels.find(p.channel_id);
       if (i == st.channels.end()) {
-        auto& caller = st.callers[std::hash<std::string>{}(p.channel_id) % st.callers.size()];
         i = st.channels
-              .emplace(p.channel_id, self->spawn<caf::linked>(channel_behavior, st.opts, caller,
+              .emplace(p.channel_id, self->spawn<caf::linked>(channel_behavior, st.opts, st.dispatcher,
                                                                caf::actor_cast<slack_port_actor>(self), p.channel_id))
               .first;
       }

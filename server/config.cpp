@@ -143,6 +143,11 @@ const std::vector<option_row>& option_table() {
     number_option<uint32_t>("--slack-timeout-ms", "SLACK_TIMEOUT_MS",
                             "how long one Slack Web API call may take before it counts as failed (and is retried)",
                             &server_config::slack_timeout_ms, 50, 600000),
+    number_option<uint32_t>("--slack-callers", "SLACK_CALLERS",
+                            "Slack Web API calls in flight at once (one blocking thread each, shared by every "
+                            "channel); a busy channel holds one for Slack's answer time every 1 s + that time, so "
+                            "128 keep 1,000 channels at Slack's 1/s with answers of up to about 140 ms",
+                            &server_config::slack_callers, 1, 1024),
     number_option<uint32_t>("--slack-min-interval-ms", "SLACK_MIN_INTERVAL_MS",
                             "per Slack channel, the pace of posts (after a burst of 3)",
                             &server_config::slack_min_interval_ms, 1, 600000),

@@ -254,6 +254,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   }
   slack_opts.min_interval = std::chrono::milliseconds(cfg.slack_min_interval_ms);
   slack_opts.timeout = std::chrono::milliseconds(cfg.slack_timeout_ms);
+  slack_opts.callers = cfg.slack_callers;
   s->slack = inbox::spawn_web_slack_port(*s->sys, slack_opts, files);
   s->notifications = inbox::spawn_notifications(*s->sys);
   s->directory = inbox::spawn_directory(*s->sys, s->journal, s->slack, s->notifications, std::move(index.value()));

@@ -22,6 +22,7 @@ struct server_config {
   std::string slack_signing_secret;       // SLACK_SIGNING_SECRET (environment only): enables /slack/events
   std::string slack_api_url = "https://slack.com/api/";  // --slack-api-url, SLACK_API_URL
   uint32_t slack_timeout_ms = 10000;      // --slack-timeout-ms: each Slack Web API call
+  uint32_t slack_callers = 128;           // --slack-callers: Web API calls in flight at once (one thread each)
   uint32_t slack_min_interval_ms = 1000;  // --slack-min-interval-ms: per channel, after a burst of 3
   std::string slack_inbound = "both";     // --slack-inbound events|poll|both
   uint32_t slack_poll_budget = 50;        // --slack-poll-budget: calls per window (a minute) per method

@@ -121,7 +121,7 @@ struct slack_port_options {
   std::chrono::milliseconds min_interval{1000};    // per channel: about 1 message a second
   int burst = 3;                                   // posts a quiet channel may send at once
   std::chrono::milliseconds max_backoff{30000};    // longest wait after 5xx / timeouts
-  size_t callers = 4;                              // threads making blocking Web API calls
+  size_t callers = 128;                            // threads making blocking Web API calls, shared by every channel
 };
 
 /// How the poller spends its budget (every field says its default).

@@ -67,6 +67,20 @@ TEST_CASE("--help states every option with its default") {
     CHECK_THAT(help, Catch::Contains(needle));
 }
 
+TEST_CASE("the Slack callers option: 128 by default, from --slack-callers or SLACK_CALLERS, at least 1") {
+  auto defaults = parse_serve_options({}, env_of({}));
+  REQUIRE(defaults);
+  CHECK(defaults->slack_callers == 128);
+  auto from_env = parse_serve_options({}, env_of({{"SLACK_CALLERS", "8"}}));
+  REQUIRE(from_env);
+  CHECK(from_env->slack_callers == 8);
+  auto flag = parse_serve_options({"--slack-callers", "256"}, env_of({{"SLACK_CALLERS", "8"}}));
+  REQUIRE(flag);
+  CHECK(flag->slack_callers == 256);
+  CHECK_FALSE(parse_serve_options({"--slack-callers", "0"}, env_of({})));
+  CHECK_THAT(serve_help(), Catch::Contains("--slack-callers") && Catch::Contains("SLACK_CALLERS"));
+}
+
 TEST_CASE("HTTPS needs both --tls-cert and --tls-key, from flags or environment") {
   auto both = parse_serve_options({"--tls-cert", "/etc/c.pem", "--tls-key=/etc/k.pem"}, env_of({}));
   REQUIRE(both);

@@ -335,7 +335,10 @@ if sl:
         table(["channels", "offered posts/s", "delivered posts/s", "ceiling (channels × rate)", "ratio",
                "busiest channel 1 s / 10 s (allowed)", "429s", "per channel min/max, Jain", "ack → Slack p50 / p99 ms",
                "lag behind ideal pacer p99 ms", "lost / duplicated"],
-              [[fmt(f[k]["channels"]), fmt(f[k]["offered_per_s"]), fmt(f[k]["delivered_per_s"]),
+              [[fmt(f[k]["channels"]) + ("" if not f[k].get("slack_latency_ms") else
+                                           " (Slack answering in +%s ms)" % f[k]["slack_latency_ms"]) +
+                ("" if not f[k].get("callers") else ", %s callers" % f[k]["callers"]),
+                fmt(f[k]["offered_per_s"]), fmt(f[k]["delivered_per_s"]),
                 "%s (%s × %s/s)" % (fmt(f[k]["ceiling_per_s"]), fmt(f[k]["channels"]),
                                     fmt(f[k]["allowed_per_channel_per_s"], 1)),
                 fmt(ratio(f[k]["delivered_per_s"], f[k]["ceiling_per_s"]), 3),
@@ -356,7 +359,7 @@ if sl:
         for k in paces:
             tl = f[k].get("timeline", [])
             if tl:
-                plot("slack_pacing_%s.svg" % f[k]["channels"],
+                plot("slack_%s.svg" % k,
                      "Outbound posts per second, %s busy channels" % fmt(f[k]["channels"]), "second of the run",
                      "posts/s",
                      [("acknowledged by backline", [(i, t[0]) for i, t in enumerate(tl)]),

@@ -28,7 +28,8 @@
 //
 //   slack_bench [--threads 100,1000,10000] [--channels 50] [--rate 1000] [--seconds 5]
 //               [--poll-threads 100] [--poll-window-ms 1000] [--pace-channels 1000]
-//               [--pace-rate 2] [--pace-seconds 30] [--only events,poll,pacing] [--quick] [--backline PATH]
+//               [--pace-rate 2] [--pace-seconds 30] [--pace-latency-ms 0] [--pace-callers N] [--only events,poll,pacing]
+//               [--quick] [--backline PATH]
 //
 // backline runs as a child process with SLACK_BOT_TOKEN / SLACK_API_URL /
 // SLACK_SIGNING_SECRET pointing at the fake (in this process). For 1 and 2,
@@ -47,6 +48,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -54,6 +56,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "backline/config.hpp"
 #include "bench/support/backline_child.hpp"
 #include "bench/support/options.hpp"
 #include "slack/fake_slack.hpp"
@@ -80,6 +83,8 @@ struct options {
   size_t pace_threads_per_channel = 2;
   double pace_rate = 2;  // posts/s offered per channel: twice Slack's 1/s
   double pace_seconds = 30;
+  uint32_t pace_callers = 0;     // --slack-callers for backline; 0 = its default
+  uint32_t pace_latency_ms = 0;  // each chat.postMessage answered this late (Slack over the internet: ~100 ms)
   std::vector<std::string> sections{"events", "poll", "pacing"};
   std::string backline;
 };
@@ -124,14 +129,15 @@ struct rig {
 
   // paced: the fake limits as Slack does (chat.postMessage 1/s per channel,
   // bursts of 3; the tiers for the rest) and backline paces at its default.
-  static slack::fake_slack_config fake_config(size_t channels, bool paced) {
+  static slack::fake_slack_config fake_config(size_t channels, bool paced, size_t callers) {
     slack::fake_slack_config c;
     if (paced)
       c.rate_limits = slack::slack_rate_limits();
     c.event_senders = 16;
     c.event_retry_delays = {50ms, 200ms, 1000ms};
     c.events_for_bot_messages = false;  // only the replies are measured
-    c.worker_threads = 64;
+    // httplib holds a worker per open connection: one per backline caller, and some to spare.
+    c.worker_threads = std::max<size_t>(64, callers + 32);
     c.workspace.channels.clear();  // only the bench's channels, all with the app in them
     for (size_t i = 0; i < channels; ++i) {
       char id[32];
@@ -141,9 +147,14 @@ struct rig {
     return c;
   }
 
+  // Slack Web API calls backline makes at once (--slack-callers).
+  static size_t callers_of(const options& opt) {
+    return opt.pace_callers ? opt.pace_callers : backline::server_config{}.slack_callers;
+  }
+
   rig(const options& opt, const std::filesystem::path& workdir, size_t n, std::vector<std::string> extra_args,
       size_t channel_count = 0, bool paced = false)
-      : fake(fake_config(channel_count ? channel_count : opt.channels, paced)),
+      : fake(fake_config(channel_count ? channel_count : opt.channels, paced, callers_of(opt))),
         channels(channel_count ? channel_count : opt.channels) {
     fake.start();
     std::filesystem::create_directories(workdir);
@@ -361,6 +372,8 @@ struct pacing_result {
   bool drained = false;
   // Per second of the run: posts acknowledged, posts Slack accepted, 429s.
   std::vector<std::array<size_t, 3>> timeline;
+  // Other Web API calls during the run, by method (a lookup before a resend is a timeout's trace).
+  std::map<std::string, size_t> other_calls;
 };
 
 // The outbox id backline puts in a post's metadata ("" when none).
@@ -419,7 +432,10 @@ std::vector<double> ideal_departures(const std::vector<double>& arrivals, double
 pacing_result run_pacing(const options& opt, const std::filesystem::path& dir) {
   const size_t channels = opt.pace_channels;
   const size_t n = channels * opt.pace_threads_per_channel;
-  rig r(opt, dir, n, {"--slack-inbound", "events"}, channels, true);
+  std::vector<std::string> args{"--slack-inbound", "events"};
+  if (opt.pace_callers > 0)
+    args.insert(args.end(), {"--slack-callers", std::to_string(opt.pace_callers)});
+  rig r(opt, dir, n, args, channels, true);
   const auto limit = slack::slack_rate_limits().at("chat.postMessage");
   pacing_result out;
   out.channels = channels;
@@ -428,6 +444,13 @@ pacing_result run_pacing(const options& opt, const std::filesystem::path& dir) {
   out.burst = limit.burst;
   out.offered_per_channel = opt.pace_rate;
   out.ceiling_per_s = static_cast<double>(channels) * limit.per_second;
+  if (opt.pace_latency_ms > 0) {  // taken at once, answered late, as over a real network
+    slack::fault_spec slow;
+    slow.kind = slack::fault_kind::slow;
+    slow.count = std::numeric_limits<int>::max();
+    slow.delay = std::chrono::milliseconds(opt.pace_latency_ms);
+    r.fake.inject_fault("chat.postMessage", slow);
+  }
   // Every channel's bucket full again, in backline and in the fake.
   std::this_thread::sleep_for(std::chrono::duration<double>(limit.burst / limit.per_second + 0.5));
 
@@ -514,8 +537,12 @@ pacing_result run_pacing(const options& opt, const std::filesystem::path& dir) {
   std::vector<size_t> copies(out.offered, 0);
   std::vector<double> delivered_at(out.offered, -1);
   for (const auto& c : r.fake.calls()) {
-    if (c.method != "chat.postMessage" || c.at < start)
+    if (c.at < start)
       continue;
+    if (c.method != "chat.postMessage") {
+      ++out.other_calls[c.method];
+      continue;
+    }
     auto channel = c.args.contains("channel") && c.args.at("channel").is_string()
                      ? std::string(c.args.at("channel").as_string()) : std::string{};
     attempts_by_channel[channel].push_back(secs(c.at));
@@ -650,9 +677,11 @@ int run(const options& opt) {
       {"window_ms", opt.poll_window_ms}, {"converged", p.converged}};
   }
   if (wanted("pacing")) {
-    std::cout << "\nOutbound pacing: " << opt.pace_channels << " channels, " << opt.pace_threads_per_channel
+    std::cout << "\nOutbound pacing: " << (opt.pace_latency_ms ? "each chat.postMessage answered " +
+                                             std::to_string(opt.pace_latency_ms) + " ms late, " : std::string{})
+              << opt.pace_channels << " channels, " << opt.pace_threads_per_channel
               << " open threads each, agents posting " << opt.pace_rate << "/s per channel for " << opt.pace_seconds
-              << " s (32 senders, open loop); the fake limits chat.postMessage as Slack does (1/s per channel, bursts"
+              << " s (128 senders, open loop); the fake limits chat.postMessage as Slack does (1/s per channel, bursts"
                  " of 3):"
               << std::endl;
     auto p = run_pacing(opt, base / "pacing");
@@ -671,13 +700,22 @@ int run(const options& opt) {
               << " ms, max " << p.max << " ms (queueing: posts are offered at " << p.offered_per_channel
               << "x Slack's rate)\n  behind an ideal pacer at Slack's rate fed the same posts: p50 " << p.lag_p50
               << " ms, p99 " << p.lag_p99 << " ms\n  " << p.delivered << "/" << p.acked << " in Slack, " << p.lost
-              << " lost, " << p.duplicated << " duplicated, " << p.unacked_delivered
+              << (p.drained ? " lost, " : " not in Slack when the drain limit ran out (queued, or lost), ")
+              << p.duplicated << " duplicated, " << p.unacked_delivered
               << " unacknowledged in Slack; drained " << p.drain_s << " s after the last post"
               << (p.drained ? "" : " (DID NOT DRAIN)") << std::endl;
+    if (!p.other_calls.empty()) {
+      std::cout << "  other Web API calls:";
+      for (const auto& [method, count] : p.other_calls)
+        std::cout << " " << method << " " << count;
+      std::cout << std::endl;
+    }
     bool ok = p.drained && p.lost == 0 && p.duplicated == 0 && p.api_errors == 0 && p.ratelimited == 0 &&
               p.peak_1s_attempts <= static_cast<size_t>(p.burst + p.allowed_per_s);
     target_met = target_met && ok;
-    figures["pacing_" + std::to_string(p.channels)] = json::object{
+    figures["pacing_" + std::to_string(p.channels) +
+            (opt.pace_latency_ms ? "_latency_" + std::to_string(opt.pace_latency_ms) : std::string{})] = json::object{
+      {"slack_latency_ms", opt.pace_latency_ms}, {"callers", rig::callers_of(opt)},
       {"channels", p.channels}, {"threads", p.threads}, {"offered_per_channel_per_s", p.offered_per_channel},
       {"offered_per_s", p.offered_per_s}, {"offered", p.offered}, {"acked", p.acked}, {"api_errors", p.api_errors},
       {"offer_seconds", p.offer_s}, {"window_from_s", p.window_from_s}, {"delivered_per_s", p.delivered_per_s},
@@ -687,7 +725,12 @@ int run(const options& opt) {
       {"max_per_channel", p.max_per_channel}, {"jain", p.jain}, {"p50_ms", p.p50}, {"p99_ms", p.p99},
       {"max_ms", p.max}, {"lag_p50_ms", p.lag_p50}, {"lag_p99_ms", p.lag_p99}, {"delivered", p.delivered},
       {"lost", p.lost}, {"duplicated", p.duplicated}, {"unacked_delivered", p.unacked_delivered},
-      {"drain_seconds", p.drain_s}, {"drained", p.drained}, {"timeline", [&] {
+      {"drain_seconds", p.drain_s}, {"drained", p.drained}, {"other_calls", [&] {
+        json::object o;
+        for (const auto& [method, count] : p.other_calls)
+          o[method] = count;
+        return o;
+      }()}, {"timeline", [&] {
         json::array a;
         for (const auto& t : p.timeline)
           a.push_back(json::array{t[0], t[1], t[2]});
@@ -729,6 +772,10 @@ int main(int argc, char** argv) {
         opt.pace_rate = std::stod(value());
       else if (a == "--pace-seconds")
         opt.pace_seconds = std::stod(value());
+      else if (a == "--pace-callers")
+        opt.pace_callers = static_cast<uint32_t>(std::stoul(value()));
+      else if (a == "--pace-latency-ms")
+        opt.pace_latency_ms = static_cast<uint32_t>(std::stoul(value()));
       else if (a == "--only") {
         opt.sections.clear();
         std::stringstream ss(value());
@@ -746,7 +793,8 @@ int main(int argc, char** argv) {
       } else {
         std::cerr << "usage: slack_bench [--threads 100,1000,10000] [--channels M] [--rate R] [--seconds S]\n"
                      "                   [--poll-threads N] [--poll-window-ms MS] [--pace-channels C]\n"
-                     "                   [--pace-rate R] [--pace-seconds S] [--only events,poll,pacing]\n"
+                     "                   [--pace-rate R] [--pace-seconds S] [--pace-latency-ms MS] [--pace-callers N]\n"
+                     "                   [--only events,poll,pacing]\n"
                      "                   [--quick] [--backline PATH]\n";
         return 2;
       }

@@ -354,13 +354,17 @@ if sl:
         md.append("Delivered posts/s are counted while every channel's queue was building (after the burst); the "
                   "ack → Slack latency is mostly queueing, since posts are offered faster than Slack's rate; the lag "
                   "is how far each channel's k-th post in Slack trails a perfect token bucket at Slack's rate fed "
-                  "the same acknowledged posts.")
+                  "the same acknowledged posts. With Slack answering late, a channel's next post waits Slack's "
+                  "interval from the answer (so none can reach Slack too soon whatever the network's delay): at most "
+                  "1 post per (1 s + answer time) per channel, 0.91 of the ceiling at 100 ms.")
         md.append("")
         for k in paces:
             tl = f[k].get("timeline", [])
             if tl:
                 plot("slack_%s.svg" % k,
-                     "Outbound posts per second, %s busy channels" % fmt(f[k]["channels"]), "second of the run",
+                     "Outbound posts per second, %s busy channels%s" % (
+                         fmt(f[k]["channels"]), ", Slack answering in +%s ms" % f[k]["slack_latency_ms"]
+                         if f[k].get("slack_latency_ms") else ""), "second of the run",
                      "posts/s",
                      [("acknowledged by backline", [(i, t[0]) for i, t in enumerate(tl)]),
                       ("accepted by Slack", [(i, t[1]) for i, t in enumerate(tl)]),
@@ -370,8 +374,10 @@ if sl:
         for k in paces:
             p = f[k]
             allowed = p["burst"] + p["allowed_per_channel_per_s"]
-            verdicts.append(("Slack pacing, %s channels: no channel above Slack's rate (no 429, calls in any 1 s "
-                             "≤ %s), nothing lost or duplicated" % (fmt(p["channels"]), fmt(allowed)),
+            verdicts.append(("Slack pacing, %s channels%s: no channel above Slack's rate (no 429, calls in any 1 s "
+                             "≤ %s), nothing lost or duplicated" % (
+                                 fmt(p["channels"]), " (Slack answering in +%s ms)" % p["slack_latency_ms"]
+                                 if p.get("slack_latency_ms") else "", fmt(allowed)),
                              "busiest 1 s: %s calls; %s 429s; lost %s, duplicated %s" % (
                                  p["peak_channel_1s_calls"], fmt(p["ratelimited_429"]), p["lost"], p["duplicated"]),
                              p["peak_channel_1s_calls"] <= allowed and p["ratelimited_429"] == 0

@@ -16,7 +16,7 @@
 //
 // 3. Outbound pacing: 1,000 channels with 2 open threads each; agents post
 //    at 2/s per channel (twice Slack's 1/s, open loop, over the API) for 30 s
-//    (--quick: 12 s), against a fake that limits chat.postMessage as Slack
+//    (--quick: 10 s), against a fake that limits chat.postMessage as Slack
 //    does (a token bucket per channel: 1/s, bursts of 3; 429 + Retry-After
 //    past it) and backline pacing at its defaults. Figures: posts/s Slack
 //    accepted while every queue was building, beside the ceiling (channels x
@@ -24,11 +24,15 @@
 //    burst + rate x window); 429s; fairness (min/max per channel, Jain's
 //    index); acknowledged (201) -> in Slack p50/p99 (mostly queueing, by
 //    design) and the lag behind an ideal pacer fed the same posts; nothing
-//    lost or duplicated (by the outbox id in each post's metadata).
+//    lost or duplicated (by the outbox id in each post's metadata). Run once
+//    with the fake answering at once and once answering 100 ms late, as Slack
+//    over the internet does (--pace-latency-ms 0,100): backline waits for each
+//    answer on one of its --slack-callers threads.
 //
 //   slack_bench [--threads 100,1000,10000] [--channels 50] [--rate 1000] [--seconds 5]
 //               [--poll-threads 100] [--poll-window-ms 1000] [--pace-channels 1000]
-//               [--pace-rate 2] [--pace-seconds 30] [--pace-latency-ms 0] [--pace-callers N] [--only events,poll,pacing]
+//               [--pace-rate 2] [--pace-seconds 30] [--pace-latency-ms 0,100] [--pace-callers N]
+//               [--only events,poll,pacing]
 //               [--quick] [--backline PATH]
 //
 // backline runs as a child process with SLACK_BOT_TOKEN / SLACK_API_URL /
@@ -85,6 +89,7 @@ struct options {
   double pace_seconds = 30;
   uint32_t pace_callers = 0;     // --slack-callers for backline; 0 = its default
   uint32_t pace_latency_ms = 0;  // each chat.postMessage answered this late (Slack over the internet: ~100 ms)
+  std::vector<size_t> pace_latencies{0, 100};  // one pacing run at each
   std::vector<std::string> sections{"events", "poll", "pacing"};
   std::string backline;
 };
@@ -676,15 +681,17 @@ int run(const options& opt) {
       {"windows", p.windows}, {"calls", p.calls}, {"busiest_window_calls", p.busiest_window}, {"budget", p.budget},
       {"window_ms", opt.poll_window_ms}, {"converged", p.converged}};
   }
-  if (wanted("pacing")) {
-    std::cout << "\nOutbound pacing: " << (opt.pace_latency_ms ? "each chat.postMessage answered " +
-                                             std::to_string(opt.pace_latency_ms) + " ms late, " : std::string{})
-              << opt.pace_channels << " channels, " << opt.pace_threads_per_channel
-              << " open threads each, agents posting " << opt.pace_rate << "/s per channel for " << opt.pace_seconds
+  for (auto latency : wanted("pacing") ? opt.pace_latencies : std::vector<size_t>{}) {
+    auto one = opt;  // this run's: Slack answering `latency` ms late
+    one.pace_latency_ms = static_cast<uint32_t>(latency);
+    std::cout << "\nOutbound pacing: " << (one.pace_latency_ms ? "each chat.postMessage answered " +
+                                             std::to_string(one.pace_latency_ms) + " ms late, " : std::string{})
+              << one.pace_channels << " channels, " << one.pace_threads_per_channel
+              << " open threads each, agents posting " << one.pace_rate << "/s per channel for " << one.pace_seconds
               << " s (128 senders, open loop); the fake limits chat.postMessage as Slack does (1/s per channel, bursts"
                  " of 3):"
               << std::endl;
-    auto p = run_pacing(opt, base / "pacing");
+    auto p = run_pacing(one, base / ("pacing-" + std::to_string(latency)));
     std::cout << std::fixed << std::setprecision(1) << "  offered " << p.offered_per_s << " posts/s ("
               << p.acked << " acknowledged of " << p.offered << " in " << p.offer_s << " s)\n"
               << "  delivered " << p.delivered_per_s << " posts/s while every queue was building (" << p.window_from_s
@@ -714,8 +721,8 @@ int run(const options& opt) {
               p.peak_1s_attempts <= static_cast<size_t>(p.burst + p.allowed_per_s);
     target_met = target_met && ok;
     figures["pacing_" + std::to_string(p.channels) +
-            (opt.pace_latency_ms ? "_latency_" + std::to_string(opt.pace_latency_ms) : std::string{})] = json::object{
-      {"slack_latency_ms", opt.pace_latency_ms}, {"callers", rig::callers_of(opt)},
+            (one.pace_latency_ms ? "_latency_" + std::to_string(one.pace_latency_ms) : std::string{})] = json::object{
+      {"slack_latency_ms", one.pace_latency_ms}, {"callers", rig::callers_of(one)},
       {"channels", p.channels}, {"threads", p.threads}, {"offered_per_channel_per_s", p.offered_per_channel},
       {"offered_per_s", p.offered_per_s}, {"offered", p.offered}, {"acked", p.acked}, {"api_errors", p.api_errors},
       {"offer_seconds", p.offer_s}, {"window_from_s", p.window_from_s}, {"delivered_per_s", p.delivered_per_s},
@@ -775,7 +782,7 @@ int main(int argc, char** argv) {
       else if (a == "--pace-callers")
         opt.pace_callers = static_cast<uint32_t>(std::stoul(value()));
       else if (a == "--pace-latency-ms")
-        opt.pace_latency_ms = static_cast<uint32_t>(std::stoul(value()));
+        opt.pace_latencies = bench::parse_list(value());
       else if (a == "--only") {
         opt.sections.clear();
         std::stringstream ss(value());
@@ -789,11 +796,11 @@ int main(int argc, char** argv) {
         opt.poll_threads = 50;
         opt.poll_threads_slow = 10;
         opt.poll_window_ms = 500;
-        opt.pace_seconds = 12;
+        opt.pace_seconds = 10;
       } else {
         std::cerr << "usage: slack_bench [--threads 100,1000,10000] [--channels M] [--rate R] [--seconds S]\n"
                      "                   [--poll-threads N] [--poll-window-ms MS] [--pace-channels C]\n"
-                     "                   [--pace-rate R] [--pace-seconds S] [--pace-latency-ms MS] [--pace-callers N]\n"
+                     "                   [--pace-rate R] [--pace-seconds S] [--pace-latency-ms MS,MS] [--pace-callers N]\n"
                      "                   [--only events,poll,pacing]\n"
                      "                   [--quick] [--backline PATH]\n";
         return 2;

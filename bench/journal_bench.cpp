@@ -3,7 +3,7 @@
 // in the same run on the same disk: raw synced RocksDB WriteBatches of the
 // same encoded events, and one fsync per event.
 //
-//   journal_bench [--events N] [--appenders 1|16|256] [--dir DIR] [--quick]
+//   journal_bench [--events N] [--appenders 1|16|256] [--repeat K] [--dir DIR] [--quick]
 //
 // Ends with one JSON line: {"bench":"journal","figures":{…},"ratio":…,"target":0.7}
 
@@ -11,6 +11,7 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -152,11 +153,17 @@ double raw_rate(const std::string& dir, size_t events, size_t streams, size_t ba
   return static_cast<double>(events) / secs.value();
 }
 
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
   size_t events = 64000;
   size_t only_appenders = 0;  // 0: all of 1, 16, 256
+  size_t repeat = 3;          // turns of ceiling and journal per N (medians compared)
   std::string dir = (std::filesystem::temp_directory_path() / "backline-journal-bench").string();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -166,10 +173,12 @@ int main(int argc, char** argv) {
       dir = argv[++i];
     else if (a == "--appenders" && i + 1 < argc)
       only_appenders = std::stoul(argv[++i]);
+    else if (a == "--repeat" && i + 1 < argc)
+      repeat = std::max<size_t>(1, std::stoul(argv[++i]));
     else if (a == "--quick")
       events = 25600;
     else {
-      std::cerr << "usage: journal_bench [--events N] [--appenders 1|16|256] [--dir DIR] [--quick]\n";
+      std::cerr << "usage: journal_bench [--events N] [--appenders 1|16|256] [--repeat K] [--dir DIR] [--quick]\n";
       return 2;
     }
   }
@@ -190,12 +199,26 @@ int main(int argc, char** argv) {
     // events (record, global pointer, stream head), in synced batches of N,
     // with no journal, actors, checks, encoding or hashing in the way. The
     // record-only figure shows what the three-key layout itself costs.
-    double raw_cpu = 0;
-    double raw = raw_rate(dir, events, n, n, true, persistence::raw_layout::store_keys, &raw_cpu);
-    double raw_record_only = raw_rate(dir, events, n, n, true, persistence::raw_layout::record_only);
+    //
+    // The machine is shared and a run is short, so the ceiling and the
+    // journal run `repeat` times, taking turns, and the medians are compared
+    // (the spread is printed beside them).
+    std::vector<double> raws, raw_cpus, rates, journal_cpus;
     journal_stats stats;
-    double journal_cpu = 0;
-    double rate = journal_rate(dir, n, events, stats, journal_cpu);
+    for (size_t r = 0; r < repeat; ++r) {
+      double raw_cpu = 0;
+      raws.push_back(raw_rate(dir, events, n, n, true, persistence::raw_layout::store_keys, &raw_cpu));
+      raw_cpus.push_back(raw_cpu);
+      double journal_cpu = 0;
+      journal_stats run_stats;
+      rates.push_back(journal_rate(dir, n, events, run_stats, journal_cpu));
+      journal_cpus.push_back(journal_cpu);
+      stats.batches += run_stats.batches;
+      stats.requests += run_stats.requests;
+    }
+    double raw_record_only = raw_rate(dir, events, n, n, true, persistence::raw_layout::record_only);
+    const double raw = median(raws), rate = median(rates), raw_cpu = median(raw_cpus),
+                 journal_cpu = median(journal_cpus);
     double ratio = rate / raw;
     double avg_batch = stats.batches ? static_cast<double>(stats.requests) / stats.batches : 0;
     std::printf("  N=%-4zu  raw synced batches of %-4zu (store keys)  %10.0f events/s\n", n, n, raw);
@@ -204,6 +227,10 @@ int main(int argc, char** argv) {
                 n, n, rate, ratio, avg_batch);
     std::printf("  N=%-4zu  CPU per event (all threads): journal %.1f us, raw synced batches %.1f us\n", n,
                 journal_cpu * 1e6, raw_cpu * 1e6);
+    if (repeat > 1)
+      std::printf("  N=%-4zu  medians of %zu turns each; raw %.0f-%.0f, journal %.0f-%.0f events/s\n", n, repeat,
+                  *std::min_element(raws.begin(), raws.end()), *std::max_element(raws.begin(), raws.end()),
+                  *std::min_element(rates.begin(), rates.end()), *std::max_element(rates.begin(), rates.end()));
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "%s\"journal_n%zu\":%.0f,\"raw_batch%zu\":%.0f,\"raw_record_only_batch%zu\":%.0f,"

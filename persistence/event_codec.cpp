@@ -405,26 +405,25 @@ std::string encode_event(const event_record& e) {
   std::string out;
   out.reserve(160 + e.stream.size() + e.type.size() + e.time.size() + e.actor.size() + e.payload.size() * 5 / 4
               + e.prev_hash.size() + e.hash.size());
-  out += "{\"position\":";
-  append_decimal(out, e.position);
-  out += ",\"stream\":";
-  append_json_string(out, e.stream);
-  out += ",\"seq\":";
-  append_decimal(out, e.seq);
-  out += ",\"type\":";
-  append_json_string(out, e.type);
-  out += ",\"time\":";
-  append_json_string(out, e.time);
-  out += ",\"actor\":";
-  append_json_string(out, e.actor);
+  auto number = [&](std::string_view key, uint64_t v) {
+    out += key;
+    append_decimal(out, v);
+  };
+  auto text = [&](std::string_view key, std::string_view v) {
+    out += key;
+    append_json_string(out, v);
+  };
+  number("{\"position\":", e.position);
+  text(",\"stream\":", e.stream);
+  number(",\"seq\":", e.seq);
+  text(",\"type\":", e.type);
+  text(",\"time\":", e.time);
+  text(",\"actor\":", e.actor);
   // A JSON string holding the payload's text: re-serialising a parsed
   // payload could change its bytes, and the bytes are what is hashed.
-  out += ",\"payload\":";
-  append_json_string(out, e.payload);
-  out += ",\"prev_hash\":";
-  append_json_string(out, e.prev_hash);
-  out += ",\"hash\":";
-  append_json_string(out, e.hash);
+  text(",\"payload\":", e.payload);
+  text(",\"prev_hash\":", e.prev_hash);
+  text(",\"hash\":", e.hash);
   out += '}';
   return out;
 }

@@ -384,6 +384,7 @@ void sync_written(journal_pointer self) {
     return;
   }
   st.sync_in_flight = true;
+  st.stats.syncs += 1;
   uint64_t upto = st.unsynced.back().id;
   self->request(st.syncer, caf::infinite, atoms::flush::value)
     .then([self, upto](const reply_status& result) {

@@ -214,6 +214,7 @@ int main(int argc, char** argv) {
       rates.push_back(journal_rate(dir, n, events, run_stats, journal_cpu));
       journal_cpus.push_back(journal_cpu);
       stats.batches += run_stats.batches;
+      stats.syncs += run_stats.syncs;
       stats.requests += run_stats.requests;
     }
     double raw_record_only = raw_rate(dir, events, n, n, true, persistence::raw_layout::record_only);
@@ -221,10 +222,11 @@ int main(int argc, char** argv) {
                  journal_cpu = median(journal_cpus);
     double ratio = rate / raw;
     double avg_batch = stats.batches ? static_cast<double>(stats.requests) / stats.batches : 0;
+    double per_sync = stats.syncs ? static_cast<double>(stats.requests) / stats.syncs : 0;
     std::printf("  N=%-4zu  raw synced batches of %-4zu (store keys)  %10.0f events/s\n", n, n, raw);
     std::printf("  N=%-4zu  raw synced batches of %-4zu (record only) %10.0f events/s\n", n, n, raw_record_only);
-    std::printf("  N=%-4zu  journal, %-4zu appender actors          %10.0f events/s  ratio %.2f  avg batch %.1f\n",
-                n, n, rate, ratio, avg_batch);
+    std::printf("  N=%-4zu  journal, %-4zu appender actors          %10.0f events/s  ratio %.2f  avg batch %.1f, "
+                "%.1f per fsync\n", n, n, rate, ratio, avg_batch, per_sync);
     std::printf("  N=%-4zu  CPU per event (all threads): journal %.1f us, raw synced batches %.1f us\n", n,
                 journal_cpu * 1e6, raw_cpu * 1e6);
     if (repeat > 1)
@@ -234,9 +236,9 @@ int main(int argc, char** argv) {
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "%s\"journal_n%zu\":%.0f,\"raw_batch%zu\":%.0f,\"raw_record_only_batch%zu\":%.0f,"
-                  "\"ratio_n%zu\":%.3f,\"avg_batch_n%zu\":%.1f,\"cpu_us_per_event_n%zu\":%.2f,"
+                  "\"ratio_n%zu\":%.3f,\"avg_batch_n%zu\":%.1f,\"per_fsync_n%zu\":%.1f,\"cpu_us_per_event_n%zu\":%.2f,"
                   "\"raw_cpu_us_per_event_n%zu\":%.2f",
-                  figures.empty() ? "" : ",", n, rate, n, raw, n, raw_record_only, n, ratio, n, avg_batch, n,
+                  figures.empty() ? "" : ",", n, rate, n, raw, n, raw_record_only, n, ratio, n, avg_batch, n, per_sync, n,
                   journal_cpu * 1e6, n, raw_cpu * 1e6);
     figures += buf;
     if (n == 256) {

@@ -256,6 +256,9 @@ void http_metrics::render(std::string& out) const {
 void render_journal_stats(const journal_stats& s, std::string& out) {
   append_family(out, "backline_journal_batches_total", "counter", "Synced batches the journal wrote.");
   append_sample(out, "backline_journal_batches_total", "", s.batches);
+  append_family(out, "backline_journal_syncs_total", "counter",
+                "Fsyncs of the write-ahead log (each covers every batch written before it).");
+  append_sample(out, "backline_journal_syncs_total", "", s.syncs);
   append_family(out, "backline_journal_requests_total", "counter", "Append requests the journal took into batches.");
   append_sample(out, "backline_journal_requests_total", "", s.requests);
   append_family(out, "backline_journal_events_total", "counter", "Events the journal made durable.");

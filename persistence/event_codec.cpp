@@ -14,6 +14,7 @@
 #include <boost/json/parser.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/json/serializer.hpp>
 #include <boost/json/value.hpp>
 #include <openssl/evp.h>
 
@@ -372,22 +373,59 @@ std::string event_hash(const event_record& e) {
   return out;
 }
 
+namespace {
+
+// A JSON string literal for `text`, escaped by Boost.JSON's own serializer
+// (so the bytes are exactly those of serialising an object holding it),
+// streamed into `out` without building a JSON value first.
+void append_json_string(std::string& out, std::string_view text) {
+  thread_local boost::json::serializer sr;
+  const boost::json::string_view sv(text.data(), text.size());
+  sr.reset(sv);
+  char buffer[1024];
+  while (!sr.done()) {
+    const auto part = sr.read(buffer, sizeof buffer);
+    out.append(part.data(), part.size());
+  }
+}
+
+void append_decimal(std::string& out, uint64_t n) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, end);
+}
+
+} // namespace
+
 std::string encode_event(const event_record& e) {
-  // boost::json::object keeps insertion order: keys come out as listed.
-  boost::json::object o;
-  o.reserve(std::size(field_names));
-  o.emplace("position", e.position);
-  o.emplace("stream", e.stream);
-  o.emplace("seq", e.seq);
-  o.emplace("type", e.type);
-  o.emplace("time", e.time);
-  o.emplace("actor", e.actor);
+  // The nine fields in the documented order, no whitespace: what
+  // boost::json::serialize writes for an object holding them in that order
+  // (a test keeps the two equal), without the object's allocations, as this
+  // is on the journal's path once per event.
+  std::string out;
+  out.reserve(160 + e.stream.size() + e.type.size() + e.time.size() + e.actor.size() + e.payload.size() * 5 / 4
+              + e.prev_hash.size() + e.hash.size());
+  auto number = [&](std::string_view key, uint64_t v) {
+    out += key;
+    append_decimal(out, v);
+  };
+  auto text = [&](std::string_view key, std::string_view v) {
+    out += key;
+    append_json_string(out, v);
+  };
+  number("{\"position\":", e.position);
+  text(",\"stream\":", e.stream);
+  number(",\"seq\":", e.seq);
+  text(",\"type\":", e.type);
+  text(",\"time\":", e.time);
+  text(",\"actor\":", e.actor);
   // A JSON string holding the payload's text: re-serialising a parsed
   // payload could change its bytes, and the bytes are what is hashed.
-  o.emplace("payload", e.payload);
-  o.emplace("prev_hash", e.prev_hash);
-  o.emplace("hash", e.hash);
-  return boost::json::serialize(o);
+  text(",\"payload\":", e.payload);
+  text(",\"prev_hash\":", e.prev_hash);
+  text(",\"hash\":", e.hash);
+  out += '}';
+  return out;
 }
 
 result<event_record> decode_event(std::string_view bytes) {

@@ -117,11 +117,20 @@ public:
                   // call sync() and succeed before acknowledging anything
   };
 
+  /// Whether append_batch checks each request's form (stream name, UTF-8,
+  /// JSON payloads) itself, or the caller already did with validate().
+  enum class checks : uint8_t { all, validated_by_caller };
+
+  /// The checks of a request's form that need no state: the same error
+  /// append_batch would give it. Callers may run them on another thread.
+  static status validate(const append_request& req);
+
   /// Appends every request in one synced write (group commit). Each request
   /// succeeds or fails on its own; a failed request writes nothing. Storage
   /// failures fail every request of the batch.
   std::vector<result<append_result>> append_batch(std::vector<append_request> batch,
-                                                  durability mode = durability::per_options);
+                                                  durability mode = durability::per_options,
+                                                  checks check = checks::all);
   /// Makes every write so far durable (fsyncs the write-ahead log; nothing
   /// when store_options::sync is off). After a failure nothing written since
   /// the last successful sync is known durable.

@@ -32,7 +32,8 @@ struct read_reply {
 
 /// Counters the journal exposes for /metrics and benchmarks.
 struct journal_stats {
-  uint64_t batches = 0;          // synced writes done
+  uint64_t batches = 0;          // batches written (each made durable by a sync)
+  uint64_t syncs = 0;            // fsyncs of the write-ahead log, each covering every batch written before it
   uint64_t requests = 0;         // append requests answered
   uint64_t events = 0;           // events made durable
   uint64_t failed_requests = 0;  // answered with an error
@@ -83,7 +84,7 @@ typename Inspector::result_type inspect(Inspector& f, snapshot& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, journal_stats& x) {
-  return f(caf::meta::type_name("journal_stats"), x.batches, x.requests, x.events,
+  return f(caf::meta::type_name("journal_stats"), x.batches, x.syncs, x.requests, x.events,
            x.failed_requests, x.largest_batch, x.write_micros, x.batch_size_buckets,
            x.write_micros_buckets);
 }

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -136,6 +137,35 @@ TEST_CASE_METHOD(caf_fixture, "a conflicting append fails alone, as a value") {
   self->send_exit(j, caf::exit_reason::user_shutdown);
 }
 
+TEST_CASE_METHOD(caf_fixture, "an append of the wrong form is refused as it comes in and writes nothing") {
+  temp_dir dir;
+  auto store = open_store(dir.path());
+  auto j = journal::spawn(sys, store, {.detached = false});
+  self->send(j, atoms::append::value, one_event("chat-7", "{}"));
+  self->send(j, atoms::append::value, one_event("chat-7", "{not json"));
+  self->send(j, atoms::append::value, one_event("bad|stream", "{}"));
+  self->send(j, atoms::append::value, one_event("chat-7", std::string("{\"t\":\"") + "\xff\"}"));
+  self->send(j, atoms::append::value, one_event("chat-7", "[1]"));
+  run();
+  std::vector<reply_status> got;
+  for (int i = 0; i < 5; ++i)
+    self->receive([&](const append_reply& r) { got.push_back(r.status); });
+  REQUIRE(got.size() == 5);
+  // The refusals come first: they are answered as they come in, the good
+  // appends once their batch is durable.
+  std::vector<errc> codes;
+  for (const auto& st : got)
+    codes.push_back(st.code);
+  CHECK(std::count(codes.begin(), codes.end(), errc::invalid_argument) == 3);
+  CHECK(std::count(codes.begin(), codes.end(), errc::ok) == 2);
+  CHECK(got[0].code == errc::invalid_argument);
+  CHECK(got[0].message.find("payload is not JSON") != std::string::npos);
+  CHECK(got[1].message.find("bad|stream") != std::string::npos);
+  CHECK(store->head().position == 2);
+  CHECK(store->stream_version("chat-7").value() == 2);
+  self->send_exit(j, caf::exit_reason::user_shutdown);
+}
+
 TEST_CASE_METHOD(caf_fixture, "journal serves reads, idempotency records and snapshots") {
   temp_dir dir;
   auto store = open_store(dir.path());
@@ -226,6 +256,46 @@ TEST_CASE("64 concurrent appenders x 1000 events: all acknowledged, none lost or
   for (auto& e : *all)
     positions[e.position]++;
   CHECK(positions.size() == static_cast<size_t>(appenders * per_appender));
+}
+
+TEST_CASE("shutdown with batches at the writer and the syncer: every append is answered, each acknowledged one "
+          "is stored, none refused is") {
+  constexpr int appends = 3000;
+  temp_dir dir;
+  int acknowledged = 0;
+  int refused = 0;
+  {
+    caf::actor_system_config cfg;
+    choose_caf_scheduler(cfg);
+    caf::actor_system sys{cfg};
+    auto j = journal::spawn(sys, open_store(dir.path()));
+    caf::scoped_actor self{sys};
+    std::vector<decltype(self->request(j, caf::infinite, atoms::append::value, append_request{}))> answers;
+    for (int i = 0; i < appends; ++i)
+      answers.push_back(self->request(j, caf::infinite, atoms::append::value,
+                                      one_event("chat-" + std::to_string(i % 40), "{\"n\":" + std::to_string(i) + "}")));
+    // The first answer means batches are on their way through the writer
+    // and the syncer; the exit lands among them.
+    bool first = true;
+    for (auto& answer : answers) {
+      answer.receive(
+        [&](const append_reply& r) {
+          (r.status.ok() ? acknowledged : refused) += 1;
+          if (first)
+            self->send_exit(j, caf::exit_reason::user_shutdown);
+          first = false;
+        },
+        [&](const caf::error&) { refused += 1; });  // never taken in: the journal had quit
+    }
+    self->wait_for(j);
+  }
+  CHECK(acknowledged + refused == appends);
+  CHECK(acknowledged > 0);
+  auto store = open_store(dir.path());
+  CHECK(store->head().position == static_cast<uint64_t>(acknowledged));
+  auto all = store->read_all();
+  REQUIRE(all);
+  CHECK(all->size() == static_cast<size_t>(acknowledged));
 }
 
 TEST_CASE_METHOD(caf_fixture, "a journal with too many waiting appends answers busy instead of queueing") {

@@ -266,6 +266,7 @@ TEST_CASE("/metrics: Prometheus text by route pattern with journal figures and a
   CHECK_THAT(m, Catch::Contains("\nbackline_http_max_in_flight 2048\n"));
   CHECK_THAT(m, Catch::Contains("\nbackline_journal_up 1\n"));
   CHECK_THAT(m, Catch::Contains("# TYPE backline_journal_batches_total counter"));
+  CHECK_THAT(m, Catch::Contains("# TYPE backline_journal_syncs_total counter"));
   CHECK_THAT(m, Catch::Contains("backline_journal_events_total "));
   CHECK_THAT(m, Catch::Contains("backline_journal_failed_requests_total 0"));
   CHECK_THAT(m, Catch::Contains("# TYPE backline_journal_batch_size histogram"));

@@ -46,12 +46,44 @@ struct workspace_names {
   bool ever = false;
 };
 
+// The names as every caller sees them: replaced whole, never changed.
+using names_snapshot = std::shared_ptr<const workspace_names>;
+
+} // namespace
+} // namespace backline
+
+// Only ever sent between the Slack port's own actors, in one process.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(backline::names_snapshot)
+
+namespace backline {
+namespace {
+
+// One keeper of the workspace's names for all callers, so that however many
+// callers there are, the names are fetched once (usergroups.list and
+// users.list are limited to about 20 calls a minute): a caller asks it for
+// the names a post's mentions need and waits; asks queue behind a refresh
+// under way and get its result.
+using names_actor = caf::typed_actor<
+  // The names, refreshed first if the mentions need it.
+  caf::replies_to<atoms::mentions, std::vector<mention>>::with<names_snapshot>,
+  // A user group's handle by its id ("" when Slack does not know it).
+  caf::replies_to<atoms::resolve, std::string>::with<std::string>>;
+
+struct names_state {
+  names_state() = default;  // not an aggregate: CAF would build it from the self pointer
+  static inline const char* name = "slack_names";
+  std::unique_ptr<slack::web_client> client;
+  workspace_names names;
+  names_snapshot snapshot = std::make_shared<const workspace_names>();
+};
+
 struct caller_state {
   caller_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "slack_caller";
   std::unique_ptr<slack::web_client> client;
   std::shared_ptr<file_store> files;
-  workspace_names names;
+  names_actor names;  // the shared keeper
+  names_snapshot known = std::make_shared<const workspace_names>();  // the last names it had
   // Files uploaded for a post whose files.completeUploadExternal got no
   // answer (message id -> file ids): the retry looks for them in Slack, or
   // completes these same files, instead of uploading them again. (A retry
@@ -70,13 +102,16 @@ std::string lower(std::string_view s) {
 // or after 30 s when a name was not found (someone new joined). A failed
 // lookup leaves the old names: the message goes out anyway, the unknown
 // @name stays as text.
-void refresh_names(caller_state& st, const outbound_post& p) {
-  bool by_name = std::any_of(p.mentions.begin(), p.mentions.end(), [](const mention& m) { return m.kind == "name"; });
-  if (!by_name)
+bool mentions_by_name(const std::vector<mention>& mentions) {
+  return std::any_of(mentions.begin(), mentions.end(), [](const mention& m) { return m.kind == "name"; });
+}
+
+void refresh_names(names_state& st, const std::vector<mention>& mentions) {
+  if (!mentions_by_name(mentions) || !st.client)
     return;
   auto& n = st.names;
   auto age = clock_type::now() - n.fetched;
-  bool unknown = std::any_of(p.mentions.begin(), p.mentions.end(), [&](const mention& m) {
+  bool unknown = std::any_of(mentions.begin(), mentions.end(), [&](const mention& m) {
     auto h = lower(m.handle);
     return m.kind == "name" && !n.group_by_handle.count(h) && !n.user_by_name.count(h);
   });
@@ -125,11 +160,12 @@ void refresh_names(caller_state& st, const outbound_post& p) {
   fresh.fetched = n.fetched;
   fresh.ever = true;
   n = std::move(fresh);
+  st.snapshot = std::make_shared<const workspace_names>(n);
 }
 
 // A user group's handle by its id (usergroups.list, refreshed as names are);
 // "" when Slack does not know it.
-std::string group_handle(caller_state& st, const std::string& id) {
+std::string group_handle(names_state& st, const std::string& id) {
   auto& n = st.names;
   auto find = [&]() -> std::string {
     for (const auto& [handle, gid] : n.group_by_handle)
@@ -140,15 +176,42 @@ std::string group_handle(caller_state& st, const std::string& id) {
   auto age = clock_type::now() - n.fetched;
   if (auto h = find(); !h.empty() && age < std::chrono::minutes(5))
     return h;
-  if (!n.ever || age > std::chrono::seconds(30)) {
+  if (st.client && (!n.ever || age > std::chrono::seconds(30))) {
     auto groups = st.client->call("usergroups.list", {{"include_disabled", true}});
-    if (groups.ok())
+    if (groups.ok()) {
       if (auto* list = groups.body.if_contains("usergroups"); list && list->is_array())
         for (const auto& g : list->as_array())
           if (g.is_object() && g.as_object().contains("handle") && g.as_object().contains("id"))
             n.group_by_handle[lower(g.at("handle").as_string())] = std::string(g.at("id").as_string());
+      st.snapshot = std::make_shared<const workspace_names>(n);
+    }
   }
   return find();
+}
+
+names_actor::behavior_type names_behavior(names_actor::stateful_pointer<names_state> self, slack_port_options opts) {
+  if (auto client = slack::web_client::make({opts.api_url, opts.token, opts.timeout}))
+    self->state.client = std::move(client.value());
+  return {
+    [self](atoms::mentions, const std::vector<mention>& mentions) {
+      refresh_names(self->state, mentions);
+      return self->state.snapshot;
+    },
+    [self](atoms::resolve, const std::string& group_id) { return group_handle(self->state, group_id); },
+  };
+}
+
+// The names a post's mentions need, from the keeper (a blocking ask: callers
+// run detached, on their own threads). On no answer, the last names known.
+const workspace_names& names_for(caller_actor::stateful_pointer<caller_state> self, const outbound_post& p) {
+  auto& st = self->state;
+  if (!mentions_by_name(p.mentions))
+    return *st.known;
+  caf::scoped_actor ask{self->system()};
+  // A refresh is a few calls of at most the client's timeout each.
+  ask->request(st.names, std::chrono::seconds(60), atoms::mentions::value, p.mentions)
+    .receive([&](const names_snapshot& names) { st.known = names; }, [](const caf::error&) {});
+  return *st.known;
 }
 
 slack::directory_lookup lookup_of(const workspace_names& n) {
@@ -209,7 +272,9 @@ std::pair<std::string, slack::call_result> find_posted(caller_state& st, const o
   return {std::string{}, {}};
 }
 
-std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state& st, const outbound_post& p) {
+std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_actor::stateful_pointer<caller_state> self,
+                                                                   const outbound_post& p) {
+  auto& st = self->state;
   auto fail = [](const slack::call_result& r) {
     auto wait = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(r.retry_after).count());
     return std::make_tuple(reply_status{errc::unavailable, r.error}, std::string{}, wait,
@@ -229,8 +294,7 @@ std::tuple<reply_status, std::string, uint64_t, uint8_t> post_once(caller_state&
     if (!ts.empty())
       return {reply_status{}, ts, 0, 0};
   }
-  refresh_names(st, p);
-  auto text = slack::to_slack_text(p.text, lookup_of(st.names));
+  auto text = slack::to_slack_text(p.text, lookup_of(names_for(self, p)));
   json::object metadata{{"event_type", "backline_outbox"},
                         {"event_payload", json::object{{"outbox_id", p.message_id}, {"thread_id", p.thread_id}}}};
   if (!p.files.empty()) {
@@ -335,7 +399,9 @@ std::pair<json::array, slack::call_result> every_page(caller_state& st, std::str
 }
 
 caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<caller_state> self,
-                                            slack_port_options opts, std::shared_ptr<file_store> files) {
+                                            slack_port_options opts, std::shared_ptr<file_store> files,
+                                            names_actor names) {
+  self->state.names = std::move(names);
   auto client = slack::web_client::make({opts.api_url, opts.token, opts.timeout});
   if (client)
     self->state.client = std::move(client.value());
@@ -345,17 +411,17 @@ caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<calle
       if (!self->state.client)
         return {reply_status{errc::invalid_argument, "the Slack API URL is malformed"}, std::string{}, uint64_t{0},
                 static_cast<uint8_t>(slack::failure_kind::rejected)};
-      auto [st, ts, wait, kind] = post_once(self->state, p);
+      auto [st, ts, wait, kind] = post_once(self, p);
       return {st, ts, wait, kind};
     },
-    [self](atoms::resolve, const std::string& user_id) -> std::string {
+    [self](atoms::resolve, const std::string& user_id) -> caf::result<std::string> {
       if (!self->state.client)
-        return {};
-      if (!user_id.empty() && user_id.front() == 'S')  // a user group: its handle
-        return group_handle(self->state, user_id);
+        return std::string{};
+      if (!user_id.empty() && user_id.front() == 'S')  // a user group: its handle, from the keeper of names
+        return self->delegate(self->state.names, atoms::resolve::value, user_id);
       auto r = self->state.client->call("users.info", {{"user", user_id}});
       if (!r.ok() || !r.body.contains("user") || !r.body.at("user").is_object())
-        return {};
+        return std::string{};
       auto& u = r.body.at("user").as_object();
       if (auto* profile = u.if_contains("profile"); profile && profile->is_object())
         for (auto key : {"display_name", "real_name"})
@@ -363,7 +429,7 @@ caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<calle
             return std::string(v->as_string());
       if (auto* v = u.if_contains("real_name"); v && v->is_string() && !v->as_string().empty())
         return std::string(v->as_string());
-      return {};
+      return std::string{};
     },
     [self](atoms::list) -> caf::result<reply_status, std::string> {
       if (!self->state.client)
@@ -617,8 +683,9 @@ constexpr auto mentions_max_age = std::chrono::seconds(60);
 slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer<port_state> self,
                                               slack_port_options opts, std::shared_ptr<file_store> files) {
   self->state.opts = opts;
+  auto names = self->spawn<caf::detached + caf::linked>(names_behavior, opts);
   for (size_t i = 0; i < std::max<size_t>(1, opts.callers); ++i)
-    self->state.callers.push_back(self->spawn<caf::detached + caf::linked>(caller_behavior, opts, files));
+    self->state.callers.push_back(self->spawn<caf::detached + caf::linked>(caller_behavior, opts, files, names));
   self->state.dispatcher = self->spawn<caf::linked>(dispatcher_behavior, self->state.callers);
   return {
     [self](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string> {

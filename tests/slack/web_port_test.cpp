@@ -27,7 +27,9 @@ struct web_port_fixture {
   slack_port_actor port;
 
   explicit web_port_fixture(std::chrono::milliseconds min_interval = 20ms, int burst = 3,
-                            std::chrono::milliseconds timeout = 2000ms, size_t callers = 4) {
+                            std::chrono::milliseconds timeout = 2000ms, size_t callers = 4,
+                            slack::fake_slack_config fake_config = {})
+      : fake(std::move(fake_config)) {
     fake.start();
     cfg.set("logger.console-verbosity", caf::atom("quiet"));
     sys = std::make_unique<caf::actor_system>(cfg);
@@ -239,6 +241,36 @@ TEST_CASE("mentions go out as Slack's tokens: groups by handle and people by nam
   // Text without @names looks nothing up.
   REQUIRE(f.post(message("C0FINANCE", "", "plain", "m-3")).first.ok());
   CHECK(f.fake.call_count("users.list") + f.fake.call_count("usergroups.list") == lookups);
+}
+
+TEST_CASE("many callers share one lookup of the workspace's names: posts with @names in many channels at once "
+          "fetch them once, and each goes out with real mentions", "[slack]") {
+  constexpr int channels = 24;  // more than the callers: every caller posts some
+  slack::fake_slack_config workspace;
+  workspace.worker_threads = 64;
+  for (int i = 0; i < channels; ++i)
+    workspace.workspace.channels.push_back({"C1CH" + std::to_string(i), "team-" + std::to_string(i)});
+  web_port_fixture f(20ms, 3, 2000ms, 16, workspace);
+  caf::scoped_actor self{*f.sys};
+  for (int i = 0; i < channels; ++i) {
+    auto p = message("C1CH" + std::to_string(i), "", "@hugo and @finance-team, please look", "m-" + std::to_string(i));
+    for (const auto& m : extract_mentions(p.text))
+      p.mentions.push_back(m);
+    self->send(f.port, atoms::post::value, std::move(p));
+  }
+  int ok = 0;
+  for (int i = 0; i < channels; ++i)
+    self->receive([&](const reply_status& st, const std::string&) { ok += st.ok() ? 1 : 0; },
+                  caf::after(10s) >> [] { FAIL("no answer"); });
+  CHECK(ok == channels);
+  // Slack allows these about 20 times a minute: one caller each would have
+  // asked up to 16 times.
+  CHECK(f.fake.call_count("users.list") == 1);
+  CHECK(f.fake.call_count("usergroups.list") == 1);
+  auto sent = f.fake.sent();
+  REQUIRE(sent.size() == static_cast<size_t>(channels));
+  for (const auto& m : sent)
+    CHECK(m.text == "<@U0HUGO> and <!subteam^S0FIN>, please look");
 }
 
 TEST_CASE("names of Slack users are looked up once and cached, unknown ids stay ids", "[slack]") {

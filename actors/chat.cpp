@@ -14,7 +14,7 @@ namespace {
 struct chat_actor_state {
   chat_actor_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "chat";
-  chat_state chat;
+  chat_state chat;  // without its transcript (see keep)
   peers_pointer peers;
   std::vector<thread_actor> threads;  // by place in chat.thread_ids; none until activated
 };
@@ -22,6 +22,18 @@ struct chat_actor_state {
 using chat_pointer = chat_actor::stateful_pointer<chat_actor_state>;
 
 std::string chat_stream(const std::string& id) { return "chat-" + id; }
+
+// What an idle chat keeps: everything but its transcript. Only a transcript
+// read needs it, and it reads it from the chat's stream (read_messages), so
+// an activated chat costs the same memory however long its conversation
+// (memory per idle chat actor counts at a million chats).
+void keep(chat_state& c) { std::vector<chat_message>().swap(c.messages); }
+
+// Applies one durable event of the chat's stream to the actor's state.
+void apply(chat_pointer self, const event_record& e) {
+  apply_chat_event(self->state.chat, e);
+  keep(self->state.chat);
+}
 
 void report_index(chat_pointer self) {
   auto& c = self->state.chat;
@@ -55,7 +67,7 @@ caf::result<api_reply> record(chat_pointer self, const command& cmd, std::string
   apply_chat_event(next, detail::as_record(req, append_result{0, c.version + 1, false, {}}));
   auto rp = self->make_response_promise<api_reply>();
   detail::persist(self, self->state.peers->journal, req, answer(next), rp, [self, req, after](const append_result& r) {
-    apply_chat_event(self->state.chat, detail::as_record(req, r));
+    apply(self, detail::as_record(req, r));
     report_index(self);
     after();
   });
@@ -74,6 +86,26 @@ api_reply messages_reply(const chat_state& c, const caller& who) {
                                 {"created_at", m.created_at}});
   }
   return json_reply(200, json::object{{"messages", std::move(list)}});
+}
+
+// The transcript as the chat's state has it: its stream read up to the
+// chat's version (not a later event still on its way to being applied), then
+// the same answer as from a transcript kept in memory.
+caf::result<api_reply> read_messages(chat_pointer self, const caller& who) {
+  auto rp = self->make_response_promise<api_reply>();
+  const auto& c = self->state.chat;
+  self->request(self->state.peers->journal, caf::infinite, atoms::read_strm::value, chat_stream(c.id), uint64_t{1},
+                c.version)
+    .then(
+      [rp, who](read_reply& r) mutable {
+        if (!r.status.ok()) {
+          rp.deliver(error_reply(503, "unavailable", "the chat's transcript could not be read: " + r.status.message));
+          return;
+        }
+        rp.deliver(messages_reply(chat_from_events(r.events), who));
+      },
+      [rp](caf::error&) mutable { rp.deliver(error_reply(503, "unavailable", "the journal did not answer")); });
+  return rp;
 }
 
 // Lists the chat's threads: asks each thread actor, answers when all did.
@@ -197,7 +229,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
                     self->request(self->state.peers->journal, caf::infinite, atoms::append::value, req)
                       .await([self, req](append_reply& r) {
                                if (r.status.ok() && !r.value.duplicate)
-                                 apply_chat_event(self->state.chat, detail::as_record(req, r.value));
+                                 apply(self, detail::as_record(req, r.value));
                              },
                              [](caf::error&) {});
                   });
@@ -214,7 +246,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
     case verb::chat_messages:
       if (auto s = may_read_chat(who, c); !s)
         return detail::rule_error(s);
-      return messages_reply(c, who);
+      return read_messages(self, who);
     case verb::chat_assign:
     case verb::chat_transfer: {
       bool transfer = cmd.what == verb::chat_transfer;
@@ -329,6 +361,7 @@ chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, peers
         // What `backline audit rebuild` compares with the log replayed: the
         // same function over the same stream.
         self->state.chat = chat_from_events(r.events);
+        keep(self->state.chat);
         if (self->state.chat.id.empty())
           self->state.chat.id = id;
       },

@@ -135,3 +135,47 @@ TEST_CASE_METHOD(inbox_actors, "unknown chats and threads are 404 and create not
   CHECK(cmd(verb::thread_get, admin, "ch-nope", "ch-nope.t1").status == 404);
   CHECK(store->head().position == 0);
 }
+
+TEST_CASE_METHOD(inbox_actors, "a chat keeps no transcript and answers a transcript read from its stream as before") {
+  auto created = request<api_reply>(directory, atoms::create::value, bot,
+                                    std::string(R"({"customer_id":"c1","customer_name":"Dana","text":"hello"})"),
+                                    std::string());
+  REQUIRE(created.status == 201);
+  auto chat = id_of(created);
+  REQUIRE(cmd(verb::chat_assign, bot, chat, "", {{"agent_id", "alice"}}).status == 200);
+  REQUIRE(cmd(verb::chat_message_post, alice, chat, "", {{"text", "Let me check."}}).status == 201);
+  REQUIRE(cmd(verb::thread_create, alice, chat, "", {{"channel_id", "C1"}, {"text", "Refund?"}}).status == 201);
+  REQUIRE(cmd(verb::chat_message_post, bot, chat, "", {{"from", "customer"}, {"text", "thanks"}}).status == 201);
+
+  // What a transcript kept in memory answered: every message of the stream,
+  // the internal note included, with its fields; the bot without the note.
+  auto events = store->read_stream("chat-" + chat).value();
+  auto whole = chat_from_events(events);
+  REQUIRE(whole.messages.size() == 4);
+  auto expected = [&](bool bot_view) {
+    json::array list;
+    for (const auto& m : whole.messages)
+      if (!(bot_view && m.kind == "internal_note"))
+        list.push_back(json::object{{"id", m.id},         {"kind", m.kind},
+                                    {"text", m.text},     {"author", m.author},
+                                    {"created_at", m.created_at}});
+    return json::serialize(json::object{{"messages", std::move(list)}});
+  };
+  auto as_agent = cmd(verb::chat_messages, alice, chat);
+  REQUIRE(as_agent.status == 200);
+  CHECK(as_agent.body == expected(false));
+  auto as_bot = cmd(verb::chat_messages, bot, chat);
+  REQUIRE(as_bot.status == 200);
+  CHECK(as_bot.body == expected(true));
+  CHECK(cmd(verb::chat_messages, caller{"bob", "Bob", role::agent, true}, chat).status == 403);
+
+  // A chat activated from the log answers the same.
+  auto index = inbox::load_directory_index(*store);
+  REQUIRE(index);
+  auto restarted = inbox::spawn_directory(sys, journal, slack, notifications, std::move(*index));
+  run();
+  command read{verb::chat_messages, alice, chat, "", "", ""};
+  CHECK(request<api_reply>(restarted, atoms::command::value, read).body == expected(false));
+  self->send_exit(restarted, caf::exit_reason::user_shutdown);
+  run();
+}

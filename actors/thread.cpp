@@ -38,6 +38,17 @@ void settle(thread_pointer self) {
   std::vector<thread_message>().swap(st.thread.messages);
 }
 
+// Applies one durable event of the thread's stream. Its version stays the
+// highest applied: the reply to a quiet append (then) waits while a command's
+// append is awaited, so the later event can be applied first, and the
+// messages are read up to the version.
+void apply(thread_pointer self, const event_record& e) {
+  auto& t = self->state.thread;
+  auto head = t.version;
+  apply_thread_event(t, e);
+  t.version = std::max(head, t.version);
+}
+
 // Runs f(rp, thread) on the thread as its stream has it, messages included:
 // the stream read up to the thread's version (its state but the messages),
 // taking no other command meanwhile. Answers 503 when the read fails.
@@ -70,7 +81,7 @@ void record_quietly(thread_pointer self, append_request req, std::function<void(
     if (r.status.ok() && !r.value.duplicate) {
       auto& t = self->state.thread;
       bool had_parent = !t.slack_ts.empty();
-      apply_thread_event(t, detail::as_record(req, r.value));
+      apply(self, detail::as_record(req, r.value));
       // The parent's ts is how Slack's replies find this thread.
       if (!had_parent && !t.slack_ts.empty()) {
         self->send(self->state.peers->directory, atoms::slack_tsix::value, t.channel_id, t.slack_ts, t.id);
@@ -168,7 +179,7 @@ void record_into(thread_pointer self, caf::typed_response_promise<api_reply> rp,
   auto next = preview_of(t);
   apply_thread_event(next, detail::as_record(req, append_result{0, t.version + 1, false, {}}));
   detail::persist(self, self->state.peers->journal, req, answer(next), rp, [self, req, after](const append_result& r) {
-    apply_thread_event(self->state.thread, detail::as_record(req, r));
+    apply(self, detail::as_record(req, r));
     after();
     settle(self);
   });

@@ -89,22 +89,15 @@ api_reply messages_reply(const chat_state& c, const caller& who) {
 }
 
 // The transcript as the chat's state has it: its stream read up to the
-// chat's version (not a later event still on its way to being applied), then
-// the same answer as from a transcript kept in memory.
+// chat's version, then the same answer as from a transcript kept in memory.
 caf::result<api_reply> read_messages(chat_pointer self, const caller& who) {
   auto rp = self->make_response_promise<api_reply>();
   const auto c = chat_of(self);
-  self->request(self->state.peers->journal, caf::infinite, atoms::read_strm::value, chat_stream(c.id), uint64_t{1},
-                c.version)
-    .then(
-      [rp, who](read_reply& r) mutable {
-        if (!r.status.ok()) {
-          rp.deliver(error_reply(503, "unavailable", "the chat's transcript could not be read: " + r.status.message));
-          return;
-        }
-        rp.deliver(messages_reply(chat_from_events(r.events), who));
-      },
-      [rp](caf::error&) mutable { rp.deliver(error_reply(503, "unavailable", "the journal did not answer")); });
+  detail::read_up_to(self, self->state.peers->journal, chat_stream(c.id), c.version, false, rp,
+                     "the chat's transcript",
+                     [who](caf::typed_response_promise<api_reply>& rp, const std::vector<event_record>& events) {
+                       rp.deliver(messages_reply(chat_from_events(events), who));
+                     });
   return rp;
 }
 

@@ -56,17 +56,11 @@ template <class F>
 caf::result<api_reply> with_messages(thread_pointer self, F f) {
   auto rp = self->make_response_promise<api_reply>();
   const auto& t = self->state.thread;
-  self->request(self->state.peers->journal, caf::infinite, atoms::read_strm::value, thread_stream(t.id), uint64_t{1},
-                t.version)
-    .await(
-      [rp, f](read_reply& r) mutable {
-        if (!r.status.ok()) {
-          rp.deliver(error_reply(503, "unavailable", "the thread's messages could not be read: " + r.status.message));
-          return;
-        }
-        f(rp, thread_from_events(r.events));
-      },
-      [rp](caf::error&) mutable { rp.deliver(error_reply(503, "unavailable", "the journal did not answer")); });
+  detail::read_up_to(self, self->state.peers->journal, thread_stream(t.id), t.version, true, rp,
+                     "the thread's messages",
+                     [f](caf::typed_response_promise<api_reply>& rp, const std::vector<event_record>& events) {
+                       f(rp, thread_from_events(events));
+                     });
   return rp;
 }
 

@@ -51,6 +51,16 @@ struct inbox_actors : caf_fixture {
   static std::string id_of(const api_reply& r) {
     return std::string(json::parse(r.body).as_object().at("id").as_string());
   }
+  // A chat the bot created (with the customer's first message, if any), assigned to alice.
+  std::string assigned_chat(const std::string& text) {
+    auto created = request<api_reply>(
+      directory, atoms::create::value, bot,
+      json::serialize(json::object{{"customer_id", "c1"}, {"customer_name", "Dana"}, {"text", text}}), std::string());
+    REQUIRE(created.status == 201);
+    auto chat = id_of(created);
+    REQUIRE(cmd(verb::chat_assign, bot, chat, "", {{"agent_id", "alice"}}).status == 200);
+    return chat;
+  }
 };
 
 } // namespace
@@ -137,12 +147,7 @@ TEST_CASE_METHOD(inbox_actors, "unknown chats and threads are 404 and create not
 }
 
 TEST_CASE_METHOD(inbox_actors, "a chat keeps no transcript and answers a transcript read from its stream as before") {
-  auto created = request<api_reply>(directory, atoms::create::value, bot,
-                                    std::string(R"({"customer_id":"c1","customer_name":"Dana","text":"hello"})"),
-                                    std::string());
-  REQUIRE(created.status == 201);
-  auto chat = id_of(created);
-  REQUIRE(cmd(verb::chat_assign, bot, chat, "", {{"agent_id", "alice"}}).status == 200);
+  auto chat = assigned_chat("hello");
   REQUIRE(cmd(verb::chat_message_post, alice, chat, "", {{"text", "Let me check."}}).status == 201);
   REQUIRE(cmd(verb::thread_create, alice, chat, "", {{"channel_id", "C1"}, {"text", "Refund?"}}).status == 201);
   REQUIRE(cmd(verb::chat_message_post, bot, chat, "", {{"from", "customer"}, {"text", "thanks"}}).status == 201);
@@ -181,12 +186,7 @@ TEST_CASE_METHOD(inbox_actors, "a chat keeps no transcript and answers a transcr
 }
 
 TEST_CASE_METHOD(inbox_actors, "a thread keeps no messages and answers reads, Slack replies, edits and deletes from its stream") {
-  auto created = request<api_reply>(directory, atoms::create::value, bot,
-                                    std::string(R"({"customer_id":"c1","customer_name":"Dana","text":""})"),
-                                    std::string());
-  REQUIRE(created.status == 201);
-  auto chat = id_of(created);
-  REQUIRE(cmd(verb::chat_assign, bot, chat, "", {{"agent_id", "alice"}}).status == 200);
+  auto chat = assigned_chat("");
   auto thread_id = id_of(cmd(verb::thread_create, alice, chat, "", {{"channel_id", "C1"}, {"text", "Refund?"}}));
   REQUIRE(cmd(verb::thread_post, alice, chat, thread_id, {{"text", "any news?"}}).status == 201);
   caller slack_bot{"slack", "Slack", role::bot, false};

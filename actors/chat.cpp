@@ -14,7 +14,7 @@ namespace {
 struct chat_actor_state {
   chat_actor_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "chat";
-  chat_state chat;
+  packed_chat chat;  // without its transcript (see apply)
   peers_pointer peers;
   std::vector<thread_actor> threads;  // by place in chat.thread_ids; none until activated
 };
@@ -23,8 +23,21 @@ using chat_pointer = chat_actor::stateful_pointer<chat_actor_state>;
 
 std::string chat_stream(const std::string& id) { return "chat-" + id; }
 
+// The chat as the actor keeps it, unpacked for a command.
+chat_state chat_of(chat_pointer self) { return self->state.chat.unpack(); }
+
+// Applies one durable event of the chat's stream to the actor's state. An
+// idle chat keeps everything but its transcript (packed_chat), so an
+// activated chat costs the same memory however long its conversation; a
+// transcript read reads the chat's stream (read_messages).
+void apply(chat_pointer self, const event_record& e) {
+  auto c = chat_of(self);
+  apply_chat_event(c, e);
+  self->state.chat = packed_chat(c);
+}
+
 void report_index(chat_pointer self) {
-  auto& c = self->state.chat;
+  auto c = chat_of(self);
   self->send(self->state.peers->directory, atoms::indexed::value, c.id, c.resolved, c.agent_id,
              json::serialize(chat_json(c)));
 }
@@ -32,7 +45,7 @@ void report_index(chat_pointer self) {
 // The actor of one of the chat's threads (callers check has_thread first),
 // activated on first use.
 thread_actor thread_of(chat_pointer self, const std::string& thread_id) {
-  const auto& ids = self->state.chat.thread_ids;
+  const auto ids = chat_of(self).thread_ids;
   auto i = static_cast<size_t>(std::find(ids.begin(), ids.end(), thread_id) - ids.begin());
   if (i == ids.size())
     return spawn_thread_actor(self, thread_id, self->state.peers);  // not the chat's: kept by no one
@@ -48,14 +61,13 @@ thread_actor thread_of(chat_pointer self, const std::string& thread_id) {
 caf::result<api_reply> record(chat_pointer self, const command& cmd, std::string type, json::object payload,
                               std::function<api_reply(const chat_state&)> answer,
                               std::function<void()> after = [] {}) {
-  auto& c = self->state.chat;
-  auto req = detail::one_event(chat_stream(cmd.chat_id), detail::at_head(c.version), std::move(type), cmd.who.id, payload,
-                               detail::scoped_key(cmd.who, cmd.idempotency_key));
-  auto next = preview_of(c);  // the answer as the chat will be, without copying its transcript
-  apply_chat_event(next, detail::as_record(req, append_result{0, c.version + 1, false, {}}));
+  auto next = chat_of(self);  // the answer as the chat will be (the actor keeps no transcript to copy)
+  auto req = detail::one_event(chat_stream(cmd.chat_id), detail::at_head(next.version), std::move(type), cmd.who.id,
+                               payload, detail::scoped_key(cmd.who, cmd.idempotency_key));
+  apply_chat_event(next, detail::as_record(req, append_result{0, next.version + 1, false, {}}));
   auto rp = self->make_response_promise<api_reply>();
   detail::persist(self, self->state.peers->journal, req, answer(next), rp, [self, req, after](const append_result& r) {
-    apply_chat_event(self->state.chat, detail::as_record(req, r));
+    apply(self, detail::as_record(req, r));
     report_index(self);
     after();
   });
@@ -76,10 +88,23 @@ api_reply messages_reply(const chat_state& c, const caller& who) {
   return json_reply(200, json::object{{"messages", std::move(list)}});
 }
 
+// The transcript as the chat's state has it: its stream read up to the
+// chat's version, then the same answer as from a transcript kept in memory.
+caf::result<api_reply> read_messages(chat_pointer self, const caller& who) {
+  auto rp = self->make_response_promise<api_reply>();
+  const auto c = chat_of(self);
+  detail::read_up_to(self, self->state.peers->journal, chat_stream(c.id), c.version, false, rp,
+                     "the chat's transcript",
+                     [who](caf::typed_response_promise<api_reply>& rp, const std::vector<event_record>& events) {
+                       rp.deliver(messages_reply(chat_from_events(events), who));
+                     });
+  return rp;
+}
+
 // Lists the chat's threads: asks each thread actor, answers when all did.
 caf::result<api_reply> list_threads(chat_pointer self, const command& cmd) {
   auto rp = self->make_response_promise<api_reply>();
-  auto ids = self->state.chat.thread_ids;
+  auto ids = chat_of(self).thread_ids;
   if (ids.empty()) {
     rp.deliver(json_reply(200, json::object{{"threads", json::array{}}}));
     return rp;
@@ -113,7 +138,7 @@ caf::result<api_reply> list_threads(chat_pointer self, const command& cmd) {
 }
 
 caf::result<api_reply> create_thread(chat_pointer self, const command& cmd) {
-  auto& c = self->state.chat;
+  const auto c = chat_of(self);
   auto body = detail::body_of(cmd);
   auto channel = detail::field(body, "channel_id");
   auto text = detail::field(body, "text");
@@ -148,7 +173,7 @@ caf::result<api_reply> create_thread(chat_pointer self, const command& cmd) {
 // A reply from Slack: the thread records it (once per Slack ts), then the
 // chat's agent is told, if they have the chat open.
 caf::result<api_reply> forward_slack_reply(chat_pointer self, const command& cmd) {
-  if (!has_thread(self->state.chat, cmd.thread_id))
+  if (!has_thread(chat_of(self), cmd.thread_id))
     return error_reply(404, "not_found", "no thread " + cmd.thread_id);
   auto rp = self->make_response_promise<api_reply>();
   self->request(thread_of(self, cmd.thread_id), caf::infinite, atoms::command::value, cmd)
@@ -164,7 +189,7 @@ caf::result<api_reply> forward_slack_reply(chat_pointer self, const command& cmd
             else if (u && u->is_int64())
               unread = static_cast<uint64_t>(u->as_int64());
           }
-          auto& c = self->state.chat;
+          const auto c = chat_of(self);
           if (!c.agent_id.empty())
             self->send(self->state.peers->notifications, atoms::notify::value, c.agent_id, c.id, thread_id, unread);
         }
@@ -175,7 +200,7 @@ caf::result<api_reply> forward_slack_reply(chat_pointer self, const command& cmd
 }
 
 caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
-  auto& c = self->state.chat;
+  const auto c = chat_of(self);
   if (cmd.what == verb::chat_create) {
     if (c.exists)
       return error_reply(409, "conflict", "chat " + cmd.chat_id + " exists");
@@ -190,14 +215,14 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
                     if (text.empty())
                       return;
                     // The first customer message, if the bot gave one.
-                    auto& c = self->state.chat;
+                    const auto c = chat_of(self);
                     json::object m{{"id", inbox::new_id("m-")}, {"kind", "customer"}, {"text", text},
                                    {"author", c.customer_id}};
                     auto req = detail::one_event(chat_stream(c.id), detail::at_head(c.version), "chat_message_added", cmd.who.id, m, "");
                     self->request(self->state.peers->journal, caf::infinite, atoms::append::value, req)
                       .await([self, req](append_reply& r) {
                                if (r.status.ok() && !r.value.duplicate)
-                                 apply_chat_event(self->state.chat, detail::as_record(req, r.value));
+                                 apply(self, detail::as_record(req, r.value));
                              },
                              [](caf::error&) {});
                   });
@@ -214,7 +239,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
     case verb::chat_messages:
       if (auto s = may_read_chat(who, c); !s)
         return detail::rule_error(s);
-      return messages_reply(c, who);
+      return read_messages(self, who);
     case verb::chat_assign:
     case verb::chat_transfer: {
       bool transfer = cmd.what == verb::chat_transfer;
@@ -320,7 +345,9 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
 
 chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, peers_pointer peers) {
   self->state.peers = std::move(peers);
-  self->state.chat.id = id;
+  chat_state unloaded;
+  unloaded.id = id;
+  self->state.chat = packed_chat(unloaded);
   // Activation: rebuild from the stream before taking any command.
   self->request(self->state.peers->journal, caf::infinite, atoms::read_strm::value, chat_stream(id), uint64_t{1},
                 uint64_t{0})
@@ -328,9 +355,10 @@ chat_actor::behavior_type chat_behavior(chat_pointer self, std::string id, peers
       [self, id](read_reply& r) {
         // What `backline audit rebuild` compares with the log replayed: the
         // same function over the same stream.
-        self->state.chat = chat_from_events(r.events);
-        if (self->state.chat.id.empty())
-          self->state.chat.id = id;
+        auto c = chat_from_events(r.events);
+        if (c.id.empty())
+          c.id = id;
+        self->state.chat = packed_chat(c);
       },
       [](caf::error&) {});
   return {

@@ -17,8 +17,13 @@ struct directory_state {
   slack_port_actor slack;
   notifications_actor notifications;
   peers_pointer peers;  // what every chat and thread actor talks to, made once
-  std::unordered_map<std::string, chat_actor> chats;
   std::unordered_map<std::string, chat_index_entry> index;
+  // The actors of the chats activated, by their index entry's id (its node
+  // stays put), so an activated chat costs no copy of its id: memory per
+  // activated chat counts at a million chats. Chats activated before they
+  // are indexed (being created) are found by their id.
+  std::unordered_map<const std::string*, chat_actor> chats;
+  std::unordered_map<std::string, chat_actor> unindexed;
   std::unordered_map<std::string, std::string> thread_by_slack;  // "channel|ts" -> thread id
   std::unordered_map<std::string, std::pair<std::string, std::string>> open_in_slack;  // for the poller
   poller_actor poller;  // none when replies come by events only
@@ -31,14 +36,22 @@ bool plausible_chat_id(const std::string& id) {
 }
 
 chat_actor chat_of(directory_pointer self, const std::string& id) {
-  auto& chats = self->state.chats;
-  if (auto i = chats.find(id); i != chats.end())
+  auto& st = self->state;
+  auto entry = st.index.find(id);
+  const std::string* key = entry == st.index.end() ? nullptr : &entry->first;
+  if (key != nullptr)
+    if (auto i = st.chats.find(key); i != st.chats.end())
+      return i->second;
+  if (auto i = st.unindexed.find(id); i != st.unindexed.end())
     return i->second;
-  if (!self->state.peers)
-    self->state.peers = std::make_shared<const inbox_peers>(inbox_peers{
-      self->state.journal, caf::actor_cast<directory_actor>(self), self->state.slack, self->state.notifications});
-  auto a = spawn_chat_actor(self, id, self->state.peers);
-  chats.emplace(id, a);
+  if (!st.peers)
+    st.peers = std::make_shared<const inbox_peers>(
+      inbox_peers{st.journal, caf::actor_cast<directory_actor>(self), st.slack, st.notifications});
+  auto a = spawn_chat_actor(self, id, st.peers);
+  if (key != nullptr)
+    st.chats.emplace(key, a);
+  else
+    st.unindexed.emplace(id, a);
   return a;
 }
 
@@ -151,7 +164,14 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
     },
     [self](atoms::list, const caller& who, const std::string& view) { return list_chats(self, who, view); },
     [self](atoms::indexed, const std::string& id, bool resolved, const std::string& agent_id,
-           const std::string& chat) { self->state.index[id] = chat_index_entry{resolved, agent_id, chat}; },
+           const std::string& chat) {
+      auto& st = self->state;
+      auto entry = st.index.insert_or_assign(id, chat_index_entry{resolved, agent_id, chat}).first;
+      if (auto i = st.unindexed.find(id); i != st.unindexed.end()) {  // a chat just created
+        st.chats.emplace(&entry->first, std::move(i->second));
+        st.unindexed.erase(i);
+      }
+    },
     [self](atoms::slack_tsix, const std::string& channel, const std::string& ts, const std::string& thread) {
       self->state.thread_by_slack[channel + "|" + ts] = thread;
       self->state.open_in_slack[thread] = {channel, ts};

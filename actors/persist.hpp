@@ -64,6 +64,27 @@ void persist(Self self, const journal_actor& journal, append_request req, const 
       });
 }
 
+/// Reads `stream` up to `version` (what the actor's state holds, not an
+/// event still on its way to being applied) and calls f(rp, events); answers
+/// rp 503 when the read fails, naming `what` could not be read. `hold`: the
+/// actor takes no other command meanwhile (await), else it goes on (then).
+template <class Self, class F>
+void read_up_to(Self self, const journal_actor& journal, std::string stream, uint64_t version, bool hold,
+                caf::typed_response_promise<api_reply> rp, std::string what, F f) {
+  auto handle = self->request(journal, caf::infinite, atoms::read_strm::value, std::move(stream), uint64_t{1}, version);
+  auto on_read = [rp, what, f](read_reply& r) mutable {
+    if (!r.status.ok())
+      rp.deliver(error_reply(503, "unavailable", what + " could not be read: " + r.status.message));
+    else
+      f(rp, r.events);
+  };
+  auto on_error = [rp](caf::error&) mutable { rp.deliver(error_reply(503, "unavailable", "the journal did not answer")); };
+  if (hold)
+    handle.await(on_read, on_error);
+  else
+    handle.then(on_read, on_error);
+}
+
 /// One event for a stream, stamped with the time now so the actor can answer with it.
 inline append_request one_event(std::string stream, expected_version expected, std::string type, std::string actor,
                                  const boost::json::object& payload, std::string idempotency_key) {

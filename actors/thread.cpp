@@ -16,13 +16,53 @@ namespace {
 struct thread_actor_state {
   thread_actor_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "thread";
-  thread_state thread;
+  thread_state thread;  // its messages only while a command or a delivery uses them (see settle)
+  std::vector<std::string> slack_replies;  // the Slack ts of every reply the thread holds
   peers_pointer peers;
 };
 
 using thread_pointer = thread_actor::stateful_pointer<thread_actor_state>;
 
 std::string thread_stream(const std::string& id) { return "thread-" + id; }
+
+// An idle thread keeps no messages: what reads them (the messages list,
+// Slack edits and deletes) reads the thread's stream (with_messages), so an
+// activated thread costs the same memory however long its conversation. The
+// Slack ts of its replies stay, so a reply that comes again is known without
+// a read. Called once what was just applied has been used (e.g. delivered).
+void settle(thread_pointer self) {
+  auto& st = self->state;
+  for (const auto& m : st.thread.messages)
+    if (m.direction == "from_slack")
+      st.slack_replies.push_back(m.slack_ts);
+  std::vector<thread_message>().swap(st.thread.messages);
+}
+
+// Applies one durable event of the thread's stream. Its version stays the
+// highest applied: the reply to a quiet append (then) waits while a command's
+// append is awaited, so the later event can be applied first, and the
+// messages are read up to the version.
+void apply(thread_pointer self, const event_record& e) {
+  auto& t = self->state.thread;
+  auto head = t.version;
+  apply_thread_event(t, e);
+  t.version = std::max(head, t.version);
+}
+
+// Runs f(rp, thread) on the thread as its stream has it, messages included:
+// the stream read up to the thread's version (its state but the messages),
+// taking no other command meanwhile. Answers 503 when the read fails.
+template <class F>
+caf::result<api_reply> with_messages(thread_pointer self, F f) {
+  auto rp = self->make_response_promise<api_reply>();
+  const auto& t = self->state.thread;
+  detail::read_up_to(self, self->state.peers->journal, thread_stream(t.id), t.version, true, rp,
+                     "the thread's messages",
+                     [f](caf::typed_response_promise<api_reply>& rp, const std::vector<event_record>& events) {
+                       f(rp, thread_from_events(events));
+                     });
+  return rp;
+}
 
 // Records an event no caller waits for (delivery reports, recovered
 // creation), applied once durable so the state always equals the stream.
@@ -35,7 +75,7 @@ void record_quietly(thread_pointer self, append_request req, std::function<void(
     if (r.status.ok() && !r.value.duplicate) {
       auto& t = self->state.thread;
       bool had_parent = !t.slack_ts.empty();
-      apply_thread_event(t, detail::as_record(req, r.value));
+      apply(self, detail::as_record(req, r.value));
       // The parent's ts is how Slack's replies find this thread.
       if (!had_parent && !t.slack_ts.empty()) {
         self->send(self->state.peers->directory, atoms::slack_tsix::value, t.channel_id, t.slack_ts, t.id);
@@ -43,6 +83,7 @@ void record_quietly(thread_pointer self, append_request req, std::function<void(
           self->send(self->state.peers->directory, atoms::unwatch::value, t.id);
       }
       after();
+      settle(self);
     }
   };
   auto handle = self->request(self->state.peers->journal, caf::infinite, atoms::append::value, req);
@@ -118,11 +159,11 @@ api_reply messages_reply(const thread_state& t) {
   return json_reply(200, json::object{{"messages", std::move(list)}});
 }
 
-// Appends one event for a command; once durable, applies it, answers, and
+// Appends one event for a command; once durable, applies it, answers rp, and
 // runs `after` (e.g. hand the message to Slack).
 template <class After>
-caf::result<api_reply> record(thread_pointer self, const command& cmd, std::string type, json::object payload,
-                              std::function<api_reply(const thread_state&)> answer, After after) {
+void record_into(thread_pointer self, caf::typed_response_promise<api_reply> rp, const command& cmd, std::string type,
+                 json::object payload, std::function<api_reply(const thread_state&)> answer, After after) {
   auto& t = self->state.thread;
   auto req = detail::one_event(thread_stream(t.id), expected_version::any(), std::move(type), cmd.who.id, payload,
                                detail::scoped_key(cmd.who, cmd.idempotency_key));
@@ -131,11 +172,18 @@ caf::result<api_reply> record(thread_pointer self, const command& cmd, std::stri
   // the event adds to the thread, not its messages.
   auto next = preview_of(t);
   apply_thread_event(next, detail::as_record(req, append_result{0, t.version + 1, false, {}}));
-  auto rp = self->make_response_promise<api_reply>();
   detail::persist(self, self->state.peers->journal, req, answer(next), rp, [self, req, after](const append_result& r) {
-    apply_thread_event(self->state.thread, detail::as_record(req, r));
+    apply(self, detail::as_record(req, r));
     after();
+    settle(self);
   });
+}
+
+template <class After>
+caf::result<api_reply> record(thread_pointer self, const command& cmd, std::string type, json::object payload,
+                              std::function<api_reply(const thread_state&)> answer, After after) {
+  auto rp = self->make_response_promise<api_reply>();
+  record_into(self, rp, cmd, std::move(type), std::move(payload), std::move(answer), std::move(after));
   return rp;
 }
 
@@ -147,11 +195,15 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
     case verb::thread_get:
       return json_reply(200, thread_json(t));
     case verb::thread_messages:
-      // The owning agent reading the thread clears its unread count.
-      if (cmd.who.kind != role::agent || t.unread == 0)
-        return messages_reply(t);
-      return record(self, cmd, "thread_read", {}, [self](const thread_state&) { return messages_reply(self->state.thread); },
-                    [] {});
+      return with_messages(self, [self, cmd](caf::typed_response_promise<api_reply> rp, const thread_state& whole) {
+        auto reply = messages_reply(whole);
+        // The owning agent reading the thread clears its unread count.
+        if (cmd.who.kind != role::agent || self->state.thread.unread == 0) {
+          rp.deliver(reply);
+          return;
+        }
+        record_into(self, rp, cmd, "thread_read", {}, [reply](const thread_state&) { return reply; }, [] {});
+      });
     case verb::thread_post: {
       if (t.done)
         return error_reply(409, "thread_done", "thread " + t.id + " is done: it is read-only");
@@ -198,9 +250,9 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
       // Each Slack message reaches the thread once, whichever way it came.
       auto body = detail::body_of(cmd);
       auto ts = detail::field(body, "slack_ts");
-      for (const auto& m : t.messages)
-        if (m.direction == "from_slack" && m.slack_ts == ts)
-          return json_reply(200, thread_json(t));
+      const auto& seen = self->state.slack_replies;
+      if (std::find(seen.begin(), seen.end(), ts) != seen.end())
+        return json_reply(200, thread_json(t));
       // Slack's markup becomes readable: mentions, links, emoji, mrkdwn.
       auto shown = slack::render_inbound(detail::field(body, "text"), names_of(body));
       // Files that could not be brought over are said in the text, not dropped silently.
@@ -231,27 +283,36 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
     case verb::slack_edit:
     case verb::slack_delete: {
       // Edits and deletes in Slack reach the inbox copy (a tombstone for deletes).
-      auto body = detail::body_of(cmd);
-      auto ts = detail::field(body, "slack_ts");
-      const thread_message* target = nullptr;
-      for (const auto& m : t.messages)
-        if (m.direction == "from_slack" && m.slack_ts == ts)
-          target = &m;
-      if (target == nullptr)
-        return error_reply(404, "not_found", "no Slack reply " + ts + " in thread " + t.id);
-      if (target->deleted)
-        return json_reply(200, thread_json(t));  // nothing left to change
-      json::object payload{{"slack_ts", ts}};
-      if (cmd.what == verb::slack_edit) {
-        auto shown = slack::render_inbound(detail::field(body, "text"), names_of(body));
-        if (shown.text == target->text)
-          return json_reply(200, thread_json(t));  // the same edit again
-        payload["text"] = shown.text;
-        payload["markdown"] = shown.markdown;
-        payload["slack_text"] = detail::field(body, "text");
-      }
-      return record(self, cmd, cmd.what == verb::slack_edit ? "slack_reply_edited" : "slack_reply_deleted", payload,
-                    [](const thread_state& s) { return json_reply(200, thread_json(s)); }, [] {});
+      return with_messages(self, [self, cmd](caf::typed_response_promise<api_reply> rp, const thread_state& whole) {
+        const auto& t = self->state.thread;
+        auto body = detail::body_of(cmd);
+        auto ts = detail::field(body, "slack_ts");
+        const thread_message* target = nullptr;
+        for (const auto& m : whole.messages)
+          if (m.direction == "from_slack" && m.slack_ts == ts)
+            target = &m;
+        if (target == nullptr) {
+          rp.deliver(error_reply(404, "not_found", "no Slack reply " + ts + " in thread " + t.id));
+          return;
+        }
+        if (target->deleted) {
+          rp.deliver(json_reply(200, thread_json(t)));  // nothing left to change
+          return;
+        }
+        json::object payload{{"slack_ts", ts}};
+        if (cmd.what == verb::slack_edit) {
+          auto shown = slack::render_inbound(detail::field(body, "text"), names_of(body));
+          if (shown.text == target->text) {
+            rp.deliver(json_reply(200, thread_json(t)));  // the same edit again
+            return;
+          }
+          payload["text"] = shown.text;
+          payload["markdown"] = shown.markdown;
+          payload["slack_text"] = detail::field(body, "text");
+        }
+        record_into(self, rp, cmd, cmd.what == verb::slack_edit ? "slack_reply_edited" : "slack_reply_deleted",
+                    payload, [](const thread_state& s) { return json_reply(200, thread_json(s)); }, [] {});
+      });
     }
     default:
       return error_reply(400, "invalid_request", "not a thread command");
@@ -299,6 +360,8 @@ thread_actor::behavior_type thread_behavior(thread_pointer self, std::string id,
           deliver_pending(self, true);  // what was not yet delivered goes to Slack now
         else
           create_from_chat(self);
+        settle(self);
+        self->state.slack_replies.shrink_to_fit();
       },
       [](caf::error&) {});
   return {

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <iterator>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace json = boost::json;
@@ -164,6 +165,63 @@ chat_state preview_of(const chat_state& chat) {
   p.successor_chat_ids = chat.successor_chat_ids;
   p.version = chat.version;
   return p;
+}
+
+namespace {
+// The strings a packed chat holds, in order: six fields, then its thread
+// ids, then its successors' ids.
+template <class Chat, class F>
+void each_chat_string(Chat& chat, F f) {
+  for (auto* s : {&chat.id, &chat.customer_id, &chat.customer_name, &chat.agent_id, &chat.previous_chat_id,
+                  &chat.created_at})
+    f(*s);
+  for (auto& s : chat.thread_ids)
+    f(s);
+  for (auto& s : chat.successor_chat_ids)
+    f(s);
+}
+} // namespace
+
+packed_chat::packed_chat(const chat_state& chat)
+  : version_(chat.version), exists_(chat.exists), resolved_(chat.resolved) {
+  std::vector<uint32_t> header{static_cast<uint32_t>(chat.thread_ids.size()),
+                               static_cast<uint32_t>(chat.successor_chat_ids.size())};
+  size_t bytes = 0;
+  each_chat_string(chat, [&](const std::string& s) {
+    header.push_back(static_cast<uint32_t>(s.size()));
+    bytes += s.size();
+  });
+  const size_t head = header.size() * sizeof(uint32_t);
+  data_ = std::make_unique_for_overwrite<char[]>(head + bytes);
+  std::memcpy(data_.get(), header.data(), head);
+  char* out = data_.get() + head;
+  each_chat_string(chat, [&](const std::string& s) {
+    std::memcpy(out, s.data(), s.size());
+    out += s.size();
+  });
+}
+
+chat_state packed_chat::unpack() const {
+  chat_state c;
+  c.version = version_;
+  c.exists = exists_;
+  c.resolved = resolved_;
+  if (!data_)
+    return c;
+  uint32_t counts[2];
+  std::memcpy(counts, data_.get(), sizeof counts);
+  c.thread_ids.resize(counts[0]);
+  c.successor_chat_ids.resize(counts[1]);
+  const char* length = data_.get() + sizeof counts;
+  const char* in = length + (6 + counts[0] + counts[1]) * sizeof(uint32_t);
+  each_chat_string(c, [&](std::string& s) {
+    uint32_t n;
+    std::memcpy(&n, length, sizeof n);
+    length += sizeof n;
+    s.assign(in, n);
+    in += n;
+  });
+  return c;
 }
 
 json::object chat_json(const chat_state& chat) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -97,6 +98,24 @@ std::optional<std::string> thread_creation_of(const std::vector<event_record>& c
 /// transcript per command would make each command cost the chat's length).
 chat_state preview_of(const chat_state& chat);
 boost::json::object chat_json(const chat_state& chat);
+
+/// A chat as its idle actor keeps it: a chat_state without its transcript,
+/// its strings (ids, customer, agent, time, thread and successor ids) in one
+/// allocation instead of a std::string of 32 bytes each plus the heap for
+/// the longer ones (memory per idle chat actor counts at a million chats).
+/// unpack() gives back the chat it was made from, with no messages.
+class packed_chat {
+public:
+  packed_chat() = default;
+  explicit packed_chat(const chat_state& chat);
+  chat_state unpack() const;
+
+private:
+  std::unique_ptr<char[]> data_;  // uint32 counts of thread and successor ids, every string's length, then their bytes
+  uint64_t version_ = 0;
+  bool exists_ = false;
+  bool resolved_ = false;
+};
 
 // -- threads -----------------------------------------------------------------
 

@@ -51,6 +51,16 @@ struct inbox_actors : caf_fixture {
   static std::string id_of(const api_reply& r) {
     return std::string(json::parse(r.body).as_object().at("id").as_string());
   }
+  // A chat the bot created (with the customer's first message, if any), assigned to alice.
+  std::string assigned_chat(const std::string& text) {
+    auto created = request<api_reply>(
+      directory, atoms::create::value, bot,
+      json::serialize(json::object{{"customer_id", "c1"}, {"customer_name", "Dana"}, {"text", text}}), std::string());
+    REQUIRE(created.status == 201);
+    auto chat = id_of(created);
+    REQUIRE(cmd(verb::chat_assign, bot, chat, "", {{"agent_id", "alice"}}).status == 200);
+    return chat;
+  }
 };
 
 } // namespace
@@ -134,4 +144,105 @@ TEST_CASE_METHOD(inbox_actors, "unknown chats and threads are 404 and create not
   CHECK(cmd(verb::chat_get, admin, "ch-nope").status == 404);
   CHECK(cmd(verb::thread_get, admin, "ch-nope", "ch-nope.t1").status == 404);
   CHECK(store->head().position == 0);
+}
+
+TEST_CASE_METHOD(inbox_actors, "a chat keeps no transcript and answers a transcript read from its stream as before") {
+  auto chat = assigned_chat("hello");
+  REQUIRE(cmd(verb::chat_message_post, alice, chat, "", {{"text", "Let me check."}}).status == 201);
+  REQUIRE(cmd(verb::thread_create, alice, chat, "", {{"channel_id", "C1"}, {"text", "Refund?"}}).status == 201);
+  REQUIRE(cmd(verb::chat_message_post, bot, chat, "", {{"from", "customer"}, {"text", "thanks"}}).status == 201);
+
+  // What a transcript kept in memory answered: every message of the stream,
+  // the internal note included, with its fields; the bot without the note.
+  auto events = store->read_stream("chat-" + chat).value();
+  auto whole = chat_from_events(events);
+  REQUIRE(whole.messages.size() == 4);
+  auto expected = [&](bool bot_view) {
+    json::array list;
+    for (const auto& m : whole.messages)
+      if (!(bot_view && m.kind == "internal_note"))
+        list.push_back(json::object{{"id", m.id},         {"kind", m.kind},
+                                    {"text", m.text},     {"author", m.author},
+                                    {"created_at", m.created_at}});
+    return json::serialize(json::object{{"messages", std::move(list)}});
+  };
+  auto as_agent = cmd(verb::chat_messages, alice, chat);
+  REQUIRE(as_agent.status == 200);
+  CHECK(as_agent.body == expected(false));
+  auto as_bot = cmd(verb::chat_messages, bot, chat);
+  REQUIRE(as_bot.status == 200);
+  CHECK(as_bot.body == expected(true));
+  CHECK(cmd(verb::chat_messages, caller{"bob", "Bob", role::agent, true}, chat).status == 403);
+
+  // A chat activated from the log answers the same.
+  auto index = inbox::load_directory_index(*store);
+  REQUIRE(index);
+  auto restarted = inbox::spawn_directory(sys, journal, slack, notifications, std::move(*index));
+  run();
+  command read{verb::chat_messages, alice, chat, "", "", ""};
+  CHECK(request<api_reply>(restarted, atoms::command::value, read).body == expected(false));
+  self->send_exit(restarted, caf::exit_reason::user_shutdown);
+  run();
+}
+
+TEST_CASE_METHOD(inbox_actors, "a thread keeps no messages and answers reads, Slack replies, edits and deletes from its stream") {
+  auto chat = assigned_chat("");
+  auto thread_id = id_of(cmd(verb::thread_create, alice, chat, "", {{"channel_id", "C1"}, {"text", "Refund?"}}));
+  REQUIRE(cmd(verb::thread_post, alice, chat, thread_id, {{"text", "any news?"}}).status == 201);
+  caller slack_bot{"slack", "Slack", role::bot, false};
+  auto reply = [&](verb what, std::string ts, std::string text) {
+    return cmd(what, slack_bot, chat, thread_id,
+               {{"slack_ts", ts}, {"user_id", "U1"}, {"user_name", "Erin"}, {"text", text}});
+  };
+  REQUIRE(reply(verb::slack_reply, "1800000000.000300", "later one").status == 201);
+  REQUIRE(reply(verb::slack_reply, "1800000000.000200", "earlier one").status == 201);
+  CHECK(reply(verb::slack_reply, "1800000000.000200", "earlier one").status == 200);  // once per Slack ts
+  REQUIRE(reply(verb::slack_edit, "1800000000.000300", "later one, edited").status == 200);
+  CHECK(reply(verb::slack_edit, "1800000000.000300", "later one, edited").status == 200);  // the same edit again
+  REQUIRE(reply(verb::slack_delete, "1800000000.000200", "").status == 200);
+  CHECK(reply(verb::slack_delete, "1800000000.000200", "").status == 200);  // nothing left to change
+  CHECK(reply(verb::slack_edit, "1800000000.000999", "x").status == 404);
+
+  // Every message of the stream, in Slack's order, as the events left it.
+  auto messages_of = [](const api_reply& r) { return json::parse(r.body).as_object().at("messages").as_array(); };
+  auto events = store->read_stream("thread-" + thread_id).value();
+  auto whole = thread_from_events(events);
+  REQUIRE(whole.messages.size() == 4);
+  CHECK(whole.unread == 2);
+  auto check_answer = [&](const api_reply& r) {
+    REQUIRE(r.status == 200);
+    auto list = messages_of(r);
+    REQUIRE(list.size() == whole.messages.size());
+    for (size_t i = 0; i < list.size(); ++i) {
+      auto& m = list[i].as_object();
+      CHECK(m.at("id").as_string() == whole.messages[i].id);
+      CHECK(m.at("direction").as_string() == whole.messages[i].direction);
+      CHECK(m.at("text").as_string() == whole.messages[i].text);
+      CHECK(m.contains("deleted") == whole.messages[i].deleted);
+      CHECK(m.contains("edited_at") == !whole.messages[i].edited_at.empty());
+    }
+  };
+  auto as_admin = cmd(verb::thread_messages, admin, chat, thread_id);
+  check_answer(as_admin);
+  CHECK(messages_of(as_admin)[2].as_object().at("text").as_string() == "");  // deleted: a tombstone
+  CHECK(messages_of(as_admin)[3].as_object().at("text").as_string() == "later one, edited");
+  CHECK(json::parse(cmd(verb::thread_get, admin, chat, thread_id).body).as_object().at("unread").as_int64() == 2);
+  // The agent reading clears the unread count (an event); the answer is the same.
+  auto as_alice = cmd(verb::thread_messages, alice, chat, thread_id);
+  CHECK(as_alice.body == as_admin.body);
+  CHECK(json::parse(cmd(verb::thread_get, admin, chat, thread_id).body).as_object().at("unread").as_int64() == 0);
+  CHECK(store->read_stream("thread-" + thread_id).value().back().type == "thread_read");
+
+  // A thread activated from the log answers the same, and still knows its replies.
+  auto index = inbox::load_directory_index(*store);
+  REQUIRE(index);
+  auto restarted = inbox::spawn_directory(sys, journal, slack, notifications, std::move(*index));
+  run();
+  command read{verb::thread_messages, admin, chat, thread_id, "", ""};
+  CHECK(request<api_reply>(restarted, atoms::command::value, read).body == as_admin.body);
+  command again{verb::slack_reply, slack_bot, chat, thread_id,
+                json::serialize(json::object{{"slack_ts", "1800000000.000300"}, {"text", "later one"}}), ""};
+  CHECK(request<api_reply>(restarted, atoms::command::value, again).status == 200);
+  self->send_exit(restarted, caf::exit_reason::user_shutdown);
+  run();
 }

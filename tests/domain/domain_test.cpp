@@ -190,3 +190,63 @@ TEST_CASE("the thread a chat opened is found in the chat's events, for a thread 
   CHECK_FALSE(thread_creation_of(events, "ch-1.t3"));
   CHECK_FALSE(thread_creation_of({event_of("thread_opened", R"({"thread_id":"ch-1.t1"})", 1)}, "ch-1.t1"));
 }
+
+TEST_CASE("a packed chat unpacks to the chat it was made from, without its transcript") {
+  auto same = [](const chat_state& a, const chat_state& b) {
+    return a.id == b.id && a.exists == b.exists && a.resolved == b.resolved && a.customer_id == b.customer_id &&
+           a.customer_name == b.customer_name && a.agent_id == b.agent_id && a.previous_chat_id == b.previous_chat_id &&
+           a.created_at == b.created_at && a.thread_ids == b.thread_ids &&
+           a.successor_chat_ids == b.successor_chat_ids && a.version == b.version;
+  };
+  chat_state chat;
+  chat.id = "ch-0123456789abcdef";
+  chat.exists = true;
+  chat.customer_id = "cust-1";
+  chat.customer_name = std::string(300, 'n') + " Zoë \xF0\x9F\x98\x80";  // long, non-ASCII
+  chat.agent_id = "";                                                  // unassigned
+  chat.previous_chat_id = "ch-fedcba9876543210";
+  chat.created_at = "2026-12-04T22:04:09.123Z";
+  chat.messages.push_back({"m-1", "customer", "hello", "cust-1", "2026-12-04T22:04:09.124Z"});
+  chat.version = 7;
+  SECTION("no threads, no successors") {
+    auto back = packed_chat(chat).unpack();
+    CHECK(same(back, chat));
+    CHECK(back.messages.empty());
+  }
+  SECTION("threads and successors, resolved") {
+    chat.thread_ids = {thread_id_of(chat.id, 1), thread_id_of(chat.id, 2), ""};
+    chat.successor_chat_ids = {"ch-next"};
+    chat.resolved = true;
+    chat.agent_id = "alice";
+    std::string with_nul("a\0b", 3);
+    chat.customer_id = with_nul;
+    auto back = packed_chat(chat).unpack();
+    CHECK(same(back, chat));
+    CHECK(back.customer_id.size() == 3);
+    CHECK(back.messages.empty());
+  }
+  SECTION("a chat loaded from its stream") {
+    std::vector<event_record> events;
+    auto add = [&](std::string type, std::string payload) {
+      event_record e;
+      e.type = std::move(type);
+      e.payload = std::move(payload);
+      e.seq = events.size() + 1;
+      e.time = "2026-12-04T22:04:1" + std::to_string(events.size()) + ".000Z";
+      e.actor = "bot";
+      events.push_back(e);
+    };
+    add("chat_created", R"({"id":"ch-9","customer_id":"c","customer_name":"D","previous_chat_id":""})");
+    add("chat_message_added", R"({"id":"m-1","kind":"customer","text":"hi","author":"c"})");
+    add("chat_assigned", R"({"agent_id":"alice"})");
+    add("thread_opened", R"({"thread_id":"ch-9.t1","note_id":"n-1","note":"opened"})");
+    add("chat_resolved", "{}");
+    add("chat_reopened", R"({"successor_chat_id":"ch-10"})");
+    auto loaded = chat_from_events(events);
+    auto back = packed_chat(loaded).unpack();
+    CHECK(same(back, loaded));
+    CHECK(back.messages.empty());
+    CHECK(boost::json::serialize(chat_json(back)) == boost::json::serialize(chat_json(loaded)));
+  }
+  CHECK(same(packed_chat().unpack(), chat_state{}));
+}

@@ -110,7 +110,7 @@ struct journal_state {
   writer_actor writer;
   std::vector<pending_append> pending;
   bool flush_scheduled = false;
-  std::deque<written_batch> writing;      // batches at the writer, oldest first
+  std::optional<written_batch> writing;  // the batch at the writer, if any
   std::optional<caf::error> stopping;    // the exit reason, while the batch at the writer finishes
   std::deque<written_batch> unsynced;
   uint64_t next_batch_id = 1;
@@ -202,7 +202,7 @@ uint64_t free_bytes(const journal_state& st) {
 // Tries to end a storage failure episode: resume the store, then sync.
 void try_resume(journal_pointer self) {
   auto& st = self->state;
-  if (!st.writing.empty()) {  // never resume under a write: the batches' answers come first
+  if (st.writing) {  // never resume under a write: the batch's answer comes first
     arm_resume_timer(self);
     return;
   }
@@ -283,7 +283,6 @@ void finish_exit(journal_pointer self);
 // writer writes one, measured no faster with journal_bench and gave smaller
 // batches.) `now` (shutdown, the writer idle): writes everything on this
 // thread.
-constexpr size_t at_writer = 1;
 
 void flush_pending(journal_pointer self, bool now = false) {
   auto& st = self->state;
@@ -292,7 +291,7 @@ void flush_pending(journal_pointer self, bool now = false) {
     refuse_pending(self);
     return;
   }
-  if (st.pending.empty() || (!now && st.writing.size() >= at_writer))
+  if (st.pending.empty() || (!now && st.writing))
     return;
   if (!now && st.sync_in_flight && low_on_space(st)) {
     st.write_after_sync = true;  // the sync's answer writes them
@@ -321,19 +320,18 @@ void flush_pending(journal_pointer self, bool now = false) {
     batch_written(self, std::move(batch));
     return;
   }
-  st.writing.push_back(std::move(batch));
+  st.writing = std::move(batch);
   write_job job;
   job.requests = std::move(requests);
   self->request(st.writer, caf::infinite, atoms::append::value, std::move(job))
     .then([self](write_job& done) {
       auto& st = self->state;
-      auto written = std::move(st.writing.front());
-      st.writing.pop_front();
+      auto written = std::move(*st.writing);
+      st.writing.reset();
       written.results = std::move(done.results);
       batch_written(self, std::move(written));
       if (st.stopping) {
-        if (st.writing.empty())
-          finish_exit(self);
+        finish_exit(self);
         return;
       }
       if (!st.pending.empty() && !st.flush_scheduled)
@@ -378,7 +376,7 @@ void sync_written(journal_pointer self) {
   // replaced it (an assertion in RocksDB's own checks otherwise).
   if (st.sync_in_flight || st.unsynced.empty() || st.down)
     return;
-  if (!st.writing.empty() && low_on_space(st)) {
+  if (st.writing && low_on_space(st)) {
     // Low on space a write and a sync never overlap (see low_on_space): the
     // write's answer starts this sync.
     return;
@@ -452,7 +450,7 @@ journal_actor::behavior_type journal_behavior(journal_pointer self,
     if (st.stopping)
       return;
     st.stopping = msg.reason;
-    if (st.writing.empty())
+    if (!st.writing)
       finish_exit(self);
   });
   return {
@@ -476,8 +474,8 @@ journal_actor::behavior_type journal_behavior(journal_pointer self,
       // A bounded queue: when the disk falls behind, callers hear "busy"
       // at once instead of waiting without bound.
       size_t waiting = st.pending.size();
-      for (const auto& b : st.writing)
-        waiting += b.promises.size();
+      if (st.writing)
+        waiting += st.writing->promises.size();
       for (const auto& b : st.unsynced)
         waiting += b.promises.size();
       if (waiting >= st.opts.max_waiting_requests)

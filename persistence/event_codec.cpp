@@ -47,11 +47,16 @@ bool append_field(std::string& out, std::string_view field) {
   return true;
 }
 
+void append_decimal(std::string& out, uint64_t n) {
+  char digits[24];  // 24 bytes always hold a u64
+  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
+  out.append(digits, end);
+}
+
 std::string decimal(uint64_t v) {
-  std::array<char, 24> buf{};
-  auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
-  (void)ec;  // 24 bytes always hold a u64
-  return std::string(buf.data(), end);
+  std::string out;
+  append_decimal(out, v);
+  return out;
 }
 
 constexpr std::string_view field_names[] = {
@@ -387,12 +392,6 @@ void append_json_string(std::string& out, std::string_view text) {
     const auto part = sr.read(buffer, sizeof buffer);
     out.append(part.data(), part.size());
   }
-}
-
-void append_decimal(std::string& out, uint64_t n) {
-  char digits[24];
-  const auto end = std::to_chars(digits, digits + sizeof digits, n).ptr;
-  out.append(digits, end);
 }
 
 } // namespace

@@ -43,9 +43,9 @@ void report_index(chat_pointer self) {
 }
 
 // The actor of one of the chat's threads (callers check has_thread first),
-// activated on first use.
-thread_actor thread_of(chat_pointer self, const std::string& thread_id) {
-  const auto ids = chat_of(self).thread_ids;
+// activated on first use. `c`: the chat as the caller unpacked it.
+thread_actor thread_of(chat_pointer self, const chat_state& c, const std::string& thread_id) {
+  const auto& ids = c.thread_ids;
   auto i = static_cast<size_t>(std::find(ids.begin(), ids.end(), thread_id) - ids.begin());
   if (i == ids.size())
     return spawn_thread_actor(self, thread_id, self->state.peers);  // not the chat's: kept by no one
@@ -104,7 +104,8 @@ caf::result<api_reply> read_messages(chat_pointer self, const caller& who) {
 // Lists the chat's threads: asks each thread actor, answers when all did.
 caf::result<api_reply> list_threads(chat_pointer self, const command& cmd) {
   auto rp = self->make_response_promise<api_reply>();
-  auto ids = chat_of(self).thread_ids;
+  const auto c = chat_of(self);
+  const auto& ids = c.thread_ids;
   if (ids.empty()) {
     rp.deliver(json_reply(200, json::object{{"threads", json::array{}}}));
     return rp;
@@ -115,7 +116,7 @@ caf::result<api_reply> list_threads(chat_pointer self, const command& cmd) {
     command get = cmd;
     get.what = verb::thread_get;
     get.thread_id = ids[i];
-    self->request(thread_of(self, ids[i]), caf::infinite, atoms::command::value, get)
+    self->request(thread_of(self, c, ids[i]), caf::infinite, atoms::command::value, get)
       .then(
         [rp, results, remaining, i](const api_reply& r) mutable {
           (*results)[i] = r.status == 200 ? r.body : std::string{};
@@ -167,16 +168,16 @@ caf::result<api_reply> create_thread(chat_pointer self, const command& cmd) {
   apply_thread_event(planned, created);
   auto answer = json_reply(201, thread_json(planned));
   return record(self, cmd, "thread_opened", payload, [answer](const chat_state&) { return answer; },
-                [self, thread_id] { thread_of(self, thread_id); });
+                [self, thread_id] { thread_of(self, chat_of(self), thread_id); });
 }
 
 // A reply from Slack: the thread records it (once per Slack ts), then the
 // chat's agent is told, if they have the chat open.
-caf::result<api_reply> forward_slack_reply(chat_pointer self, const command& cmd) {
-  if (!has_thread(chat_of(self), cmd.thread_id))
+caf::result<api_reply> forward_slack_reply(chat_pointer self, const chat_state& c, const command& cmd) {
+  if (!has_thread(c, cmd.thread_id))
     return error_reply(404, "not_found", "no thread " + cmd.thread_id);
   auto rp = self->make_response_promise<api_reply>();
-  self->request(thread_of(self, cmd.thread_id), caf::infinite, atoms::command::value, cmd)
+  self->request(thread_of(self, c, cmd.thread_id), caf::infinite, atoms::command::value, cmd)
     .then(
       [self, rp, thread_id = cmd.thread_id](const api_reply& r) mutable {
         if (r.status == 201) {
@@ -294,7 +295,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
       bool write = cmd.what == verb::thread_post || cmd.what == verb::thread_done;
       if (auto s = write ? may_work_threads(who, c) : may_read_threads(who, c); !s)
         return detail::rule_error(s);
-      return self->delegate(thread_of(self, cmd.thread_id), atoms::command::value, std::move(cmd));
+      return self->delegate(thread_of(self, c, cmd.thread_id), atoms::command::value, std::move(cmd));
     }
     case verb::chat_reopen: {
       // The directory creates the successor; the old chat says whether it
@@ -317,7 +318,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
     case verb::thread_wake:
       if (!has_thread(c, cmd.thread_id))
         return error_reply(404, "not_found", "no thread " + cmd.thread_id);
-      thread_of(self, cmd.thread_id);
+      thread_of(self, c, cmd.thread_id);
       return api_reply{204, ""};
     case verb::file_access:
       if (auto s = may_read_threads(who, c); !s)
@@ -332,12 +333,12 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
       self->send(self->state.peers->notifications, atoms::focus::value, who.id, c.id, cmd.what == verb::chat_focus);
       return api_reply{204, ""};
     case verb::slack_reply:
-      return forward_slack_reply(self, cmd);
+      return forward_slack_reply(self, c, cmd);
     case verb::slack_edit:
     case verb::slack_delete:
       if (!has_thread(c, cmd.thread_id))
         return error_reply(404, "not_found", "no thread " + cmd.thread_id);
-      return self->delegate(thread_of(self, cmd.thread_id), atoms::command::value, std::move(cmd));
+      return self->delegate(thread_of(self, c, cmd.thread_id), atoms::command::value, std::move(cmd));
     default:
       return error_reply(400, "invalid_request", "not a chat command");
   }

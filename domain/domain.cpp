@@ -151,22 +151,6 @@ std::optional<std::string> thread_creation_of(const std::vector<event_record>& c
   return std::nullopt;
 }
 
-chat_state preview_of(const chat_state& chat) {
-  chat_state p;
-  p.id = chat.id;
-  p.exists = chat.exists;
-  p.resolved = chat.resolved;
-  p.customer_id = chat.customer_id;
-  p.customer_name = chat.customer_name;
-  p.agent_id = chat.agent_id;
-  p.previous_chat_id = chat.previous_chat_id;
-  p.created_at = chat.created_at;
-  p.thread_ids = chat.thread_ids;
-  p.successor_chat_ids = chat.successor_chat_ids;
-  p.version = chat.version;
-  return p;
-}
-
 namespace {
 // The strings a packed chat holds, in order: six fields, then its thread
 // ids, then its successors' ids.

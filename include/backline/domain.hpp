@@ -93,10 +93,6 @@ bool has_thread(const chat_state& chat, std::string_view thread_id);
 /// the chat's write and the thread's) is created from it at activation.
 std::optional<std::string> thread_creation_of(const std::vector<event_record>& chat_events,
                                               std::string_view thread_id);
-/// The chat without its transcript: what an actor applies a planned event to
-/// when it needs the answer before the event is durable (copying the whole
-/// transcript per command would make each command cost the chat's length).
-chat_state preview_of(const chat_state& chat);
 boost::json::object chat_json(const chat_state& chat);
 
 /// A chat as its idle actor keeps it: a chat_state without its transcript,
@@ -204,7 +200,9 @@ void apply_thread_event(thread_state& thread, const event_record& e);
 thread_state thread_from_events(const std::vector<event_record>& events);
 /// Does the thread hold messages for Slack not yet delivered (its outbox)?
 bool has_pending_delivery(const thread_state& thread);
-/// The thread without its messages (see the chat's preview_of).
+/// The thread without its messages: what its actor applies a planned event
+/// to when it needs the answer before the event is durable (copying every
+/// message per command would make each command cost the thread's length).
 thread_state preview_of(const thread_state& thread);
 boost::json::object thread_json(const thread_state& thread);
 boost::json::object thread_message_json(const thread_message& m);

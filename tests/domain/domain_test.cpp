@@ -153,7 +153,7 @@ TEST_CASE("a reopened chat links to the chat that succeeds it, and state loads a
   CHECK(chat.id == "ch-1");
   CHECK(chat.version == 4);
   CHECK(chat.successor_chat_ids == std::vector<std::string>{"ch-2", "ch-3"});
-  CHECK(preview_of(chat).successor_chat_ids == chat.successor_chat_ids);
+  CHECK(packed_chat(chat).unpack().successor_chat_ids == chat.successor_chat_ids);  // as the chat actor keeps it
 
   auto thread = thread_from_events(
     {event_of("thread_created", R"({"id":"ch-1.t1","chat_id":"ch-1","channel_id":"C1","message_id":"m-1","text":"q"})", 1),

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "bench/support/options.hpp"
+#include "backline/caf_scheduler.hpp"
 #include "backline/inbox.hpp"
 
 using namespace backline;
@@ -255,6 +256,7 @@ int main(int argc, char** argv) {
   }
 
   caf::actor_system_config cfg;
+  backline::choose_caf_scheduler(cfg);  // as `backline serve` runs its actors
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};

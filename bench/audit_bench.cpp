@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "backline/caf_scheduler.hpp"
 #include "backline/audit.hpp"
 #include "backline/journal.hpp"
 
@@ -173,6 +174,7 @@ void generate(const std::string& log_dir, uint64_t total) {
   }
   std::shared_ptr<event_store> store = std::move(opened).value();
   caf::actor_system_config cfg;
+  backline::choose_caf_scheduler(cfg);  // as `backline serve` runs its actors
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
   cfg.set("logger.file-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};

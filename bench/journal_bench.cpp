@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "backline/caf_scheduler.hpp"
 #include "backline/journal.hpp"
 #include "persistence/raw_writer.hpp"
 
@@ -93,6 +94,7 @@ double journal_rate(const std::string& dir, size_t appenders, size_t total_event
   }
   std::shared_ptr<event_store> store(std::move(opened.value()));
   caf::actor_system_config cfg;
+  backline::choose_caf_scheduler(cfg);  // as `backline serve` runs its actors
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
   auto journal = journal::spawn(sys, store);

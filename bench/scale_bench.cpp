@@ -48,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "backline/caf_scheduler.hpp"
 #include "backline/inbox.hpp"
 #include "bench/support/backline_child.hpp"
 #include "bench/support/load_generator.hpp"
@@ -406,6 +407,7 @@ int main(int argc, char** argv) {
   json::object figures;
   try {
     caf::actor_system_config cfg;
+    backline::choose_caf_scheduler(cfg);  // as `backline serve` runs its actors
     cfg.set("logger.console-verbosity", caf::atom("quiet"));
     cfg.set("logger.file-verbosity", caf::atom("quiet"));
     caf::actor_system sys{cfg};

@@ -1,6 +1,12 @@
 #include "backline/config.hpp"
 
+#include <caf/all.hpp>
 #include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <thread>
+
+#include "backline/caf_scheduler.hpp"
 
 #include "support/env.hpp"
 
@@ -79,6 +85,36 @@ TEST_CASE("the Slack callers option: 128 by default, from --slack-callers or SLA
   CHECK(flag->slack_callers == 256);
   CHECK_FALSE(parse_serve_options({"--slack-callers", "0"}, env_of({})));
   CHECK_THAT(serve_help(), Catch::Contains("--slack-callers") && Catch::Contains("SLACK_CALLERS"));
+}
+
+TEST_CASE("the actor threads: CAF's max(cores, 4) by default, from --actor-threads or BACKLINE_ACTOR_THREADS") {
+  auto defaults = parse_serve_options({}, env_of({}));
+  REQUIRE(defaults);
+  CHECK(defaults->actor_threads == 0);
+  const size_t cores = std::max<size_t>(4, std::thread::hardware_concurrency());
+  CHECK(actor_threads_for(0) == cores);
+  CHECK(actor_threads_for(2) == 2);
+  auto from_env = parse_serve_options({}, env_of({{"BACKLINE_ACTOR_THREADS", "3"}}));
+  REQUIRE(from_env);
+  CHECK(from_env->actor_threads == 3);
+  auto flag = parse_serve_options({"--actor-threads", "5"}, env_of({{"BACKLINE_ACTOR_THREADS", "3"}}));
+  REQUIRE(flag);
+  CHECK(flag->actor_threads == 5);
+  auto too_many = parse_serve_options({"--actor-threads", "257"}, env_of({}));
+  REQUIRE_FALSE(too_many);
+  CHECK_THAT(too_many.error().message(), Catch::Contains("--actor-threads"));
+  CHECK_FALSE(parse_serve_options({"--actor-threads", "two"}, env_of({})));
+  CHECK_THAT(serve_help(), Catch::Contains("--actor-threads") && Catch::Contains("BACKLINE_ACTOR_THREADS")
+                             && Catch::Contains("max(cores, 4): " + std::to_string(cores) + " here"));
+
+  // The scheduler gets that many threads.
+  for (size_t asked : {size_t{0}, size_t{2}}) {
+    caf::actor_system_config cfg;
+    choose_caf_scheduler(cfg, asked);
+    cfg.set("logger.console-verbosity", caf::atom("quiet"));
+    caf::actor_system sys{cfg};
+    CHECK(sys.scheduler().num_workers() == actor_threads_for(asked));
+  }
 }
 
 TEST_CASE("HTTPS needs both --tls-cert and --tls-key, from flags or environment") {

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <ctime>
 #include <random>
+#include <utility>
 
 namespace backline::http {
 namespace {
@@ -103,10 +104,64 @@ std::string format_request_line(const request_log_fields& f) {
   return line;
 }
 
-void line_writer::write(const std::string& line) {
+line_writer::line_writer(std::ostream& out, std::chrono::milliseconds interval, size_t wake_bytes,
+                         size_t max_buffered)
+  : out_(out), interval_(interval), wake_bytes_(wake_bytes), max_buffered_(max_buffered) {
+  thread_ = std::thread([this] { run(); });
+}
+
+line_writer::~line_writer() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_one();
+  thread_.join();
+}
+
+void line_writer::write(std::string_view line) {
+  bool wake = false;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (buffer_.size() + line.size() + 1 > max_buffered_) {
+      dropped_ += 1;
+      unreported_ += 1;
+      return;
+    }
+    const bool below = buffer_.size() < wake_bytes_;
+    buffer_.append(line).push_back('\n');
+    wake = below && buffer_.size() >= wake_bytes_;  // only the line that crosses the mark wakes the writer
+  }
+  if (wake)
+    wake_.notify_one();
+}
+
+uint64_t line_writer::dropped() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  out_ << line << '\n';
-  out_.flush();
+  return dropped_;
+}
+
+void line_writer::run() {
+  std::string out;
+  std::unique_lock<std::mutex> lock(mutex_);
+  for (;;) {
+    wake_.wait_for(lock, interval_, [this] { return stopping_ || buffer_.size() >= wake_bytes_; });
+    const bool last = stopping_;
+    out.clear();
+    out.swap(buffer_);
+    uint64_t lost = std::exchange(unreported_, 0);
+    lock.unlock();
+    if (lost > 0)
+      out += "ts=" + rfc3339_millis(std::chrono::system_clock::now()) + " level=warn msg=\"" + std::to_string(lost) +
+             " request log lines dropped: the log's output was not taking them\"\n";
+    if (!out.empty()) {
+      out_.write(out.data(), static_cast<std::streamsize>(out.size()));
+      out_.flush();
+    }
+    lock.lock();
+    if (last && buffer_.empty())
+      return;
+  }
 }
 
 } // namespace backline::http

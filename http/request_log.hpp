@@ -14,10 +14,13 @@
 // route pattern.
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace backline::http {
 
@@ -81,15 +84,52 @@ struct request_log_fields {
 /// One log line, without the newline.
 std::string format_request_line(const request_log_fields& f);
 
-/// Writes whole lines to a stream shared by every worker.
+/// Writes whole lines to a stream shared by every worker, from a thread of
+/// its own. A worker only appends its line to a buffer (a short lock, no
+/// system call); the writer thread writes the buffer out every `interval`,
+/// or sooner once `wake_bytes` are waiting, in one write and flush.
+///
+/// Before, each worker wrote and flushed its line under the lock: a system
+/// call per request, and a stalled output (a full stdout pipe) stalled every
+/// request behind the lock. Now requests never wait for the log's output.
+/// (Throughput: api_bench at 64 connections, four alternating pairs, showed
+/// no difference beyond the noise of this machine.)
+/// Hand-written rather than spdlog's async logger: the same buffer swap and
+/// one thread, without a new dependency for one log.
+///
+/// Nothing is written twice and lines never interleave. What is buffered
+/// when the writer is destroyed is written then; a crash loses at most the
+/// last `interval` of lines. When the stream stalls (a full pipe) and more
+/// than `max_buffered` bytes wait, further lines are dropped and counted,
+/// rather than holding up requests; a line saying how many is written
+/// once the stream moves again.
 class line_writer {
 public:
-  explicit line_writer(std::ostream& out) : out_(out) {}
-  void write(const std::string& line);
+  explicit line_writer(std::ostream& out, std::chrono::milliseconds interval = std::chrono::milliseconds(50),
+                       size_t wake_bytes = 64 * 1024, size_t max_buffered = 16u << 20);
+  ~line_writer();
+  line_writer(const line_writer&) = delete;
+  line_writer& operator=(const line_writer&) = delete;
+
+  /// Buffers one line (without its newline).
+  void write(std::string_view line);
+  /// Lines dropped so far because the stream was stalled.
+  uint64_t dropped() const;
 
 private:
-  std::mutex mutex_;
+  void run();
+
   std::ostream& out_;
+  const std::chrono::milliseconds interval_;
+  const size_t wake_bytes_;
+  const size_t max_buffered_;
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::string buffer_;       // lines waiting for the writer thread
+  uint64_t dropped_ = 0;     // since the start
+  uint64_t unreported_ = 0;  // dropped, not yet said in the log
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 } // namespace backline::http

@@ -14,6 +14,8 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdio>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -195,6 +197,118 @@ TEST_CASE("request ids: a client's is sanitised and bounded and a new one is 16 
   auto id = http::new_request_id();
   CHECK(std::regex_match(id, std::regex("[0-9a-f]{16}")));
   CHECK(http::new_request_id() != id);
+}
+
+TEST_CASE("the request log writer: lines from many workers arrive whole and in each worker's order") {
+  shared_log out;
+  constexpr int workers = 8, lines = 2000;
+  {
+    http::line_writer writer(out, 5ms, 4096);
+    std::vector<std::thread> threads;
+    for (int w = 0; w < workers; ++w)
+      threads.emplace_back([&writer, w] {
+        for (int i = 0; i < lines; ++i)
+          writer.write("w=" + std::to_string(w) + " i=" + std::to_string(i) + " pad=" + std::string(40, 'x'));
+      });
+    for (auto& t : threads)
+      t.join();
+  }  // destroyed: everything buffered is written
+  std::istringstream in(out.text());
+  std::vector<int> next(workers, 0);
+  std::string line;
+  int count = 0;
+  while (std::getline(in, line)) {
+    int w = -1, i = -1;
+    REQUIRE(std::sscanf(line.c_str(), "w=%d i=%d", &w, &i) == 2);
+    REQUIRE(line == "w=" + std::to_string(w) + " i=" + std::to_string(i) + " pad=" + std::string(40, 'x'));
+    REQUIRE(w >= 0);
+    REQUIRE(w < workers);
+    CHECK(i == next[static_cast<size_t>(w)]);
+    next[static_cast<size_t>(w)] = i + 1;
+    ++count;
+  }
+  CHECK(count == workers * lines);
+}
+
+TEST_CASE("the request log writer writes a lone line without waiting for more") {
+  shared_log out;
+  http::line_writer writer(out, 20ms);
+  writer.write("only=1");
+  CHECK(out.wait_for("only=1\n", 2s));
+}
+
+namespace {
+// A stream whose writes block until released: a full pipe.
+class stalled_log : public std::ostream {
+public:
+  stalled_log() : std::ostream(&buf_) {}
+  void release() {
+    {
+      std::lock_guard<std::mutex> lock(buf_.mutex);
+      buf_.released = true;
+    }
+    buf_.cv.notify_all();
+  }
+  bool wait_entered(std::chrono::milliseconds limit) {
+    std::unique_lock<std::mutex> lock(buf_.mutex);
+    return buf_.cv.wait_for(lock, limit, [this] { return buf_.entered; });
+  }
+  std::string text() {
+    std::lock_guard<std::mutex> lock(buf_.mutex);
+    return buf_.data;
+  }
+
+private:
+  struct blocking_buf : std::streambuf {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool entered = false, released = false;
+    std::string data;
+    std::streamsize xsputn(const char* s, std::streamsize n) override {
+      std::unique_lock<std::mutex> lock(mutex);
+      entered = true;
+      cv.notify_all();
+      cv.wait(lock, [this] { return released; });
+      data.append(s, static_cast<size_t>(n));
+      return n;
+    }
+    int_type overflow(int_type c) override {
+      std::lock_guard<std::mutex> lock(mutex);
+      if (c != traits_type::eof())
+        data += static_cast<char>(c);
+      return c;
+    }
+  } buf_;
+};
+} // namespace
+
+TEST_CASE("the request log writer drops lines past its bound while the stream is stalled, and says how many") {
+  stalled_log out;
+  {
+    http::line_writer writer(out, 5ms, 64, 1000);
+    writer.write("first=1");
+    REQUIRE(out.wait_entered(2s));  // the writer thread is stuck writing it
+    // Requests go on: their lines are buffered up to 1000 bytes, then dropped.
+    for (int i = 0; i < 100; ++i)
+      writer.write("n=" + std::to_string(i) + " " + std::string(40, 'y'));
+    const auto dropped = writer.dropped();
+    CHECK(dropped > 70);
+    CHECK(dropped < 100);
+    out.release();
+    // Destroyed: what was kept is written, then the count of what was not.
+    auto keep = writer.dropped();
+    CHECK(keep == dropped);
+  }
+  auto text = out.text();
+  CHECK_THAT(text, Catch::StartsWith("first=1\nn=0 "));
+  CHECK_THAT(text, Catch::Contains("request log lines dropped"));
+  std::smatch m;
+  REQUIRE(std::regex_search(text, m, std::regex("level=warn msg=\"([0-9]+) request log lines dropped")));
+  const int said = std::stoi(m[1]);
+  int kept = 0;
+  for (size_t at = text.find("n="); at != std::string::npos; at = text.find("\nn=", at + 1))
+    ++kept;
+  CHECK(said + kept == 100);
 }
 
 TEST_CASE("log values cannot forge fields or lines") {

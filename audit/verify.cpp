@@ -9,7 +9,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include <openssl/evp.h>
+#include "backline/sha256.hpp"
 #include <openssl/rand.h>
 
 #include "backline/audit.hpp"
@@ -24,13 +24,8 @@ std::string record_name(std::string_view stream, uint64_t seq) {
 
 verify_problem at(uint64_t position, std::string what) { return {position, std::move(what)}; }
 
-struct md_ctx_deleter {
-  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
-};
-
 /// SHA-256 of the key and the length-prefixed parts: the first 16 bytes as two words.
 std::pair<uint64_t, uint64_t> keyed_digest(const multiset_sum::key& k, std::initializer_list<std::string_view> parts) {
-  thread_local std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx{EVP_MD_CTX_new()};
   // One buffer, one update: the parts are short, the calls are many.
   thread_local std::string input;
   input.assign(reinterpret_cast<const char*>(k.bytes), sizeof k.bytes);
@@ -41,15 +36,7 @@ std::pair<uint64_t, uint64_t> keyed_digest(const multiset_sum::key& k, std::init
     *end++ = ':';
     input.append(length, end).append(part);
   }
-  unsigned char md[EVP_MAX_MD_SIZE] = {};
-  unsigned int len = 0;
-  // Fetched once: EVP_sha256() in every init looks SHA-256 up under a lock.
-  static EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  const bool ok = ctx && sha256 != nullptr && EVP_DigestInit_ex(ctx.get(), sha256, nullptr) == 1
-                  && EVP_DigestUpdate(ctx.get(), input.data(), input.size()) == 1
-                  && EVP_DigestFinal_ex(ctx.get(), md, &len) == 1;
-  if (!ok)
-    throw std::runtime_error("SHA-256 failed in libcrypto");
+  const auto md = sha256(input);  // throws if libcrypto fails
   uint64_t lo = 0, hi = 0;
   for (int i = 0; i < 8; ++i) {
     lo = (lo << 8) | md[i];

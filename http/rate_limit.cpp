@@ -2,7 +2,7 @@
 
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
+#include "backline/sha256.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -64,12 +64,10 @@ uint64_t rate_limiter::key_of(std::string_view bearer_token, std::string_view cl
   std::string input = salt_;
   input += bearer_token.empty() ? 'a' : 't';
   input += bearer_token.empty() ? client_ip : bearer_token;
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(input.data(), input.size(), digest, &len, EVP_sha256(), nullptr);
+  auto digest = sha256(input);
   OPENSSL_cleanse(input.data(), input.size());
   uint64_t key = 0;
-  std::memcpy(&key, digest, sizeof key);
+  std::memcpy(&key, digest.data(), sizeof key);
   return key;
 }
 

@@ -1,6 +1,6 @@
 #include "http/web_assets.hpp"
 
-#include <openssl/evp.h>
+#include "backline/sha256.hpp"
 
 #include <boost/json.hpp>
 
@@ -17,16 +17,8 @@ constexpr std::string_view content_security_policy =
   "form-action 'self'; frame-ancestors 'none'";
 
 std::string sha256_hex16(std::string_view bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < 8 && i < len; ++i) {
-    out += digits[md[i] >> 4];
-    out += digits[md[i] & 15];
-  }
-  return out;
+  auto md = sha256(bytes);
+  return hex_of(md.data(), 8);
 }
 
 void replace_all(std::string& text, std::string_view from, std::string_view to) {

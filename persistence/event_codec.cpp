@@ -16,25 +16,14 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/serializer.hpp>
 #include <boost/json/value.hpp>
-#include <openssl/evp.h>
 
 #include "backline/event_store.hpp"
+#include "backline/sha256.hpp"
 #include "persistence/keys.hpp"
 
 namespace backline {
 
 namespace {
-
-struct md_ctx_deleter {
-  void operator()(EVP_MD_CTX* ctx) const noexcept { EVP_MD_CTX_free(ctx); }
-};
-
-/// SHA-256, fetched from the provider once: EVP_sha256() in each digest's
-/// init looks it up again under a lock (measurable in the audit's passes).
-const EVP_MD* sha256() {
-  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return md != nullptr ? md : EVP_sha256();
-}
 
 /// "<decimal byte length>:<bytes>", appended to what is to be digested.
 bool append_field(std::string& out, std::string_view field) {
@@ -344,11 +333,6 @@ std::optional<event_record> decode_canonical(std::string_view bytes) {
 } // namespace
 
 std::string event_hash(const event_record& e) {
-  // One context per thread, re-initialised per event: cheaper than a new
-  // context for every hash on the journal's hot path.
-  thread_local std::unique_ptr<EVP_MD_CTX, md_ctx_deleter> ctx{EVP_MD_CTX_new()};
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), sha256(), nullptr) != 1)
-    return {};  // cannot happen with a working libcrypto; "" never verifies
   const std::string position = decimal(e.position);
   const std::string seq = decimal(e.seq);
   // The fields gathered into one buffer and digested in one call: sixteen
@@ -362,20 +346,12 @@ std::string event_hash(const event_record& e) {
     if (!append_field(input, field))
       return {};
   }
-  if (EVP_DigestUpdate(ctx.get(), input.data(), input.size()) != 1)
-    return {};
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-  unsigned int md_len = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), md.data(), &md_len) != 1)
-    return {};
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(md_len * 2);
-  for (unsigned int i = 0; i < md_len; ++i) {
-    out.push_back(hex[md[i] >> 4]);
-    out.push_back(hex[md[i] & 0xf]);
+  try {
+    auto md = sha256(input);
+    return hex_of(md.data(), md.size());
+  } catch (const std::runtime_error&) {
+    return {};  // cannot happen with a working libcrypto; "" never verifies
   }
-  return out;
 }
 
 namespace {

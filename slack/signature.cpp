@@ -1,5 +1,7 @@
 #include "slack/signature.hpp"
 
+#include "backline/sha256.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -11,15 +13,9 @@ std::string slack_signature(const std::string& secret, const std::string& timest
   const std::string base = "v0:" + timestamp + ":" + body;
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+  HMAC(sha256_md(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(base.data()), base.size(), mac, &mac_len);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out = "v0=";
-  for (unsigned int i = 0; i < mac_len; ++i) {
-    out += hex[mac[i] >> 4];
-    out += hex[mac[i] & 0x0f];
-  }
-  return out;
+  return "v0=" + hex_of(mac, mac_len);
 }
 
 bool signatures_equal(std::string_view a, std::string_view b) {

@@ -34,6 +34,7 @@
 #include <thread>
 #include <vector>
 
+#include "backline/malloc_tuning.hpp"
 #include "bench/support/options.hpp"
 #include "backline/caf_scheduler.hpp"
 #include "backline/inbox.hpp"
@@ -226,6 +227,7 @@ struct inbox_setup {
 } // namespace
 
 int main(int argc, char** argv) {
+  backline::tune_malloc();  // as `backline` runs
   std::vector<size_t> fanin{1, 16, 256};
   double seconds = 4, warmup = 1;
   bool sync = false, quick = false;

@@ -64,6 +64,7 @@
 #include <thread>
 #include <vector>
 
+#include "backline/malloc_tuning.hpp"
 #include "bench/support/backline_child.hpp"
 #include "bench/support/load_generator.hpp"
 #include "http/http_server.hpp"
@@ -451,6 +452,7 @@ int run(const options& opt) {
 } // namespace
 
 int main(int argc, char** argv) {
+  backline::tune_malloc();  // as `backline` runs
   auto opt = parse_options(argc, argv);
   if (!opt)
     return 2;

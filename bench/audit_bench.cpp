@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "backline/malloc_tuning.hpp"
 #include "backline/caf_scheduler.hpp"
 #include "backline/audit.hpp"
 #include "backline/journal.hpp"
@@ -262,6 +263,7 @@ double median(std::vector<double> v) {
 } // namespace
 
 int main(int argc, char** argv) {
+  backline::tune_malloc();  // as `backline` runs
   uint64_t events = 10'000'000;
   std::string dir;
   bool keep = false;

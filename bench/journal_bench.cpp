@@ -4,6 +4,7 @@
 // same encoded events, and one fsync per event.
 //
 //   journal_bench [--events N] [--appenders 1|16|256] [--repeat K] [--dir DIR] [--quick]
+//                 [--actor-scheduler sharing|stealing]   (default: the server's, sharing)
 //
 // Ends with one JSON line: {"bench":"journal","figures":{…},"ratio":…,"target":0.7}
 
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "backline/malloc_tuning.hpp"
 #include "backline/caf_scheduler.hpp"
 #include "backline/journal.hpp"
 #include "persistence/raw_writer.hpp"
@@ -84,8 +86,8 @@ caf::behavior appender(caf::stateful_actor<appender_state>* self, journal_actor 
   return {[] {}};
 }
 
-double journal_rate(const std::string& dir, size_t appenders, size_t total_events, journal_stats& stats,
-                    double& cpu_per_event) {
+double journal_rate(const std::string& dir, size_t appenders, size_t total_events, actor_scheduler policy,
+                    journal_stats& stats, double& cpu_per_event) {
   std::filesystem::remove_all(dir);
   auto opened = event_store::open(dir);
   if (!opened) {
@@ -94,7 +96,7 @@ double journal_rate(const std::string& dir, size_t appenders, size_t total_event
   }
   std::shared_ptr<event_store> store(std::move(opened.value()));
   caf::actor_system_config cfg;
-  backline::choose_caf_scheduler(cfg);  // as `backline serve` runs its actors
+  backline::choose_caf_scheduler(cfg, 0, policy);  // as `backline serve` runs its actors
   cfg.set("logger.console-verbosity", caf::atom("quiet"));
   caf::actor_system sys{cfg};
   auto journal = journal::spawn(sys, store);
@@ -163,9 +165,11 @@ double median(std::vector<double> v) {
 } // namespace
 
 int main(int argc, char** argv) {
+  backline::tune_malloc();  // as `backline` runs
   size_t events = 64000;
   size_t only_appenders = 0;  // 0: all of 1, 16, 256
   size_t repeat = 3;          // turns of ceiling and journal per N (medians compared)
+  auto policy = actor_scheduler::sharing;  // the server's default (--actor-scheduler)
   std::string dir = (std::filesystem::temp_directory_path() / "backline-journal-bench").string();
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -179,13 +183,17 @@ int main(int argc, char** argv) {
       repeat = std::max<size_t>(1, std::stoul(argv[++i]));
     else if (a == "--quick")
       events = 25600;
+    else if (a == "--actor-scheduler" && i + 1 < argc && (std::string(argv[i + 1]) == "sharing"
+                                                          || std::string(argv[i + 1]) == "stealing"))
+      policy = std::string(argv[++i]) == "sharing" ? actor_scheduler::sharing : actor_scheduler::stealing;
     else {
-      std::cerr << "usage: journal_bench [--events N] [--appenders 1|16|256] [--repeat K] [--dir DIR] [--quick]\n";
+      std::cerr << "usage: journal_bench [--events N] [--appenders 1|16|256] [--repeat K] [--dir DIR] [--quick]\n"
+                   "                     [--actor-scheduler sharing|stealing]\n";
       return 2;
     }
   }
-  std::printf("journal_bench: %zu events per run, data in %s, %u cores\n", events, dir.c_str(),
-              std::thread::hardware_concurrency());
+  std::printf("journal_bench: %zu events per run, data in %s, %u cores, actors on CAF work %s\n", events,
+              dir.c_str(), std::thread::hardware_concurrency(), std::string(to_string(policy)).c_str());
 
   // Ceilings on the same disk, same encoded events.
   double raw_single = raw_rate(dir, std::min<size_t>(events / 8, 4000), 1, 1, true);
@@ -213,7 +221,7 @@ int main(int argc, char** argv) {
       raw_cpus.push_back(raw_cpu);
       double journal_cpu = 0;
       journal_stats run_stats;
-      rates.push_back(journal_rate(dir, n, events, run_stats, journal_cpu));
+      rates.push_back(journal_rate(dir, n, events, policy, run_stats, journal_cpu));
       journal_cpus.push_back(journal_cpu);
       stats.batches += run_stats.batches;
       stats.syncs += run_stats.syncs;

@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backline/malloc_tuning.hpp"
 #include "bench/support/load_generator.hpp"
 #include "http/http_server.hpp"
 
@@ -225,6 +226,7 @@ int run(const options& opt) {
 } // namespace
 
 int main(int argc, char** argv) {
+  backline::tune_malloc();  // as `backline` runs
   auto opt = parse_options(argc, argv);
   if (!opt)
     return 2;

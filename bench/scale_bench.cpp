@@ -48,6 +48,7 @@
 #include <thread>
 #include <vector>
 
+#include "backline/malloc_tuning.hpp"
 #include "backline/caf_scheduler.hpp"
 #include "backline/inbox.hpp"
 #include "bench/support/backline_child.hpp"
@@ -375,6 +376,7 @@ json::object measure_startup(const chat_template& t, const std::string& workdir,
 } // namespace
 
 int main(int argc, char** argv) {
+  backline::tune_malloc();  // as `backline` runs
   std::vector<size_t> chats{10000, 100000};
   std::vector<size_t> startup{100000, 1000000};
   std::string binary = bench::default_backline_path().string();

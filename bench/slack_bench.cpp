@@ -60,6 +60,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "backline/malloc_tuning.hpp"
 #include "backline/config.hpp"
 #include "bench/support/backline_child.hpp"
 #include "bench/support/options.hpp"
@@ -755,6 +756,7 @@ int run(const options& opt) {
 } // namespace
 
 int main(int argc, char** argv) {
+  backline::tune_malloc();  // as `backline` runs
   options opt;
   opt.backline = bench::default_backline_path().string();
   try {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backline/malloc_tuning.hpp"
 #include "backline/audit.hpp"
 #include "backline/config.hpp"
 #include "backline/server.hpp"
@@ -59,6 +60,7 @@ int serve(const std::vector<std::string>& args) {
 } // namespace
 
 int main(int argc, char** argv) {
+  backline::tune_malloc();  // before any thread starts
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
     std::cout << usage;

@@ -64,15 +64,25 @@ const std::vector<option_row>& option_table() {
                           "HTTP worker threads; each serves one open connection", &server_config::http_threads,
                           1, 20000),
     {"--actor-threads", "BACKLINE_ACTOR_THREADS", "N",
-     "threads running the actors (CAF's scheduler); 0: CAF's default, max(cores, 4). On 2 cores, 2 made the "
-     "journal alone faster and HTTP posts slower (README, Benchmarks)",
+     "threads running the actors (CAF's scheduler); 0: one per core (CAF's own default is max(cores, 4), which "
+     "with work sharing slowed the journal by a third on 2 cores)",
      [](server_config& c, const std::string& v) {
        return parse_number(v, size_t{0}, size_t{256}, c.actor_threads, "--actor-threads");
      },
      [](const server_config& c) {
-       return c.actor_threads == 0 ? "0 (max(cores, 4): " + std::to_string(actor_threads_for(0)) + " here)"
+       return c.actor_threads == 0 ? "0 (one per core: " + std::to_string(actor_threads_for(0)) + " here)"
                                    : std::to_string(c.actor_threads);
      }},
+    {"--actor-scheduler", "BACKLINE_ACTOR_SCHEDULER", "sharing|stealing",
+     "how the actor threads share work: one first-in-first-out queue (sharing), or CAF's work stealing, whose "
+     "last-in-first-out queues gave a p99 nearly twice as long at 1,000 connections (README, Benchmarks)",
+     [](server_config& c, const std::string& v) -> status {
+       if (v != "sharing" && v != "stealing")
+         return {errc::invalid_argument, "--actor-scheduler: expected sharing or stealing, got '" + v + "'"};
+       c.actor_work_stealing = v == "stealing";
+       return {};
+     },
+     [](const server_config& c) { return c.actor_work_stealing ? std::string("stealing") : std::string("sharing"); }},
     number_option<size_t>("--max-body-bytes", "BACKLINE_MAX_BODY_BYTES",
                           "largest request body accepted (larger: 413)", &server_config::max_body_bytes, 1024,
                           size_t{1} << 30),

@@ -30,7 +30,8 @@ struct server_config {
   uint32_t slack_poll_window_ms = 60000;  // --slack-poll-window-ms: the budget counts per this window (a minute)
   uint32_t slack_poll_interval_ms = 5000; // --slack-poll-interval-ms: an active thread is polled again this soon
   size_t http_threads = 512;              // --http-threads, one per open connection
-  size_t actor_threads = 0;               // --actor-threads: CAF scheduler threads; 0: max(cores, 4)
+  size_t actor_threads = 0;               // --actor-threads: CAF scheduler threads; 0: one per core
+  bool actor_work_stealing = false;       // --actor-scheduler sharing|stealing (caf_scheduler.hpp)
   size_t max_body_bytes = 16u << 20;      // --max-body-bytes, larger bodies get 413
   size_t max_file_bytes = 10u << 20;      // --max-file-bytes, larger attached files get 413
   uint32_t request_timeout_ms = 5000;     // --request-timeout-ms, actor answer deadline

@@ -1,6 +1,9 @@
 #include "backline/config.hpp"
 
 #include <caf/all.hpp>
+#include <caf/policy/work_sharing.hpp>
+#include <caf/policy/work_stealing.hpp>
+#include <caf/scheduler/coordinator.hpp>
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -87,13 +90,13 @@ TEST_CASE("the Slack callers option: 128 by default, from --slack-callers or SLA
   CHECK_THAT(serve_help(), Catch::Contains("--slack-callers") && Catch::Contains("SLACK_CALLERS"));
 }
 
-TEST_CASE("the actor threads: CAF's max(cores, 4) by default, from --actor-threads or BACKLINE_ACTOR_THREADS") {
+TEST_CASE("the actor threads: one per core by default, from --actor-threads or BACKLINE_ACTOR_THREADS") {
   auto defaults = parse_serve_options({}, env_of({}));
   REQUIRE(defaults);
   CHECK(defaults->actor_threads == 0);
-  const size_t cores = std::max<size_t>(4, std::thread::hardware_concurrency());
+  const size_t cores = std::max<size_t>(1, std::thread::hardware_concurrency());
   CHECK(actor_threads_for(0) == cores);
-  CHECK(actor_threads_for(2) == 2);
+  CHECK(actor_threads_for(3) == 3);
   auto from_env = parse_serve_options({}, env_of({{"BACKLINE_ACTOR_THREADS", "3"}}));
   REQUIRE(from_env);
   CHECK(from_env->actor_threads == 3);
@@ -105,16 +108,51 @@ TEST_CASE("the actor threads: CAF's max(cores, 4) by default, from --actor-threa
   CHECK_THAT(too_many.error().message(), Catch::Contains("--actor-threads"));
   CHECK_FALSE(parse_serve_options({"--actor-threads", "two"}, env_of({})));
   CHECK_THAT(serve_help(), Catch::Contains("--actor-threads") && Catch::Contains("BACKLINE_ACTOR_THREADS")
-                             && Catch::Contains("max(cores, 4): " + std::to_string(cores) + " here"));
+                             && Catch::Contains("one per core: " + std::to_string(cores) + " here"));
 
   // The scheduler gets that many threads.
-  for (size_t asked : {size_t{0}, size_t{2}}) {
+  for (size_t asked : {size_t{0}, size_t{3}}) {
     caf::actor_system_config cfg;
     choose_caf_scheduler(cfg, asked);
     cfg.set("logger.console-verbosity", caf::atom("quiet"));
     caf::actor_system sys{cfg};
     CHECK(sys.scheduler().num_workers() == actor_threads_for(asked));
   }
+}
+
+TEST_CASE("the actor scheduler: work sharing by default, work stealing from --actor-scheduler or BACKLINE_ACTOR_SCHEDULER") {
+  auto defaults = parse_serve_options({}, env_of({}));
+  REQUIRE(defaults);
+  CHECK_FALSE(defaults->actor_work_stealing);
+  auto from_env = parse_serve_options({}, env_of({{"BACKLINE_ACTOR_SCHEDULER", "stealing"}}));
+  REQUIRE(from_env);
+  CHECK(from_env->actor_work_stealing);
+  auto flag = parse_serve_options({"--actor-scheduler", "sharing"}, env_of({{"BACKLINE_ACTOR_SCHEDULER", "stealing"}}));
+  REQUIRE(flag);
+  CHECK_FALSE(flag->actor_work_stealing);
+  auto bad = parse_serve_options({"--actor-scheduler", "fifo"}, env_of({}));
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message(), Catch::Contains("--actor-scheduler") && Catch::Contains("fifo"));
+  CHECK_THAT(serve_help(), Catch::Contains("--actor-scheduler") && Catch::Contains("BACKLINE_ACTOR_SCHEDULER"));
+
+  // The actor system gets that scheduler (under ThreadSanitizer always work sharing).
+  auto policy_of = [](actor_scheduler asked) {
+    caf::actor_system_config cfg;
+    choose_caf_scheduler(cfg, 2, asked);
+    cfg.set("logger.console-verbosity", caf::atom("quiet"));
+    caf::actor_system sys{cfg};
+    if (dynamic_cast<caf::scheduler::coordinator<caf::policy::work_sharing>*>(&sys.scheduler()) != nullptr)
+      return std::string("sharing");
+    if (dynamic_cast<caf::scheduler::coordinator<caf::policy::work_stealing>*>(&sys.scheduler()) != nullptr)
+      return std::string("stealing");
+    return std::string("other");
+  };
+  CHECK(policy_of(actor_scheduler::sharing) == "sharing");
+#ifdef BACKLINE_TSAN
+  CHECK(policy_of(actor_scheduler::stealing) == "sharing");
+#else
+  CHECK(policy_of(actor_scheduler::stealing) == "stealing");
+#endif
 }
 
 TEST_CASE("HTTPS needs both --tls-cert and --tls-key, from flags or environment") {

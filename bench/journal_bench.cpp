@@ -183,9 +183,8 @@ int main(int argc, char** argv) {
       repeat = std::max<size_t>(1, std::stoul(argv[++i]));
     else if (a == "--quick")
       events = 25600;
-    else if (a == "--actor-scheduler" && i + 1 < argc && (std::string(argv[i + 1]) == "sharing"
-                                                          || std::string(argv[i + 1]) == "stealing"))
-      policy = std::string(argv[++i]) == "sharing" ? actor_scheduler::sharing : actor_scheduler::stealing;
+    else if (a == "--actor-scheduler" && i + 1 < argc && actor_scheduler_named(argv[i + 1]))
+      policy = *actor_scheduler_named(argv[++i]);
     else {
       std::cerr << "usage: journal_bench [--events N] [--appenders 1|16|256] [--repeat K] [--dir DIR] [--quick]\n"
                    "                     [--actor-scheduler sharing|stealing]\n";

@@ -77,12 +77,13 @@ const std::vector<option_row>& option_table() {
      "how the actor threads share work: one first-in-first-out queue (sharing), or CAF's work stealing, whose "
      "last-in-first-out queues gave a p99 nearly twice as long at 1,000 connections (README, Benchmarks)",
      [](server_config& c, const std::string& v) -> status {
-       if (v != "sharing" && v != "stealing")
+       auto named = actor_scheduler_named(v);
+       if (!named)
          return {errc::invalid_argument, "--actor-scheduler: expected sharing or stealing, got '" + v + "'"};
-       c.actor_work_stealing = v == "stealing";
+       c.scheduler = *named;
        return {};
      },
-     [](const server_config& c) { return c.actor_work_stealing ? std::string("stealing") : std::string("sharing"); }},
+     [](const server_config& c) { return std::string(to_string(c.scheduler)); }},
     number_option<size_t>("--max-body-bytes", "BACKLINE_MAX_BODY_BYTES",
                           "largest request body accepted (larger: 413)", &server_config::max_body_bytes, 1024,
                           size_t{1} << 30),

@@ -218,8 +218,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
         << view_report.threads << " threads)\n";
   s->caf_cfg.set("logger.console-verbosity", caf::atom("quiet"));
   s->caf_cfg.set("logger.file-verbosity", caf::atom("quiet"));
-  choose_caf_scheduler(s->caf_cfg, cfg.actor_threads,
-                       cfg.actor_work_stealing ? actor_scheduler::stealing : actor_scheduler::sharing);
+  choose_caf_scheduler(s->caf_cfg, cfg.actor_threads, cfg.scheduler);
   s->sys = std::make_unique<caf::actor_system>(s->caf_cfg);
   journal_options journal_opts;
   // Storage episodes (disk full, recovered) on stderr, one line each.

@@ -11,8 +11,9 @@
 // 109-112), 13.6k-14.1k posts/s against 12.7k-13.6k; at 64 connections
 // 16.7k-17.3k against 14.0k-16.8k posts/s, 92-96 against 101-122 us of CPU a
 // post. The journal alone (journal_bench --appenders 256, whose 256 appender
-// actors wake on every answer) is the exception: 0.56-0.59 of its ceiling
-// against 0.65-0.66. Under ThreadSanitizer (BACKLINE_TSAN) it is always work
+// actors wake on every answer) was slower with four threads, 0.56-0.59 of its
+// ceiling against 0.65-0.66; with one thread per core (below) and the malloc
+// setting (malloc_tuning.hpp) it gives 0.77-0.81. Under ThreadSanitizer (BACKLINE_TSAN) it is always work
 // sharing: Debian's libcaf_core is not built with ThreadSanitizer, and work
 // stealing's lock-free queues would make every hand-off between threads look
 // like a race; work sharing's mutex is visible to it.
@@ -31,15 +32,11 @@
 
 #include <algorithm>
 #include <cstddef>
-#include <string_view>
 #include <thread>
 
+#include "backline/config.hpp"
+
 namespace backline {
-
-enum class actor_scheduler { sharing, stealing };
-
-/// "sharing" or "stealing".
-inline std::string_view to_string(actor_scheduler s) { return s == actor_scheduler::sharing ? "sharing" : "stealing"; }
 
 /// The scheduler threads for a configured count (0: one per core).
 inline size_t actor_threads_for(size_t configured) {

@@ -6,12 +6,30 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backline/status.hpp"
 
 namespace backline {
+
+/// How the actor threads share work (include/backline/caf_scheduler.hpp says
+/// why work sharing is the default).
+enum class actor_scheduler { sharing, stealing };
+
+/// "sharing" or "stealing".
+inline std::string_view to_string(actor_scheduler s) { return s == actor_scheduler::sharing ? "sharing" : "stealing"; }
+
+/// The scheduler of that name; nullopt for any other name.
+inline std::optional<actor_scheduler> actor_scheduler_named(std::string_view name) {
+  if (name == "sharing")
+    return actor_scheduler::sharing;
+  if (name == "stealing")
+    return actor_scheduler::stealing;
+  return std::nullopt;
+}
 
 struct server_config {
   std::string listen_host = "127.0.0.1";  // --listen HOST:PORT, BACKLINE_LISTEN
@@ -31,7 +49,7 @@ struct server_config {
   uint32_t slack_poll_interval_ms = 5000; // --slack-poll-interval-ms: an active thread is polled again this soon
   size_t http_threads = 512;              // --http-threads, one per open connection
   size_t actor_threads = 0;               // --actor-threads: CAF scheduler threads; 0: one per core
-  bool actor_work_stealing = false;       // --actor-scheduler sharing|stealing (caf_scheduler.hpp)
+  actor_scheduler scheduler = actor_scheduler::sharing;  // --actor-scheduler sharing|stealing
   size_t max_body_bytes = 16u << 20;      // --max-body-bytes, larger bodies get 413
   size_t max_file_bytes = 10u << 20;      // --max-file-bytes, larger attached files get 413
   uint32_t request_timeout_ms = 5000;     // --request-timeout-ms, actor answer deadline

@@ -123,13 +123,13 @@ TEST_CASE("the actor threads: one per core by default, from --actor-threads or B
 TEST_CASE("the actor scheduler: work sharing by default, work stealing from --actor-scheduler or BACKLINE_ACTOR_SCHEDULER") {
   auto defaults = parse_serve_options({}, env_of({}));
   REQUIRE(defaults);
-  CHECK_FALSE(defaults->actor_work_stealing);
+  CHECK(defaults->scheduler == actor_scheduler::sharing);
   auto from_env = parse_serve_options({}, env_of({{"BACKLINE_ACTOR_SCHEDULER", "stealing"}}));
   REQUIRE(from_env);
-  CHECK(from_env->actor_work_stealing);
+  CHECK(from_env->scheduler == actor_scheduler::stealing);
   auto flag = parse_serve_options({"--actor-scheduler", "sharing"}, env_of({{"BACKLINE_ACTOR_SCHEDULER", "stealing"}}));
   REQUIRE(flag);
-  CHECK_FALSE(flag->actor_work_stealing);
+  CHECK(flag->scheduler == actor_scheduler::sharing);
   auto bad = parse_serve_options({"--actor-scheduler", "fifo"}, env_of({}));
   REQUIRE_FALSE(bad);
   CHECK_THAT(bad.error().message(), Catch::Contains("--actor-scheduler") && Catch::Contains("fifo"));

@@ -492,17 +492,19 @@ void dispatch(dispatcher_actor::stateful_pointer<dispatcher_state> self) {
     auto next = std::move(st.waiting.front());
     st.waiting.pop_front();
     auto rp = next.promise;
+    auto freed = [self, caller] {  // the caller takes the next post waiting
+      self->state.idle.push_back(caller);
+      dispatch(self);
+    };
     self->request(caller, caf::infinite, atoms::post::value, std::move(next.post))
       .then(
-        [self, caller, rp](const reply_status& status, const std::string& ts, uint64_t wait, uint8_t kind) mutable {
+        [rp, freed](const reply_status& status, const std::string& ts, uint64_t wait, uint8_t kind) mutable {
           rp.deliver(status, ts, wait, kind);
-          self->state.idle.push_back(caller);
-          dispatch(self);
+          freed();
         },
-        [self, caller, rp](caf::error& e) mutable {
+        [rp, freed](caf::error& e) mutable {
           rp.deliver(std::move(e));
-          self->state.idle.push_back(caller);
-          dispatch(self);
+          freed();
         });
   }
 }
@@ -531,7 +533,7 @@ struct channel_state {
   channel_state() = default;  // not an aggregate: CAF would build it from the self pointer
   static inline const char* name = "slack_channel";
   slack_port_options opts;
-  dispatcher_actor caller;    // hands the post to a free caller
+  dispatcher_actor dispatcher;  // hands the post to a free caller
   slack_port_actor port;      // told of the queue's length and the token's state
   std::string channel_id;
   bool token_rejected = false;
@@ -582,7 +584,7 @@ void send_next(channel_pointer self) {
   }
   st.tokens -= 1;
   st.sending = true;
-  self->request(st.caller, caf::infinite, atoms::post::value, st.queue.front().post)
+  self->request(st.dispatcher, caf::infinite, atoms::post::value, st.queue.front().post)
     .then(
       [self](const reply_status& status, const std::string& ts, uint64_t wait_ms, uint8_t kind_raw) {
         auto& st = self->state;
@@ -635,10 +637,11 @@ void send_next(channel_pointer self) {
       });
 }
 
-channel_actor::behavior_type channel_behavior(channel_pointer self, slack_port_options opts, dispatcher_actor caller,
-                                              slack_port_actor port, std::string channel_id) {
+channel_actor::behavior_type channel_behavior(channel_pointer self, slack_port_options opts,
+                                              dispatcher_actor dispatcher, slack_port_actor port,
+                                              std::string channel_id) {
   self->state.opts = opts;
-  self->state.caller = std::move(caller);
+  self->state.dispatcher = std::move(dispatcher);
   self->state.port = std::move(port);
   self->state.channel_id = std::move(channel_id);
   self->state.tokens = opts.burst;

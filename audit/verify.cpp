@@ -5,14 +5,13 @@
 #include <atomic>
 #include <charconv>
 #include <chrono>
-#include <memory>
 #include <stdexcept>
 #include <thread>
 
-#include "backline/sha256.hpp"
 #include <openssl/rand.h>
 
 #include "backline/audit.hpp"
+#include "backline/sha256.hpp"
 
 namespace backline::audit {
 namespace {

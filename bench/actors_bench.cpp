@@ -34,10 +34,10 @@
 #include <thread>
 #include <vector>
 
-#include "backline/malloc_tuning.hpp"
-#include "bench/support/options.hpp"
 #include "backline/caf_scheduler.hpp"
 #include "backline/inbox.hpp"
+#include "backline/malloc_tuning.hpp"
+#include "bench/support/options.hpp"
 
 using namespace backline;
 namespace json = boost::json;

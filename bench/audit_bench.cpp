@@ -31,10 +31,10 @@
 #include <string>
 #include <vector>
 
-#include "backline/malloc_tuning.hpp"
-#include "backline/caf_scheduler.hpp"
 #include "backline/audit.hpp"
+#include "backline/caf_scheduler.hpp"
 #include "backline/journal.hpp"
+#include "backline/malloc_tuning.hpp"
 
 using namespace backline;
 using clock_type = std::chrono::steady_clock;

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
-#include "backline/malloc_tuning.hpp"
 #include "backline/caf_scheduler.hpp"
 #include "backline/journal.hpp"
+#include "backline/malloc_tuning.hpp"
 #include "persistence/raw_writer.hpp"
 
 using namespace backline;

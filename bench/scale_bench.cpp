@@ -48,9 +48,9 @@
 #include <thread>
 #include <vector>
 
-#include "backline/malloc_tuning.hpp"
 #include "backline/caf_scheduler.hpp"
 #include "backline/inbox.hpp"
+#include "backline/malloc_tuning.hpp"
 #include "bench/support/backline_child.hpp"
 #include "bench/support/load_generator.hpp"
 

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "backline/malloc_tuning.hpp"
 #include "backline/audit.hpp"
 #include "backline/config.hpp"
+#include "backline/malloc_tuning.hpp"
 #include "backline/server.hpp"
 
 namespace {

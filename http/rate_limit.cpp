@@ -2,12 +2,13 @@
 
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
-#include "backline/sha256.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstring>
+
+#include "backline/sha256.hpp"
 
 namespace backline::http {
 

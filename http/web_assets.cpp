@@ -1,8 +1,8 @@
 #include "http/web_assets.hpp"
 
-#include "backline/sha256.hpp"
-
 #include <boost/json.hpp>
+
+#include "backline/sha256.hpp"
 
 namespace backline::http {
 namespace {

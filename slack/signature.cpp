@@ -1,10 +1,10 @@
 #include "slack/signature.hpp"
 
-#include "backline/sha256.hpp"
-
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+
+#include "backline/sha256.hpp"
 
 namespace backline::slack {
 

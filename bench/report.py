@@ -328,6 +328,10 @@ if sl:
           ("p99", [(n, f["events_%d" % n]["p99_ms"]) for n in ns]),
           ("target p99: 50 ms", [(n, 50) for n in ns])], ["slack"])
     paces = sorted(k for k in f if k.startswith("pacing_"))
+
+    def answering(p):  # " (Slack answering in +100 ms)", or "" when the fake answered at once
+        return " (Slack answering in +%s ms)" % p["slack_latency_ms"] if p.get("slack_latency_ms") else ""
+
     if paces:
         md.append("Outbound posts paced at Slack's per-channel rate with every channel busy (agents post faster than "
                   "Slack takes them; the fake limits chat.postMessage per channel as Slack does):")
@@ -335,8 +339,7 @@ if sl:
         table(["channels", "offered posts/s", "delivered posts/s", "ceiling (channels × rate)", "ratio",
                "busiest channel 1 s / 10 s (allowed)", "429s", "per channel min/max, Jain", "ack → Slack p50 / p99 ms",
                "lag behind ideal pacer p99 ms", "lost / duplicated"],
-              [[fmt(f[k]["channels"]) + ("" if not f[k].get("slack_latency_ms") else
-                                           " (Slack answering in +%s ms)" % f[k]["slack_latency_ms"]) +
+              [[fmt(f[k]["channels"]) + answering(f[k]) +
                 ("" if not f[k].get("callers") else ", %s callers" % f[k]["callers"]),
                 fmt(f[k]["offered_per_s"]), fmt(f[k]["delivered_per_s"]),
                 "%s (%s × %s/s)" % (fmt(f[k]["ceiling_per_s"]), fmt(f[k]["channels"]),
@@ -363,8 +366,7 @@ if sl:
             if tl:
                 plot("slack_%s.svg" % k,
                      "Outbound posts per second, %s busy channels%s" % (
-                         fmt(f[k]["channels"]), ", Slack answering in +%s ms" % f[k]["slack_latency_ms"]
-                         if f[k].get("slack_latency_ms") else ""), "second of the run",
+                         fmt(f[k]["channels"]), answering(f[k])), "second of the run",
                      "posts/s",
                      [("acknowledged by backline", [(i, t[0]) for i, t in enumerate(tl)]),
                       ("accepted by Slack", [(i, t[1]) for i, t in enumerate(tl)]),
@@ -376,8 +378,7 @@ if sl:
             allowed = p["burst"] + p["allowed_per_channel_per_s"]
             verdicts.append(("Slack pacing, %s channels%s: no channel above Slack's rate (no 429, calls in any 1 s "
                              "≤ %s), nothing lost or duplicated" % (
-                                 fmt(p["channels"]), " (Slack answering in +%s ms)" % p["slack_latency_ms"]
-                                 if p.get("slack_latency_ms") else "", fmt(allowed)),
+                                 fmt(p["channels"]), answering(p), fmt(allowed)),
                              "busiest 1 s: %s calls; %s 429s; lost %s, duplicated %s" % (
                                  p["peak_channel_1s_calls"], fmt(p["ratelimited_429"]), p["lost"], p["duplicated"]),
                              p["peak_channel_1s_calls"] <= allowed and p["ratelimited_429"] == 0

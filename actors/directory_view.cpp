@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 
+#include "actors/thread_name.hpp"
 #include "backline/log_scan.hpp"
 
 namespace json = boost::json;
@@ -154,6 +155,7 @@ void keeper_tick(view_keeper_pointer self) {
 inbox::view_keeper_actor::behavior_type view_keeper_behavior(view_keeper_pointer self,
                                                              std::shared_ptr<event_store> store,
                                                              inbox::view_keeper_options opts) {
+  name_detached_thread(self, "directory.view");
   self->state.store = std::move(store);
   self->state.opts = std::move(opts);
   self->state.last_advance = std::chrono::steady_clock::now();

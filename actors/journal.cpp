@@ -48,6 +48,8 @@
 
 #include <sys/statvfs.h>
 
+#include "actors/thread_name.hpp"
+
 namespace backline {
 namespace {
 
@@ -56,7 +58,8 @@ namespace {
 // disk. One sync covers every batch written before it started.
 using syncer_actor = caf::typed_actor<caf::replies_to<atoms::flush>::with<reply_status>>;
 
-syncer_actor::behavior_type syncer_behavior(syncer_actor::pointer, std::shared_ptr<event_store> store) {
+syncer_actor::behavior_type syncer_behavior(syncer_actor::pointer self, std::shared_ptr<event_store> store) {
+  name_detached_thread(self, "journal.sync");
   return {[store](atoms::flush) { return reply_status::from(store->sync()); }};
 }
 
@@ -77,7 +80,8 @@ namespace {
 
 using writer_actor = caf::typed_actor<caf::replies_to<atoms::append, write_job>::with<write_job>>;
 
-writer_actor::behavior_type writer_behavior(writer_actor::pointer, std::shared_ptr<event_store> store) {
+writer_actor::behavior_type writer_behavior(writer_actor::pointer self, std::shared_ptr<event_store> store) {
+  name_detached_thread(self, "journal.write");
   return {[store](atoms::append, write_job& job) {
     // The journal validated each request as it came in.
     job.results = store->append_batch(std::move(job.requests), event_store::durability::deferred,
@@ -435,6 +439,7 @@ void finish_exit(journal_pointer self) {
 journal_actor::behavior_type journal_behavior(journal_pointer self,
                                               std::shared_ptr<event_store> store,
                                               journal_options opts) {
+  name_detached_thread(self, "journal");
   self->state.store = std::move(store);
   self->state.opts = opts;
   self->state.stats.batch_size_buckets.assign(6, 0);

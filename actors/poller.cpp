@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "actors/persist.hpp"
+#include "actors/thread_name.hpp"
 #include "slack/events.hpp"
 #include "slack/format.hpp"
 #include "slack/inbound_files.hpp"
@@ -61,6 +62,7 @@ void store_files(worker_state& st, json::array& messages, const std::string& cha
 
 replies_worker::behavior_type worker_behavior(replies_worker::stateful_pointer<worker_state> self,
                                               poller_options opts) {
+  name_detached_thread(self, "slack.poll");
   if (auto c = slack::web_client::make({opts.api_url, opts.token, opts.timeout}))
     self->state.client = std::move(c.value());
   self->state.opts = std::move(opts);

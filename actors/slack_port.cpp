@@ -14,6 +14,7 @@
 
 #include "actors/fair_queue.hpp"
 #include "actors/persist.hpp"
+#include "actors/thread_name.hpp"
 #include "backline/file_store.hpp"
 #include "slack/directory.hpp"
 #include "slack/format.hpp"
@@ -190,6 +191,7 @@ std::string group_handle(names_state& st, const std::string& id) {
 }
 
 names_actor::behavior_type names_behavior(names_actor::stateful_pointer<names_state> self, slack_port_options opts) {
+  name_detached_thread(self, "slack.names");
   if (auto client = slack::web_client::make({opts.api_url, opts.token, opts.timeout}))
     self->state.client = std::move(client.value());
   return {
@@ -401,6 +403,7 @@ std::pair<json::array, slack::call_result> every_page(caller_state& st, std::str
 caller_actor::behavior_type caller_behavior(caller_actor::stateful_pointer<caller_state> self,
                                             slack_port_options opts, std::shared_ptr<file_store> files,
                                             names_actor names) {
+  name_detached_thread(self, "slack.call");
   self->state.names = std::move(names);
   auto client = slack::web_client::make({opts.api_url, opts.token, opts.timeout});
   if (client)

@@ -48,6 +48,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -55,6 +56,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -67,6 +69,7 @@
 #include "backline/malloc_tuning.hpp"
 #include "bench/support/backline_child.hpp"
 #include "bench/support/load_generator.hpp"
+#include "bench/support/thread_costs.hpp"
 #include "http/http_server.hpp"
 
 namespace {
@@ -106,6 +109,93 @@ private:
   std::thread thread_;
   int port_ = 0;
 };
+
+// ---------------------------------------------------------------------------
+// Where the CPU goes: each server's threads over the measured window, per
+// request served, by kind of thread.
+
+// A thread's name as a reader of the figures knows it. CAF 0.17.6 names its
+// scheduler's workers "caf.multiplexer"; backline names its detached actors'
+// threads (actors/thread_name.hpp); HTTP workers keep the process's name.
+std::string thread_kind(const std::string& name) {
+  if (name == "backline" || name == "api_bench")
+    return "http";
+  if (name == "caf.multiplexer")
+    return "caf_workers";
+  std::string k = name;
+  for (auto& ch : k)
+    if (!std::isalnum(static_cast<unsigned char>(ch)))
+      ch = '_';
+  return k;
+}
+
+struct cpu_use {
+  std::map<std::string, thread_use> by_kind;  // the generator's threads left out
+  double generator_cpu_s = 0;                 // the load generator's, when it shares the process
+};
+
+/// Reads `pid`'s threads as the measured window opens and closes.
+class cpu_probe {
+public:
+  explicit cpu_probe(pid_t pid) : pid_(pid) {
+    hooks_.at_start = [this] { before_ = read_threads(pid_); };
+    hooks_.at_end = [this] { after_ = read_threads(pid_); };
+  }
+  const window_hooks* hooks() const { return &hooks_; }
+  cpu_use use() const {
+    cpu_use u;
+    for (const auto& [name, use] : use_between(before_, after_)) {
+      if (name == "load-gen") {
+        u.generator_cpu_s += use.cpu_s;
+        continue;
+      }
+      auto& k = u.by_kind[thread_kind(name)];
+      k.cpu_s += use.cpu_s;
+      k.switches += use.switches;
+      k.threads += use.threads;
+    }
+    return u;
+  }
+
+private:
+  pid_t pid_;
+  window_hooks hooks_;
+  std::map<pid_t, thread_reading> before_, after_;
+};
+
+/// One line per server: CPU µs and context switches per request, in all and
+/// by kind of thread (kinds under 0.5 µs a request left out); adds the
+/// figures cpu_us_<server>_c<C>[_<kind>] and switches_<server>_c<C>[_<kind>].
+void report_cpu(std::string& json, const char* server, size_t c, const cpu_use& u, double requests) {
+  if (requests <= 0)
+    return;
+  double cpu = 0, sw = 0;
+  for (const auto& [kind, use] : u.by_kind) {
+    cpu += use.cpu_s;
+    sw += static_cast<double>(use.switches);
+  }
+  auto us = [&](double s) { return s * 1e6 / requests; };
+  char buf[160];
+  std::printf("  %5s  %-9s CPU %.1f us and %.2f context switches a request:", "", server, us(cpu), sw / requests);
+  std::snprintf(buf, sizeof buf, ",\"cpu_us_%s_c%zu\":%.2f,\"switches_%s_c%zu\":%.3f", server, c, us(cpu), server, c,
+                sw / requests);
+  json += buf;
+  std::vector<std::pair<std::string, thread_use>> kinds(u.by_kind.begin(), u.by_kind.end());
+  std::sort(kinds.begin(), kinds.end(), [](const auto& a, const auto& b) { return a.second.cpu_s > b.second.cpu_s; });
+  const char* sep = "";
+  for (const auto& [kind, use] : kinds) {
+    if (us(use.cpu_s) < 0.5)
+      continue;
+    std::printf("%s %s %.1f/%.2f", sep, kind.c_str(), us(use.cpu_s), static_cast<double>(use.switches) / requests);
+    sep = ",";
+    std::snprintf(buf, sizeof buf, ",\"cpu_us_%s_c%zu_%s\":%.2f,\"switches_%s_c%zu_%s\":%.3f", server, c, kind.c_str(),
+                  us(use.cpu_s), server, c, kind.c_str(), static_cast<double>(use.switches) / requests);
+    json += buf;
+  }
+  if (u.generator_cpu_s > 0)
+    std::printf(" (load generator %.1f us)", us(u.generator_cpu_s));
+  std::printf("\n");
+}
 
 // ---------------------------------------------------------------------------
 // Setup through the API.
@@ -376,16 +466,21 @@ int run(const options& opt) {
   std::optional<double> ratio_64, p99_64;
   std::optional<uint64_t> timeouts_1000;
   std::optional<double> p99_1000;
+  const double window_s = std::chrono::duration<double>(window).count();
   for (size_t c : opt.levels) {
-    auto t = run_load(trivial_target, c, opt.loops, warmup, window, timeout);
+    cpu_probe trivial_cpu(::getpid());
+    auto t = run_load(trivial_target, c, opt.loops, warmup, window, timeout, trivial_cpu.hooks());
     print_row(c, "trivial", t);
     add_figures(figures, "trivial", c, t);
+    report_cpu(figures, "trivial", c, trivial_cpu.use(), t.rps * window_s);
     std::fflush(stdout);
     if (backline_target) {
       std::this_thread::sleep_for(200ms);  // let closed connections drain
-      auto b = run_load(*backline_target, c, opt.loops, warmup, window, timeout);
+      cpu_probe backline_cpu(child->pid());
+      auto b = run_load(*backline_target, c, opt.loops, warmup, window, timeout, backline_cpu.hooks());
       print_row(c, "backline", b);
       add_figures(figures, "backline", c, b);
+      report_cpu(figures, "backline", c, backline_cpu.use(), b.rps * window_s);
       double ratio = t.rps > 0 ? b.rps / t.rps : 0;
       std::printf("  %5zu  %-9s %9.2f  (backline/trivial rps)\n", c, "ratio", ratio);
       char buf[64];

@@ -184,6 +184,32 @@ if api or lock:
               for p, k in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p99.9", "p999"))],
              ["lock" if name == "lock" else "api"], logy=True)
 
+    # Where the CPU goes: each server's threads over the measured window, per request.
+    kinds = sorted({k.split("_c%d_" % c, 1)[1] for c in levels for k in fa
+                    if k.startswith("cpu_us_backline_c%d_" % c)},
+                   key=lambda k: -max(fa.get("cpu_us_backline_c%d_%s" % (c, k)) or 0 for c in levels))
+    have = [c for c in levels if g(fa, "cpu_us_backline_c%d" % c) is not None]
+    if have:
+        md.append("### Where the CPU goes")
+        md.append("")
+        md.append("CPU time (µs) and context switches per request over the measured window, from each thread's "
+                  "`/proc/<pid>/task/<tid>/schedstat` and `status`, by kind of thread: `http` the HTTP workers, "
+                  "`caf_workers` CAF's scheduler threads (which CAF 0.17.6 names `caf.multiplexer`), `journal`, "
+                  "`journal_write` and `journal_sync` the journal's three detached actors; the trivial server's "
+                  "figures leave out the load generator's threads, which share its process.")
+        md.append("")
+        rows = []
+        for c in have:
+            rows.append([str(c), "%s / %s" % (fmt(g(fa, "cpu_us_trivial_c%d" % c), 1),
+                                             fmt(g(fa, "switches_trivial_c%d" % c), 2)),
+                         "%s / %s" % (fmt(g(fa, "cpu_us_backline_c%d" % c), 1),
+                                      fmt(g(fa, "switches_backline_c%d" % c), 2))]
+                        + ["%s / %s" % (fmt(g(fa, "cpu_us_backline_c%d_%s" % (c, k)), 1),
+                                        fmt(g(fa, "switches_backline_c%d_%s" % (c, k)), 2)) for k in kinds])
+        table(["connections", "trivial µs / switches", "backline µs / switches"]
+              + ["backline `%s`" % k for k in kinds], rows)
+        caption("api")
+
     if api:
         r64, p64 = ratio(g(fa, "rps_backline_c64"), g(fa, "rps_trivial_c64")), g(fa, "p99_ms_backline_c64")
         verdicts.append(("HTTP at 64 connections: ≥ 60% of the trivial server's requests/s",

@@ -159,6 +159,7 @@ public:
 
   const std::string& host() const { return host_; }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_path_; }
 
 private:

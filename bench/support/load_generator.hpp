@@ -10,6 +10,7 @@
 // connection is reopened.
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -24,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
@@ -378,8 +380,15 @@ inline double percentile_ms(const std::vector<uint32_t>& sorted, double p) {
   return sorted[rank - 1] / 1000.0;
 }
 
+/// Called as the measured window opens and as it closes (from the thread
+/// that called run_load, while the generator's loops run).
+struct window_hooks {
+  std::function<void()> at_start, at_end;
+};
+
 inline run_result run_load(const load_target& target, size_t connections, size_t loops, std::chrono::milliseconds warmup,
-                    std::chrono::milliseconds window, std::chrono::milliseconds timeout) {
+                    std::chrono::milliseconds window, std::chrono::milliseconds timeout,
+                    const window_hooks* hooks = nullptr) {
   std::vector<connection> conns(connections);
   for (size_t i = 0; i < connections; ++i) {
     conns[i].index = i;
@@ -403,6 +412,7 @@ inline run_result run_load(const load_target& target, size_t connections, size_t
     for (size_t i = l; i < connections; i += loops)
       mine.push_back(&conns[i]);
     workers.emplace_back([&, l, mine = std::move(mine)]() mutable {
+      (void)pthread_setname_np(pthread_self(), "load-gen");  // told apart from the servers' threads
       try {
         event_loop loop(plan, std::move(mine));
         partial[l] = loop.run();
@@ -411,6 +421,14 @@ inline run_result run_load(const load_target& target, size_t connections, size_t
         failure = e.what();
       }
     });
+  }
+  if (hooks) {
+    std::this_thread::sleep_until(plan.measure_from);
+    if (hooks->at_start)
+      hooks->at_start();
+    std::this_thread::sleep_until(plan.end);
+    if (hooks->at_end)
+      hooks->at_end();
   }
   for (auto& w : workers)
     w.join();

@@ -67,6 +67,20 @@ void ask_and_write(const api_deps& d, httplib::Response& res, const Handle& dest
     write(res, error_reply(503, "unavailable", "the server is busy: " + r.error().message()));
 }
 
+/// Like ask_and_write, but the answer is written by the actors' side when
+/// the request can wait for it that way (see answer_later): the worker goes
+/// back to its connection at once.
+template <class Handle, class... Ts>
+void ask_and_answer(const api_deps& d, const httplib::Request& req, httplib::Response& res, const Handle& dest,
+                    Ts&&... xs) {
+  if (d.relay)
+    if (auto later = answer_later(req, res, d.deadline)) {
+      d.relay->ask(dest, std::move(later), std::forward<Ts>(xs)...);
+      return;
+    }
+  ask_and_write(d, res, dest, std::forward<Ts>(xs)...);
+}
+
 /// Stores a multipart form's files durably (before the command that names
 /// them) and lists them in the body; false when it answered an error (and
 /// removed the files it had stored).
@@ -139,6 +153,8 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
         cmd.body = json::serialize(*checked);
       }
     }
+    if (stored_files.empty())
+      return ask_and_answer(d, req, res, d.directory, atoms::command::value, std::move(cmd));
     ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
     // A command refused for sure (4xx, or the log refused it: storage_full)
     // names its files nowhere: they go. After a timeout it may yet be stored.
@@ -207,11 +223,11 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     auto key = req.get_header_value("Idempotency-Key");
     if (replay_idempotent(d, *who, key, res))
       return;
-    ask_and_write(d, res, d.directory, atoms::create::value, *who, std::move(*body), key);
+    ask_and_answer(d, req, res, d.directory, atoms::create::value, *who, std::move(*body), key);
   });
   s.Get("/api/v1/chats", [d](const httplib::Request& req, httplib::Response& res) {
     if (auto who = authenticate(d, req, res))
-      ask_and_write(d, res, d.directory, atoms::list::value, *who, req.get_param_value("view"));
+      ask_and_answer(d, req, res, d.directory, atoms::list::value, *who, req.get_param_value("view"));
   });
   command_route(s, d, "GET", R"(/api/v1/chats/([^/]+))", verb::chat_get, false);
   command_route(s, d, "POST", R"(/api/v1/chats/([^/]+)/assign)", verb::chat_assign, false);

@@ -17,6 +17,8 @@ class fake_slack;
 
 namespace backline::http {
 
+class answer_relay;
+
 struct api_deps {
   caf::actor_system* sys = nullptr;
   journal_actor journal;
@@ -31,6 +33,9 @@ struct api_deps {
   std::shared_ptr<const event_store> store;
   size_t max_file_bytes = 10u << 20;
   std::chrono::milliseconds deadline{5000};
+  // Sends commands whose answers the actors write (see answer_relay); none:
+  // every handler waits for its answer.
+  std::shared_ptr<answer_relay> relay;
   std::string slack_api_url;  // where files of Slack replies may come from (with slack_token)
   std::string slack_token;
   slack::fake_slack* sandbox = nullptr;  // the simulated workspace in sandbox mode, else none

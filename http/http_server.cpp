@@ -40,6 +40,10 @@ public:
   /// From now on, reads and writes go through `ssl` (a TLS connection whose
   /// handshake is done; the socket is non-blocking).
   void use_tls(SSL* ssl) { ssl_ = ssl; }
+  bool tls() const { return ssl_ != nullptr; }
+  /// While on, writes go nowhere (cpp-httplib's placeholder for an answer
+  /// that comes later, see answer_later).
+  void discard_writes(bool on) { discard_ = on; }
 
   enum class idle_end { request, timeout, stopped, gave_way, error };
   /// Waits for the first byte of the next request until `until`. While
@@ -144,6 +148,8 @@ public:
   ssize_t read(char* ptr, size_t size) override { return charge(read_some(ptr, size)); }
 
   ssize_t write(const char* ptr, size_t size) override {
+    if (discard_)
+      return static_cast<ssize_t>(size);
     if (ssl_ == nullptr) {
       if (!is_writable())
         return -1;
@@ -303,6 +309,7 @@ private:
   std::array<char, 4096> buf_{};
   size_t off_ = 0, len_ = 0;
   SSL* ssl_ = nullptr;
+  bool discard_ = false;
   mutable address remote_, local_;
 };
 
@@ -616,6 +623,305 @@ void http_server::stop() {
     ::shutdown(server_.listening_socket(), SHUT_RDWR);
 }
 
+// --- answers that come later -----------------------------------------------
+
+namespace {
+
+// The reason phrase of a status line. cpp-httplib's own table is not in the
+// header the Debian package installs, so the API's statuses are listed here.
+const char* reason_phrase(int status) {
+  switch (status) {
+  case 200: return "OK";
+  case 201: return "Created";
+  case 202: return "Accepted";
+  case 204: return "No Content";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 409: return "Conflict";
+  case 410: return "Gone";
+  case 413: return "Payload Too Large";
+  case 415: return "Unsupported Media Type";
+  case 422: return "Unprocessable Content";
+  case 429: return "Too Many Requests";
+  case 500: return "Internal Server Error";
+  case 503: return "Service Unavailable";
+  default: return status < 300 ? "OK" : status < 500 ? "Bad Request" : "Internal Server Error";
+  }
+}
+
+// Waits for the first of: `a` readable (when a >= 0), `b` readable, or the timeout.
+enum class polled { a, b, timeout, error };
+polled poll_either(int a, int b, milliseconds timeout) {
+  pollfd fds[2] = {{b, POLLIN, 0}, {a, POLLIN, 0}};
+  int ms = static_cast<int>(std::clamp<milliseconds::rep>(timeout.count(), 0, INT_MAX));
+  int r;
+  do
+    r = ::poll(fds, a >= 0 ? 2 : 1, ms);
+  while (r < 0 && errno == EINTR);
+  if (r < 0)
+    return polled::error;
+  if (r == 0)
+    return polled::timeout;
+  return fds[0].revents != 0 ? polled::b : polled::a;
+}
+
+} // namespace
+
+// The answer to one request that its handler left to another thread. The
+// worker keeps the connection; whoever completes the answer writes it on the
+// socket without blocking, then records it (metrics, log line). States:
+//   preparing: the handler has not returned yet; an answer now is kept
+//              (answered_early), and the worker writes it as it arms;
+//   armed:     the worker is back on the connection; an answer now is written
+//              by the completing thread;
+//   writing:   one side is writing it; leftover: the socket was full, the
+//              worker writes the rest (woken through the connection's eventfd);
+//   done / expired: written (or the worker answered 503 at the deadline).
+// The worker reads the connection's next request, and closes the socket,
+// only once the answer is done or expired.
+class http_server::deferred final : public later_answer {
+public:
+  deferred(http_server& owner, int sock, int wake_fd, request_state st, const httplib::Request& req,
+           steady::time_point deadline)
+    : owner_(owner), sock_(sock), wake_fd_(wake_fd), st_(std::move(st)), method_(req.method), path_(req.path),
+      remote_(req.remote_addr), deadline_(deadline) {}
+
+  void complete(int status, std::string body) override {
+    auto bytes = compose(status, body);
+    std::unique_lock lock(mu_);
+    if (state_ != state::preparing && state_ != state::armed)
+      return;  // answered already, or given up at the deadline
+    status_ = status;
+    out_ = std::move(bytes);
+    if (state_ == state::preparing) {
+      state_ = state::answered_early;
+      return;
+    }
+    state_ = state::writing;
+    lock.unlock();
+    owner_.release(st_);  // before the answer leaves: a client holding it never sees its slots taken
+    bool failed = false;
+    while (sent_ < out_.size()) {
+      auto n = ::send(sock_, out_.data() + sent_, out_.size() - sent_, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0) {
+        sent_ += static_cast<size_t>(n);
+      } else if (n < 0 && errno == EINTR) {
+        continue;
+      } else {
+        failed = !(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK));
+        break;
+      }
+    }
+    if (sent_ < out_.size() && !failed) {
+      lock.lock();
+      state_ = state::leftover;  // the worker writes the rest, blocking as it may
+      lock.unlock();
+      wake();
+      return;
+    }
+    finish();
+  }
+
+  bool settled() const override {
+    std::lock_guard lock(mu_);
+    return state_ == state::done || state_ == state::expired;
+  }
+
+  // The worker, once cpp-httplib has returned from the request: from now on
+  // an answer is written by whoever brings it (or by the worker if it came
+  // already).
+  void arm(connection_stream& strm) {
+    std::unique_lock lock(mu_);
+    if (state_ != state::answered_early) {
+      state_ = state::armed;
+      return;
+    }
+    state_ = state::writing;
+    lock.unlock();
+    owner_.release(st_);
+    write_rest(strm);
+    finish();
+  }
+
+  // The worker, before the connection's next request or its end: waits until
+  // the answer is written (writing what is left, or answering 503 at the
+  // deadline). Until then the connection's next bytes wait unread; with
+  // `for_close` they are not looked at. Returns when the answer was done.
+  steady::time_point await(connection_stream& strm, milliseconds recheck, bool for_close) {
+    bool client_waits = for_close;  // bytes have come (or do not matter): only the answer is awaited
+    for (;;) {
+      std::unique_lock lock(mu_);
+      switch (state_) {
+      case state::done:
+      case state::expired:
+        return done_at_;
+      case state::leftover:
+        state_ = state::writing;
+        lock.unlock();
+        write_rest(strm);
+        finish();
+        continue;
+      case state::armed:
+        if (steady::now() >= deadline_) {
+          state_ = state::expired;
+          lock.unlock();
+          give_up(strm);
+          continue;
+        }
+        break;
+      default:
+        break;
+      }
+      worker_waiting_ = client_waits;
+      lock.unlock();
+      auto now = steady::now();
+      auto left = std::chrono::ceil<milliseconds>(deadline_ > now ? deadline_ - now : steady::duration::zero());
+      // Until the client has sent more, look again every `recheck`: the
+      // answer may be done (written by another thread, which does not wake
+      // this one unless it waits for it).
+      switch (poll_either(client_waits ? -1 : sock_, wake_fd_, client_waits ? left : std::min(left, recheck))) {
+      case polled::b: {
+        uint64_t v;
+        if (::read(wake_fd_, &v, sizeof v) < 0) {
+          // Another read took it: looked at again all the same.
+        }
+        break;
+      }
+      case polled::a:
+        client_waits = true;
+        break;
+      case polled::timeout:
+      case polled::error:  // looked at again; the deadline bounds it
+        if (!client_waits && settled())
+          return done_at_;
+        break;
+      }
+    }
+  }
+
+private:
+  enum class state { preparing, answered_early, armed, writing, leftover, done, expired };
+
+  std::string compose(int status, const std::string& body) const {
+    const auto& s = owner_.settings_;
+    std::string head;
+    head.reserve(192 + st_.id.size() + body.size());
+    head += "HTTP/1.1 ";
+    head += std::to_string(status);
+    head += ' ';
+    head += reason_phrase(status);
+    head += "\r\nContent-Length: ";
+    head += std::to_string(body.size());
+    head += "\r\nContent-Type: application/json\r\nKeep-Alive: timeout=";
+    head += std::to_string(s.keep_alive_timeout_s);
+    head += ", max=";
+    head += std::to_string(s.keep_alive_max);
+    if (status == 503 || status == 429)
+      head += "\r\nRetry-After: 1";
+    head += "\r\nX-Request-Id: ";
+    head += st_.id;
+    head += "\r\n\r\n";
+    head += body;
+    return head;
+  }
+
+  // Writes what is left of out_ on the worker's stream (blocking, within the write timeout).
+  void write_rest(connection_stream& strm) {
+    while (sent_ < out_.size()) {
+      auto n = strm.write(out_.data() + sent_, out_.size() - sent_);
+      if (n <= 0)
+        break;  // the client is gone or stopped reading: recorded all the same
+      sent_ += static_cast<size_t>(n);
+    }
+  }
+
+  // The deadline passed with no answer: 503, as a blocking ask would have said.
+  void give_up(connection_stream& strm) {
+    status_ = 503;
+    auto ms = std::chrono::duration_cast<milliseconds>(deadline_ - st_.start).count();
+    out_ = compose(503, error_body("unavailable", "the server is busy: no answer within " + std::to_string(ms) + " ms"));
+    sent_ = 0;
+    owner_.release(st_);
+    write_rest(strm);
+    owner_.record_answer(st_, method_, path_, remote_, status_);
+    std::lock_guard lock(mu_);
+    done_at_ = steady::now();
+  }
+
+  void finish() {
+    owner_.record_answer(st_, method_, path_, remote_, status_);
+    std::unique_lock lock(mu_);
+    state_ = state::done;
+    done_at_ = steady::now();
+    bool waiting = worker_waiting_;
+    lock.unlock();
+    if (waiting)
+      wake();
+  }
+
+  void wake() const {
+    uint64_t one = 1;
+    if (::write(wake_fd_, &one, sizeof one) < 0) {
+      // An eventfd only fails past 2^64-2 unread wakes.
+    }
+  }
+
+  http_server& owner_;
+  const int sock_;
+  const int wake_fd_;
+  request_state st_;
+  const std::string method_, path_, remote_;
+  const steady::time_point deadline_;
+  mutable std::mutex mu_;
+  state state_ = state::preparing;
+  bool worker_waiting_ = false;
+  int status_ = 0;
+  std::string out_;
+  size_t sent_ = 0;
+  steady::time_point done_at_{};
+};
+
+namespace {
+
+// The connection this worker thread serves, for answer_later.
+struct connection_context {
+  http_server* owner = nullptr;
+  connection_stream* strm = nullptr;
+  int sock = -1;
+  int wake_fd = -1;           // an eventfd made at the first answer that comes later
+  bool last_request = false;  // the connection closes after this one
+  std::shared_ptr<http_server::deferred> deferred;  // the current request's, if it is answered later
+};
+thread_local connection_context* current_connection = nullptr;
+
+} // namespace
+
+std::shared_ptr<later_answer> answer_later(const httplib::Request& req, httplib::Response& res,
+                                           milliseconds deadline) {
+  auto* cx = current_connection;
+  auto* st = current_request();
+  if (cx == nullptr || st == nullptr || cx->deferred || cx->strm->tls() || cx->last_request || st->close_after ||
+      cx->owner->stopping_ || req.version != "HTTP/1.1" || req.get_header_value("Connection") == "close")
+    return nullptr;
+  if (cx->wake_fd < 0) {
+    cx->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (cx->wake_fd < 0)
+      return nullptr;  // answered as usual
+  }
+  // The request's slots and its line now go with the answer.
+  cx->deferred = std::make_shared<http_server::deferred>(*cx->owner, cx->sock, cx->wake_fd, *st, req,
+                                                          steady::now() + deadline);
+  st->deferred = true;
+  st->in_flight = false;
+  st->admitted = false;
+  st->logged = true;
+  cx->strm->discard_writes(true);
+  res.status = 202;  // a placeholder, written nowhere
+  return cx->deferred;
+}
+
 // cpp-httplib's loop over one connection's requests (process_and_close_socket
 // in 0.11.4) with our stream: the same keep-alive rules, plus a per-request
 // read deadline, a request context for the hooks, and stop() waking it.
@@ -692,7 +998,18 @@ bool http_server::tuned_server::process_and_close_socket(socket_t sock) {
   }
 
   current_stream = &strm;
+  connection_context cx;
+  cx.owner = &o;
+  cx.strm = &strm;
+  cx.sock = sock;
+  current_connection = &cx;
+  std::shared_ptr<deferred> pending;  // the last request's answer, when another thread writes it
+  const auto recheck = std::max(s.idle_grace, milliseconds(1));
   for (size_t left = s.keep_alive_max; serve && left > 0 && !o.stopping_; --left) {
+    if (pending) {
+      idle_since = pending->await(strm, recheck, false);
+      pending.reset();
+    }
     if (wait_for_request(idle_since + keep_alive) != connection_stream::idle_end::request)
       break;
     request_state state;
@@ -703,12 +1020,18 @@ bool http_server::tuned_server::process_and_close_socket(socket_t sock) {
     strm.set_deadline(state.start + read_timeout);
     strm.set_read_budget(SIZE_MAX);
     bool connection_closed = false;
+    cx.last_request = left == 1;
     try {
       ret = process_request(strm, left == 1, connection_closed, nullptr);
     } catch (...) {
       // Handlers' exceptions are answered inside; this is cpp-httplib itself
       // failing (out of memory): drop the connection, keep the worker.
       ret = false;
+    }
+    if (cx.deferred) {
+      strm.discard_writes(false);
+      pending = std::move(cx.deferred);
+      pending->arm(strm);
     }
     const bool timed_out = strm.take_timed_out();
     o.end_request(state, timed_out);
@@ -718,6 +1041,11 @@ bool http_server::tuned_server::process_and_close_socket(socket_t sock) {
     if (!ret || connection_closed || state.close_after || timed_out || strm.over_budget())
       break;
   }
+  if (pending)
+    (void)pending->await(strm, recheck, true);  // written before the socket closes
+  current_connection = nullptr;
+  if (cx.wake_fd >= 0)
+    ::close(cx.wake_fd);
   current_stream = nullptr;
   if (ssl != nullptr) {
     SSL_shutdown(ssl);  // close_notify, not waited for
@@ -878,38 +1206,43 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
 
 void http_server::after_answer(const httplib::Request& req, const httplib::Response& res) {
   auto* st = current_request();
-  if (st == nullptr || st->logged)
+  if (st == nullptr || st->logged || st->deferred)
     return;
-  st->logged = true;
-  if (st->token_key != 0) {
-    if (!st->user.empty())
-      limiter_.note_authenticated(st->token_key);
-    else if (res.status == 401)
-      (void)failed_auth_.take(limiter_.key_of({}, req.remote_addr));
+  record_answer(*st, st->past_headers ? std::string_view(req.method) : std::string_view("-"), req.path,
+                req.remote_addr, res.status);
+}
+
+void http_server::record_answer(request_state& st, std::string_view method, const std::string& path,
+                                const std::string& remote_addr, int status) {
+  st.logged = true;
+  if (st.token_key != 0) {
+    if (!st.user.empty())
+      limiter_.note_authenticated(st.token_key);
+    else if (status == 401)
+      (void)failed_auth_.take(limiter_.key_of({}, remote_addr));
   }
   // The route label is bounded: the pattern of a path a handler answered, and
   // for answers given before any handler ran, that pattern only when a
   // handler has answered it before (else "unmatched").
   std::string route = "unmatched";
-  if (st->past_headers) {
-    route = route_pattern(req.path);
-    if (st->no_handler || st->rejected)
+  if (st.past_headers) {
+    route = route_pattern(path);
+    if (st.no_handler || st.rejected)
       route = metrics_.label_for_unhandled(route);
     else
       metrics_.note_handled(route);
   }
-  std::string_view method = st->past_headers ? std::string_view(req.method) : std::string_view("-");
-  auto took = steady::now() - st->start;
-  metrics_.observe(route, method, res.status, took);
+  auto took = steady::now() - st.start;
+  metrics_.observe(route, method, status, took);
   if (log_) {
     request_log_fields f;
     f.when = std::chrono::system_clock::now();
-    f.id = st->id;
+    f.id = st.id;
     f.method = method;
     f.route = route;
-    f.user = st->user;
-    f.error = st->error;
-    f.status = res.status;
+    f.user = st.user;
+    f.error = st.error;
+    f.status = status;
     f.dur_ms = std::chrono::duration<double, std::milli>(took).count();
     log_->write(format_request_line(f));
   }

@@ -27,7 +27,12 @@
 //   connection is answered 503 overloaded (closed at once with TLS) by the
 //   accepting thread instead of waiting;
 // - HTTPS in-process (tls_cert_file / tls_key_file): OpenSSL on the same
-//   connection loop, the handshake bounded by the read timeout.
+//   connection loop, the handshake bounded by the read timeout;
+// - answers that come later (answer_later): a handler may leave its answer to
+//   another thread and its worker goes back to the connection; whoever
+//   completes the answer writes it without blocking, and the worker reads the
+//   connection's next request only once it is written (or answers 503 itself
+//   at the deadline). Over HTTPS every handler answers itself.
 //
 // These hooks own cpp-httplib's pre-routing, post-routing, error, exception
 // and logger handlers: routes must not set those.
@@ -42,6 +47,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 #include "backline/status.hpp"
 #include "http/metrics.hpp"
@@ -100,6 +106,30 @@ struct http_settings {
   std::string tls_key_file;
 };
 
+/// The answer to a request that its handler leaves to another thread (see
+/// answer_later). It is written on the connection by whoever completes it,
+/// without blocking; if the socket cannot take all of it, the connection's
+/// worker writes the rest.
+class later_answer {
+public:
+  virtual ~later_answer() = default;
+  /// The answer, a JSON body. Only the first call counts, and none after the
+  /// deadline (the worker has answered 503 itself by then).
+  virtual void complete(int status, std::string body) = 0;
+  /// Whether it is answered or given up: nothing more will be written.
+  virtual bool settled() const = 0;
+};
+
+/// In a route handler: lets the request be answered later through the
+/// returned later_answer, from any thread. The worker does not wait for it:
+/// it goes back to the connection, and reads the next request once the answer
+/// is written. nullptr (answer as usual) when the request cannot wait: over
+/// TLS, on the connection's last request or one asking to close, HTTP/1.0, or
+/// outside a worker. If nothing came within `deadline`, the worker answers
+/// 503 itself. `res` gets a placeholder that is written nowhere.
+std::shared_ptr<later_answer> answer_later(const httplib::Request& req, httplib::Response& res,
+                                           std::chrono::milliseconds deadline);
+
 /// Whether a certificate and key (both, or neither: plain HTTP) load and
 /// match, as bind() will check them; the error names the file.
 status check_tls_files(const std::string& cert_file, const std::string& key_file);
@@ -122,6 +152,9 @@ public:
   /// With TLS settings, loads the certificate and key first: one that does
   /// not load or does not match is an error naming the file.
   result<int> bind(const std::string& host, int port);
+  /// An answer that comes later (answer_later; defined in http_server.cpp).
+  class deferred;
+
   /// Serves until stop(); in-flight requests finish before it returns.
   bool run();
   /// No new connections or requests; requests being handled finish and are
@@ -142,12 +175,18 @@ private:
 
   class counting_queue;
   friend class counting_queue;
+  friend class deferred;
+  friend std::shared_ptr<later_answer> answer_later(const httplib::Request&, httplib::Response&,
+                                                    std::chrono::milliseconds);
 
   void install_hooks();
   void shed(int sock);  // a connection past max_waiting_connections
   status load_tls();
   httplib::Server::HandlerResponse before_routing(const httplib::Request& req, httplib::Response& res);
   void after_answer(const httplib::Request& req, const httplib::Response& res);
+  // Metrics, the log line and the rate limiter's notes for an answered request.
+  void record_answer(request_state& st, std::string_view method, const std::string& path,
+                     const std::string& remote_addr, int status);
   void release(request_state& state);  // gives back its in-flight and admission slots
   void end_request(request_state& state, bool timed_out);
 

@@ -289,6 +289,7 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   deps.user_admin = s->users;
   deps.users = s->users_table;
   deps.deadline = std::chrono::milliseconds(cfg.request_timeout_ms);
+  deps.relay = std::make_shared<http::answer_relay>(*s->sys);
   deps.sandbox = s->sandbox.get();
   deps.slack_api_url = slack_opts.api_url;
   deps.slack_token = slack_opts.token;

@@ -723,3 +723,173 @@ TEST_CASE("front: pipelined requests on one connection are all answered and stop
   CHECK(std::chrono::steady_clock::now() - t0 < 2s);
   CHECK_THAT(idle.read_all(2s), Catch::Equals(""));  // closed, nothing more
 }
+
+// ---------------------------------------------------------------------------
+// Answers that come later (answer_later): the worker goes back to the
+// connection and another thread writes the answer.
+
+namespace {
+
+// Completes later_answers from threads of its own, joined before it goes
+// (declare it after the front_fixture, so it goes first).
+class completer {
+public:
+  void after(std::chrono::milliseconds delay, std::shared_ptr<http::later_answer> answer, int status,
+             std::string body) {
+    std::lock_guard lock(mu_);
+    threads_.emplace_back([=] {
+      std::this_thread::sleep_for(delay);
+      answer->complete(status, body);
+    });
+  }
+  ~completer() {
+    std::lock_guard lock(mu_);
+    for (auto& t : threads_)
+      t.join();
+  }
+
+private:
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+};
+
+// GET /later?ms=M&tag=T[&size=N][&deadline=D]: answered 201 {"tag":T} (or N
+// bytes of x) by another thread M ms after the handler returned; "sync" when
+// the request cannot wait for it.
+void later_route(front_fixture& f, completer& c) {
+  f.front->routes().Get("/later", [&c](const httplib::Request& req, httplib::Response& res) {
+    auto num = [&](const char* name, long fallback) {
+      return req.has_param(name) ? std::stol(req.get_param_value(name)) : fallback;
+    };
+    auto later = http::answer_later(req, res, std::chrono::milliseconds(num("deadline", 5000)));
+    if (!later) {
+      res.set_content("{\"tag\":\"sync\"}", "application/json");
+      return;
+    }
+    auto size = num("size", 0);
+    std::string body = size > 0 ? std::string(static_cast<size_t>(size), 'x')
+                                : "{\"tag\":\"" + req.get_param_value("tag") + "\"}";
+    c.after(std::chrono::milliseconds(num("ms", 0)), later, 201, body);
+  });
+  f.front->routes().Get("/ping", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("pong", "text/plain");
+  });
+}
+
+} // namespace
+
+TEST_CASE("answers that come later are written by another thread, in order, and each gets its log line") {
+  http::http_settings s;
+  s.threads = 2;
+  front_fixture f(s);
+  completer c;
+  later_route(f, c);
+  f.start();
+
+  // Pipelined: the second request is not read until the first's answer is
+  // written, though the first's answer comes last.
+  raw_client conn(f.port);
+  REQUIRE(conn.send("GET /later?ms=150&tag=one HTTP/1.1\r\nHost: t\r\nX-Request-Id: first-one\r\n\r\n"
+                    "GET /later?ms=0&tag=two HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto answers = conn.read_until("\"two\"");
+  auto one = answers.find("{\"tag\":\"one\"}");
+  auto two = answers.find("{\"tag\":\"two\"}");
+  REQUIRE(one != std::string::npos);
+  REQUIRE(two != std::string::npos);
+  CHECK(one < two);
+  // The head a handler's answer would have had.
+  CHECK(answers.rfind("HTTP/1.1 201 Created\r\n", 0) == 0);
+  CHECK_THAT(answers, Catch::Contains("Content-Length: 13\r\n") && Catch::Contains("Content-Type: application/json\r\n") &&
+                        Catch::Contains("Keep-Alive: timeout=") && Catch::Contains("X-Request-Id: first-one\r\n"));
+  CHECK_THAT(answers, !Catch::Contains("Connection: close"));
+
+  // The connection goes on as usual.
+  REQUIRE(conn.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
+  CHECK_THAT(conn.read_until("pong"), Catch::EndsWith("pong"));
+  CHECK(f.log.wait_for("route=/ping"));  // the last line
+  auto log = f.log.text();
+  CHECK_THAT(log, Catch::Contains("req=first-one method=GET route=/later") && Catch::Contains("status=201"));
+  size_t later_lines = 0;
+  for (auto at = log.find("route=/later"); at != std::string::npos; at = log.find("route=/later", at + 1))
+    ++later_lines;
+  CHECK(later_lines == 2);
+}
+
+TEST_CASE("an answer that comes later is answered 503 at its deadline, and a late one writes nothing") {
+  http::http_settings s;
+  s.threads = 2;
+  front_fixture f(s);
+  completer c;
+  later_route(f, c);
+  f.start();
+
+  raw_client conn(f.port);
+  REQUIRE(conn.send("GET /later?ms=400&deadline=100&tag=late HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto answer = conn.read_until("ms\"}}");
+  CHECK(answer.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
+  CHECK_THAT(answer, Catch::Contains("Retry-After: 1\r\n") && Catch::Contains("\"unavailable\"") &&
+                       Catch::Contains("no answer within 100 ms"));
+  std::this_thread::sleep_for(500ms);  // the late answer has come and gone
+  REQUIRE(conn.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto next = conn.read_until("pong");
+  CHECK_THAT(next, Catch::EndsWith("pong"));
+  CHECK_THAT(next, !Catch::Contains("late"));
+}
+
+TEST_CASE("a request that closes its connection, or speaks HTTP/1.0, is answered by its handler") {
+  http::http_settings s;
+  s.threads = 2;
+  front_fixture f(s);
+  completer c;
+  later_route(f, c);
+  f.start();
+
+  raw_client closing(f.port);
+  REQUIRE(closing.send("GET /later?tag=x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  CHECK_THAT(closing.read_all(), Catch::Contains("{\"tag\":\"sync\"}"));
+  raw_client old(f.port);
+  REQUIRE(old.send("GET /later?tag=x HTTP/1.0\r\nHost: t\r\n\r\n"));
+  CHECK_THAT(old.read_all(), Catch::Contains("{\"tag\":\"sync\"}"));
+}
+
+TEST_CASE("an answer that comes later is written whole to a client slow to read it") {
+  http::http_settings s;
+  s.threads = 2;
+  front_fixture f(s);
+  completer c;
+  later_route(f, c);
+  f.start();
+
+  // More than a loopback socket takes at once: the completing thread writes
+  // what it can, the worker the rest.
+  const size_t size = 32u << 20;
+  raw_client conn(f.port);
+  REQUIRE(conn.send("GET /later?ms=0&size=" + std::to_string(size) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(300ms);
+  auto answer = conn.read_until("\r\n\r\n");
+  auto body_at = answer.find("\r\n\r\n");
+  REQUIRE(body_at != std::string::npos);
+  answer += conn.read_bytes(body_at + 4 + size - answer.size(), 10s);
+  CHECK_THAT(answer.substr(0, body_at), Catch::Contains("Content-Length: " + std::to_string(size)));
+  auto body = answer.substr(body_at + 4);
+  CHECK(body.size() == size);
+  CHECK(body.find_first_not_of('x') == std::string::npos);
+  REQUIRE(conn.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
+  CHECK_THAT(conn.read_until("pong"), Catch::EndsWith("pong"));
+}
+
+TEST_CASE("stop() lets an answer that comes later be written before the connection closes") {
+  http::http_settings s;
+  s.threads = 2;
+  front_fixture f(s);
+  completer c;
+  later_route(f, c);
+  f.start();
+
+  raw_client conn(f.port);
+  REQUIRE(conn.send("GET /later?ms=200&tag=in-flight HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(50ms);  // the handler has returned; the answer is on its way
+  f.front->stop();
+  f.runner.join();
+  CHECK_THAT(conn.read_all(3s), Catch::Contains("{\"tag\":\"in-flight\"}"));
+}

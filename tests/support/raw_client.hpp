@@ -51,6 +51,24 @@ public:
     }
     return out;
   }
+  // Reads until `count` bytes have arrived (or the peer closes, or `limit` passes).
+  std::string read_bytes(size_t count, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
+    std::string out;
+    auto until = std::chrono::steady_clock::now() + limit;
+    while (out.size() < count && std::chrono::steady_clock::now() < until) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0)
+        continue;
+      std::string buf(std::min<size_t>(count - out.size(), 1u << 20), '\0');
+      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      out.append(buf.data(), static_cast<size_t>(n));
+    }
+    return out;
+  }
   // Whether the server closes the connection within `limit` (what it sent is skipped).
   bool closed_within(std::chrono::milliseconds limit) {
     read_until({}, limit);

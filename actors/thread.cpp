@@ -5,6 +5,8 @@
 
 #include "actors/thread.hpp"
 
+#include <chrono>
+
 #include "actors/persist.hpp"
 #include "slack/format.hpp"
 
@@ -19,6 +21,7 @@ struct thread_actor_state {
   thread_state thread;  // its messages only while a command or a delivery uses them (see settle)
   std::vector<std::string> slack_replies;  // the Slack ts of every reply the thread holds
   peers_pointer peers;
+  std::chrono::steady_clock::time_point active_said{};  // when the poller last heard "a reply may follow"
 };
 
 using thread_pointer = thread_actor::stateful_pointer<thread_actor_state>;
@@ -30,6 +33,19 @@ std::string thread_stream(const std::string& id) { return "thread-" + id; }
 // activated thread costs the same memory however long its conversation. The
 // Slack ts of its replies stay, so a reply that comes again is known without
 // a read. Called once what was just applied has been used (e.g. delivered).
+// Tells the poller (through the directory) that a reply may follow, so it
+// looks at this thread again soon (within its minimum interval, 5 s by
+// default). Said at most once a second: a busy thread's every post would
+// cost two messages and a pass over the poller's threads, and a second "soon"
+// within the same second moves nothing.
+void say_active(thread_pointer self) {
+  auto now = std::chrono::steady_clock::now();
+  if (now - self->state.active_said < std::chrono::seconds(1))
+    return;
+  self->state.active_said = now;
+  self->send(self->state.peers->directory, atoms::active::value, self->state.thread.id);
+}
+
 void settle(thread_pointer self) {
   auto& st = self->state;
   for (const auto& m : st.thread.messages)
@@ -221,7 +237,7 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
         [](const thread_state& s) { return json_reply(201, message_view(s.messages.back())); },
         [self] {
           deliver(self, self->state.thread.messages.back());
-          self->send(self->state.peers->directory, atoms::active::value, self->state.thread.id);  // a reply may follow
+          say_active(self);
         });
     }
     case verb::thread_done:
@@ -277,7 +293,7 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
                     [](const thread_state& s) { return json_reply(201, thread_json(s)); },
                     [self] {
                       if (!self->state.thread.done)  // more may follow: the poller looks again soon
-                        self->send(self->state.peers->directory, atoms::active::value, self->state.thread.id);
+                        say_active(self);
                     });
     }
     case verb::slack_edit:

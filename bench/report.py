@@ -185,9 +185,11 @@ if api or lock:
              ["lock" if name == "lock" else "api"], logy=True)
 
     # Where the CPU goes: each server's threads over the measured window, per request.
+    # Columns by their CPU at 64 connections (the target's level), else at the most connections measured.
+    at = 64 if 64 in levels else (max(levels) if levels else 0)
     kinds = sorted({k.split("_c%d_" % c, 1)[1] for c in levels for k in fa
                     if k.startswith("cpu_us_backline_c%d_" % c)},
-                   key=lambda k: -max(fa.get("cpu_us_backline_c%d_%s" % (c, k)) or 0 for c in levels))
+                   key=lambda k: -(fa.get("cpu_us_backline_c%d_%s" % (at, k)) or 0))
     have = [c for c in levels if g(fa, "cpu_us_backline_c%d" % c) is not None]
     if have:
         md.append("### Where the CPU goes")

@@ -776,16 +776,29 @@ void later_route(front_fixture& f, completer& c) {
   });
 }
 
+// A front with two workers and the routes above, started.
+struct later_fixture {
+  front_fixture f{two_workers()};
+  completer c;  // after f: its threads are joined before the front goes
+  later_fixture() {
+    later_route(f, c);
+    f.start();
+  }
+  static http::http_settings two_workers() {
+    http::http_settings s;
+    s.threads = 2;
+    return s;
+  }
+  // The connection still serves: a ping on it is answered, and nothing else comes.
+  static std::string ping(raw_client& conn) {
+    REQUIRE(conn.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
+    return conn.read_until("pong");
+  }
+};
+
 } // namespace
 
-TEST_CASE("answers that come later are written by another thread, in order, and each gets its log line") {
-  http::http_settings s;
-  s.threads = 2;
-  front_fixture f(s);
-  completer c;
-  later_route(f, c);
-  f.start();
-
+TEST_CASE_METHOD(later_fixture, "answers that come later are written by another thread, in order, and each gets its log line") {
   // Pipelined: the second request is not read until the first's answer is
   // written, though the first's answer comes last.
   raw_client conn(f.port);
@@ -804,8 +817,7 @@ TEST_CASE("answers that come later are written by another thread, in order, and 
   CHECK_THAT(answers, !Catch::Contains("Connection: close"));
 
   // The connection goes on as usual.
-  REQUIRE(conn.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
-  CHECK_THAT(conn.read_until("pong"), Catch::EndsWith("pong"));
+  CHECK_THAT(ping(conn), Catch::EndsWith("pong"));
   CHECK(f.log.wait_for("route=/ping"));  // the last line
   auto log = f.log.text();
   CHECK_THAT(log, Catch::Contains("req=first-one method=GET route=/later") && Catch::Contains("status=201"));
@@ -815,14 +827,7 @@ TEST_CASE("answers that come later are written by another thread, in order, and 
   CHECK(later_lines == 2);
 }
 
-TEST_CASE("an answer that comes later is answered 503 at its deadline, and a late one writes nothing") {
-  http::http_settings s;
-  s.threads = 2;
-  front_fixture f(s);
-  completer c;
-  later_route(f, c);
-  f.start();
-
+TEST_CASE_METHOD(later_fixture, "an answer that comes later is answered 503 at its deadline, and a late one writes nothing") {
   raw_client conn(f.port);
   REQUIRE(conn.send("GET /later?ms=400&deadline=100&tag=late HTTP/1.1\r\nHost: t\r\n\r\n"));
   auto answer = conn.read_until("ms\"}}");
@@ -830,20 +835,12 @@ TEST_CASE("an answer that comes later is answered 503 at its deadline, and a lat
   CHECK_THAT(answer, Catch::Contains("Retry-After: 1\r\n") && Catch::Contains("\"unavailable\"") &&
                        Catch::Contains("no answer within 100 ms"));
   std::this_thread::sleep_for(500ms);  // the late answer has come and gone
-  REQUIRE(conn.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
-  auto next = conn.read_until("pong");
+  auto next = ping(conn);
   CHECK_THAT(next, Catch::EndsWith("pong"));
   CHECK_THAT(next, !Catch::Contains("late"));
 }
 
-TEST_CASE("a request that closes its connection, or speaks HTTP/1.0, is answered by its handler") {
-  http::http_settings s;
-  s.threads = 2;
-  front_fixture f(s);
-  completer c;
-  later_route(f, c);
-  f.start();
-
+TEST_CASE_METHOD(later_fixture, "a request that closes its connection, or speaks HTTP/1.0, is answered by its handler") {
   raw_client closing(f.port);
   REQUIRE(closing.send("GET /later?tag=x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
   CHECK_THAT(closing.read_all(), Catch::Contains("{\"tag\":\"sync\"}"));
@@ -852,14 +849,7 @@ TEST_CASE("a request that closes its connection, or speaks HTTP/1.0, is answered
   CHECK_THAT(old.read_all(), Catch::Contains("{\"tag\":\"sync\"}"));
 }
 
-TEST_CASE("an answer that comes later is written whole to a client slow to read it") {
-  http::http_settings s;
-  s.threads = 2;
-  front_fixture f(s);
-  completer c;
-  later_route(f, c);
-  f.start();
-
+TEST_CASE_METHOD(later_fixture, "an answer that comes later is written whole to a client slow to read it") {
   // More than a loopback socket takes at once: the completing thread writes
   // what it can, the worker the rest.
   const size_t size = 32u << 20;
@@ -874,18 +864,10 @@ TEST_CASE("an answer that comes later is written whole to a client slow to read 
   auto body = answer.substr(body_at + 4);
   CHECK(body.size() == size);
   CHECK(body.find_first_not_of('x') == std::string::npos);
-  REQUIRE(conn.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
-  CHECK_THAT(conn.read_until("pong"), Catch::EndsWith("pong"));
+  CHECK_THAT(ping(conn), Catch::EndsWith("pong"));
 }
 
-TEST_CASE("stop() lets an answer that comes later be written before the connection closes") {
-  http::http_settings s;
-  s.threads = 2;
-  front_fixture f(s);
-  completer c;
-  later_route(f, c);
-  f.start();
-
+TEST_CASE_METHOD(later_fixture, "stop() lets an answer that comes later be written before the connection closes") {
   raw_client conn(f.port);
   REQUIRE(conn.send("GET /later?ms=200&tag=in-flight HTTP/1.1\r\nHost: t\r\n\r\n"));
   std::this_thread::sleep_for(50ms);  // the handler has returned; the answer is on its way

@@ -81,6 +81,38 @@ void ask_and_answer(const api_deps& d, const httplib::Request& req, httplib::Res
   ask_and_write(d, res, dest, std::forward<Ts>(xs)...);
 }
 
+/// Like ask_and_answer for a request with an Idempotency-Key: the first
+/// answer to the key, if the journal holds one, else the command's. With the
+/// relay, neither waits on the worker: the journal's answer goes on to the
+/// command from the journal's thread.
+template <class Handle, class... Ts>
+void ask_and_answer_keyed(const api_deps& d, const httplib::Request& req, httplib::Response& res, const caller& who,
+                          const std::string& key, const Handle& dest, Ts&&... xs) {
+  if (key.empty())
+    return ask_and_answer(d, req, res, dest, std::forward<Ts>(xs)...);
+  auto later = d.relay ? answer_later(req, res, d.deadline) : nullptr;
+  if (!later) {
+    if (!replay_idempotent(d, who, key, res))
+      ask_and_write(d, res, dest, std::forward<Ts>(xs)...);
+    return;
+  }
+  auto* relay = d.relay.get();  // lives as long as the routes, and runs no continuation once it is gone
+  auto command = caf::make_message(std::forward<Ts>(xs)...);
+  relay->ask_continuing(
+    d.journal, later,
+    [relay, dest, later, command](caf::type_erased_tuple& found) mutable {
+      if (found.match_elements<reply_status, bool, std::string>() && found.get_as<reply_status>(0).ok()
+          && found.get_as<bool>(1)) {
+        auto first = detail::decode_reply(found.get_as<std::string>(2));
+        later->complete(first.status, std::move(first.body));
+        return;
+      }
+      // No stored answer known: the command goes ahead and the journal decides.
+      relay->ask(dest, later, std::move(command));
+    },
+    atoms::idem_get::value, detail::scoped_key(who, key));
+}
+
 /// Stores a multipart form's files durably (before the command that names
 /// them) and lists them in the body; false when it answered an error (and
 /// removed the files it had stored).
@@ -123,11 +155,21 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
       cmd.chat_id = req.matches[1];
     }
     std::vector<std::string> stored_files;  // of this request, named by its command
+    // A repeated Idempotency-Key gets its first answer, whatever this
+    // request says. Without files (and with the relay) the journal is asked
+    // after the checks, on the way to the command, so the worker does not
+    // wait for it; a request the checks refuse asks first, here.
+    bool key_later = false;
+    auto refuse = [&](const api_reply& refusal) {
+      if (!(key_later && replay_idempotent(d, *who, cmd.idempotency_key, res)))
+        write(res, refusal);
+    };
     if (req.method == "POST" || req.method == "PUT") {
       cmd.idempotency_key = req.get_header_value("Idempotency-Key");
-      if (replay_idempotent(d, *who, cmd.idempotency_key, res))
-        return;
       bool with_files = req.is_multipart_form_data() && (what == verb::thread_post || what == verb::thread_create);
+      key_later = d.relay && !with_files && !cmd.idempotency_key.empty();
+      if (!key_later && replay_idempotent(d, *who, cmd.idempotency_key, res))
+        return;
       if (with_files || !required_fields(what).empty() || !req.body.empty()) {
         // A multipart form's files are checked with it, and stored only once the whole request is valid.
         std::optional<multipart_form> form;
@@ -139,7 +181,7 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
         }
         auto body = form ? parsed<json::object>(form->fields) : parse_json_object(req.body);
         if (!body)
-          return write(res, body.refusal());
+          return refuse(body.refusal());
         auto table = d.users->current();
         auto is_agent = [&table](std::string_view id) {
           auto agent = table->by_id.find(std::string(id));
@@ -147,14 +189,17 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
         };
         auto checked = checked_command_body(what, who->kind, std::move(*body), form ? form->files.size() : 0, is_agent);
         if (!checked)
-          return write(res, checked.refusal());
+          return refuse(checked.refusal());
         if (form && !store_files(d, *form, cmd.chat_id, *checked, stored_files, res))
           return;
         cmd.body = json::serialize(*checked);
       }
     }
-    if (stored_files.empty())
-      return ask_and_answer(d, req, res, d.directory, atoms::command::value, std::move(cmd));
+    if (stored_files.empty()) {
+      auto key = cmd.idempotency_key;
+      return ask_and_answer_keyed(d, req, res, *who, key_later ? key : std::string{}, d.directory,
+                                  atoms::command::value, std::move(cmd));
+    }
     ask_and_write(d, res, d.directory, atoms::command::value, std::move(cmd));
     // A command refused for sure (4xx, or the log refused it: storage_full)
     // names its files nowhere: they go. After a timeout it may yet be stored.
@@ -221,9 +266,7 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     if (!body)
       return write(res, body.refusal());
     auto key = req.get_header_value("Idempotency-Key");
-    if (replay_idempotent(d, *who, key, res))
-      return;
-    ask_and_answer(d, req, res, d.directory, atoms::create::value, *who, std::move(*body), key);
+    ask_and_answer_keyed(d, req, res, *who, key, d.directory, atoms::create::value, *who, std::move(*body), key);
   });
   s.Get("/api/v1/chats", [d](const httplib::Request& req, httplib::Response& res) {
     if (auto who = authenticate(d, req, res))

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -128,9 +129,30 @@ public:
   /// completes `to`.
   template <class Handle, class... Ts>
   void ask(const Handle& dest, std::shared_ptr<later_answer> to, Ts&&... xs) {
+    send(dest, waiting{std::move(to), {}}, std::forward<Ts>(xs)...);
+  }
+
+  /// Sends xs to dest as a request; its answer (whatever its types, or an
+  /// error) goes to `then`, which must complete `to` in the end, by itself
+  /// or by asking again. `then` runs on the answering actor's thread and must
+  /// not block; nothing runs once the relay is gone.
+  template <class Handle, class... Ts>
+  void ask_continuing(const Handle& dest, std::shared_ptr<later_answer> to,
+                      std::function<void(caf::type_erased_tuple&)> then, Ts&&... xs) {
+    send(dest, waiting{std::move(to), std::move(then)}, std::forward<Ts>(xs)...);
+  }
+
+private:
+  struct waiting {
+    std::shared_ptr<later_answer> to;
+    std::function<void(caf::type_erased_tuple&)> then;  // none: the answer is an api_reply for `to`
+  };
+
+  template <class Handle, class... Ts>
+  void send(const Handle& dest, waiting w, Ts&&... xs) {
     auto* receiver = caf::actor_cast<caf::abstract_actor*>(dest);
     if (receiver == nullptr) {
-      to->complete(503, unavailable("the actor is gone").body);
+      w.to->complete(503, unavailable("the actor is gone").body);
       return;
     }
     uint64_t id;
@@ -143,16 +165,15 @@ public:
       if (++since_sweep_ >= 4096) {
         since_sweep_ = 0;
         for (auto i = waiting_.begin(); i != waiting_.end();)
-          i = i->second->settled() ? waiting_.erase(i) : std::next(i);
+          i = i->second.to->settled() ? waiting_.erase(i) : std::next(i);
       }
-      waiting_[id] = std::move(to);
+      waiting_[id] = std::move(w);
     }
     receiver->enqueue(caf::make_mailbox_element(caf::actor_cast<caf::strong_actor_ptr>(companion_),
                                                 caf::make_message_id(id), {}, std::forward<Ts>(xs)...),
                       nullptr);
   }
 
-private:
   static api_reply unavailable(const std::string& why) {
     return error_reply(503, "unavailable", "the server is busy: " + why);
   }
@@ -166,16 +187,21 @@ private:
   void hand_on(caf::mailbox_element_ptr answer) {
     if (!answer || !answer->mid.is_response())
       return;
-    std::shared_ptr<later_answer> to;
+    waiting w;
     {
       std::lock_guard lock(mu_);
       auto i = waiting_.find(answer->mid.request_id().integer_value());
       if (i == waiting_.end())
         return;
-      to = std::move(i->second);
+      w = std::move(i->second);
       waiting_.erase(i);
     }
     auto& content = answer->content();
+    if (w.then) {
+      w.then(content);
+      return;
+    }
+    auto& to = w.to;
     if (content.match_elements<api_reply>()) {
       auto& r = content.get_mutable_as<api_reply>(0);
       to->complete(r.status, std::move(r.body));
@@ -188,7 +214,7 @@ private:
 
   caf::actor companion_;
   std::mutex mu_;
-  std::unordered_map<uint64_t, std::shared_ptr<later_answer>> waiting_;
+  std::unordered_map<uint64_t, waiting> waiting_;
   uint64_t next_id_ = 0;
   size_t since_sweep_ = 0;
 };

@@ -52,6 +52,9 @@ public:
   answer call(const std::string& method, const std::string& path, const std::string& token,
               const std::string& body = "", const std::string& idem = "") {
     httplib::Client cli("127.0.0.1", srv->port());
+    // Keep-alive, as real clients: the server then answers commands from the
+    // actors' side (answer_later); other suites ask with Connection: close.
+    cli.set_keep_alive(true);
     httplib::Headers h;
     if (!token.empty())
       h.emplace("Authorization", "Bearer " + token);
@@ -230,6 +233,32 @@ TEST_CASE_METHOD(inbox_fixture, "Idempotency-Key: a repeat returns the first ans
   auto after = post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "once"}}, "key-1");
   CHECK(after.get("id") == first.get("id"));
   CHECK(count_of(get("/api/v1/threads/" + thread + "/messages", agent), "messages") == 2);  // opening + once
+}
+
+TEST_CASE_METHOD(inbox_fixture, "Idempotency-Key: a repeat gets the first answer though the state moved on or the body is refused") {
+  auto thread = open_thread();
+  auto done = post("/api/v1/threads/" + thread + "/done", agent, json::object{}, "done-1");
+  REQUIRE(done.status == 200);
+  // Without the key, a second "done" is a conflict; with it, the first answer.
+  CHECK(post("/api/v1/threads/" + thread + "/done", agent, json::object{}).status == 409);
+  auto again = post("/api/v1/threads/" + thread + "/done", agent, json::object{}, "done-1");
+  CHECK(again.status == 200);
+  CHECK(again.get("status") == "done");
+  // A repeat whose body the checks would refuse still gets the first answer.
+  auto open = open_thread();
+  auto first = post("/api/v1/threads/" + open + "/messages", agent, json::object{{"text", "once"}}, "msg-1");
+  REQUIRE(first.status == 201);
+  auto garbled = call("POST", "/api/v1/threads/" + open + "/messages", agent, "{not json", "msg-1");
+  CHECK(garbled.status == 201);
+  CHECK(garbled.get("id") == first.get("id"));
+  CHECK(call("POST", "/api/v1/threads/" + open + "/messages", agent, "{not json", "msg-2").status == 400);
+  // Creating a chat: the same key, the same chat.
+  json::object customer{{"customer", {{"id", "cust-9"}, {"name", "Kim"}}}, {"text", "hello"}};
+  auto c1 = post("/api/v1/chats", bot, customer, "chat-9");
+  auto c2 = post("/api/v1/chats", bot, customer, "chat-9");
+  REQUIRE(c1.status == 201);
+  CHECK(c2.status == 201);
+  CHECK(c2.get("id") == c1.get("id"));
 }
 
 std::string slack_ts_of(inbox_fixture& f, const std::string& thread);

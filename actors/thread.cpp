@@ -28,11 +28,6 @@ using thread_pointer = thread_actor::stateful_pointer<thread_actor_state>;
 
 std::string thread_stream(const std::string& id) { return "thread-" + id; }
 
-// An idle thread keeps no messages: what reads them (the messages list,
-// Slack edits and deletes) reads the thread's stream (with_messages), so an
-// activated thread costs the same memory however long its conversation. The
-// Slack ts of its replies stay, so a reply that comes again is known without
-// a read. Called once what was just applied has been used (e.g. delivered).
 // Tells the poller (through the directory) that a reply may follow, so it
 // looks at this thread again soon (within its minimum interval, 5 s by
 // default). Said at most once a second: a busy thread's every post would
@@ -46,6 +41,11 @@ void say_active(thread_pointer self) {
   self->send(self->state.peers->directory, atoms::active::value, self->state.thread.id);
 }
 
+// An idle thread keeps no messages: what reads them (the messages list,
+// Slack edits and deletes) reads the thread's stream (with_messages), so an
+// activated thread costs the same memory however long its conversation. The
+// Slack ts of its replies stay, so a reply that comes again is known without
+// a read. Called once what was just applied has been used (e.g. delivered).
 void settle(thread_pointer self) {
   auto& st = self->state;
   for (const auto& m : st.thread.messages)

@@ -41,8 +41,9 @@ public:
   /// handshake is done; the socket is non-blocking).
   void use_tls(SSL* ssl) { ssl_ = ssl; }
   bool tls() const { return ssl_ != nullptr; }
-  /// While on, writes go nowhere (cpp-httplib's placeholder for an answer
-  /// that comes later, see answer_later).
+  /// While on, writes are dropped. cpp-httplib writes a response after every
+  /// handler; for a request answered later (answer_later) that response must
+  /// not reach the client, whose answer another thread writes.
   void discard_writes(bool on) { discard_ = on; }
 
   enum class idle_end { request, timeout, stopped, gave_way, error };
@@ -678,9 +679,10 @@ polled poll_either(int a, int b, milliseconds timeout) {
 //              by the completing thread;
 //   writing:   one side is writing it; leftover: the socket was full, the
 //              worker writes the rest (woken through the connection's eventfd);
-//   done / expired: written (or the worker answered 503 at the deadline).
+//   expired:   the deadline passed with no answer: the worker answers 503;
+//   done:      written (whichever answer it was) and recorded.
 // The worker reads the connection's next request, and closes the socket,
-// only once the answer is done or expired.
+// only once the answer is done.
 class http_server::deferred final : public later_answer {
 public:
   deferred(http_server& owner, int sock, int wake_fd, request_state st, const httplib::Request& req,
@@ -759,6 +761,7 @@ public:
         return done_at_;
       case state::leftover:
         state_ = state::writing;
+        worker_waiting_ = false;  // this worker writes it: nobody to wake
         lock.unlock();
         write_rest(strm);
         finish();
@@ -766,6 +769,7 @@ public:
       case state::armed:
         if (steady::now() >= deadline_) {
           state_ = state::expired;
+          worker_waiting_ = false;
           lock.unlock();
           give_up(strm);
           continue;
@@ -845,9 +849,7 @@ private:
     sent_ = 0;
     owner_.release(st_);
     write_rest(strm);
-    owner_.record_answer(st_, method_, path_, remote_, status_);
-    std::lock_guard lock(mu_);
-    done_at_ = steady::now();
+    finish();
   }
 
   void finish() {
@@ -913,12 +915,13 @@ std::shared_ptr<later_answer> answer_later(const httplib::Request& req, httplib:
   // The request's slots and its line now go with the answer.
   cx->deferred = std::make_shared<http_server::deferred>(*cx->owner, cx->sock, cx->wake_fd, *st, req,
                                                           steady::now() + deadline);
-  st->deferred = true;
   st->in_flight = false;
   st->admitted = false;
-  st->logged = true;
+  st->logged = true;  // recorded by whoever writes the answer
+  // What cpp-httplib writes after this handler is dropped. A status keeps it
+  // from taking the request for unanswered (a 404 through the error handler).
   cx->strm->discard_writes(true);
-  res.status = 202;  // a placeholder, written nowhere
+  res.status = 202;
   return cx->deferred;
 }
 
@@ -1206,7 +1209,7 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
 
 void http_server::after_answer(const httplib::Request& req, const httplib::Response& res) {
   auto* st = current_request();
-  if (st == nullptr || st->logged || st->deferred)
+  if (st == nullptr || st->logged)
     return;
   record_answer(*st, st->past_headers ? std::string_view(req.method) : std::string_view("-"), req.path,
                 req.remote_addr, res.status);

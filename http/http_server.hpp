@@ -126,7 +126,7 @@ public:
 /// is written. nullptr (answer as usual) when the request cannot wait: over
 /// TLS, on the connection's last request or one asking to close, HTTP/1.0, or
 /// outside a worker. If nothing came within `deadline`, the worker answers
-/// 503 itself. `res` gets a placeholder that is written nowhere.
+/// 503 itself. Whatever the handler puts in `res` afterwards is dropped.
 std::shared_ptr<later_answer> answer_later(const httplib::Request& req, httplib::Response& res,
                                            std::chrono::milliseconds deadline);
 

@@ -44,7 +44,6 @@ struct request_state {
   bool admitted = false;      // holds an admission slot
   bool close_after = false;   // the connection must not serve another request
   bool logged = false;        // its line and metrics are done
-  bool deferred = false;      // answered later (answer_later): written and recorded by whoever completes it
   uint64_t token_key = 0;     // with rate limits on: the digest of the bearer token, when one came
 };
 

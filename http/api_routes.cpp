@@ -64,7 +64,7 @@ void ask_and_write(const api_deps& d, httplib::Response& res, const Handle& dest
   if (r)
     write(res, *r);
   else
-    write(res, error_reply(503, "unavailable", "the server is busy: " + r.error().message()));
+    write(res, busy_reply(r.error().message()));
 }
 
 /// Like ask_and_write, but the answer is written by the actors' side when

@@ -102,6 +102,11 @@ result<R> ask(caf::actor_system& sys, const Handle& dest, std::chrono::milliseco
   return st.is_ok() ? status{errc::unavailable, "an answer of another type"} : st;
 }
 
+/// The 503 for a request whose actor did not answer (gone, failed, too late).
+inline api_reply busy_reply(const std::string& why) {
+  return error_reply(503, "unavailable", "the server is busy: " + why);
+}
+
 /// Requests whose answers no thread waits for: each goes out as a request
 /// from a CAF actor_companion (CAF's gateway for objects that are not
 /// actors). The companion's enqueue hook runs on the thread of whichever
@@ -152,7 +157,7 @@ private:
   void send(const Handle& dest, waiting w, Ts&&... xs) {
     auto* receiver = caf::actor_cast<caf::abstract_actor*>(dest);
     if (receiver == nullptr) {
-      w.to->complete(503, unavailable("the actor is gone").body);
+      w.to->complete(503, busy_reply("the actor is gone").body);
       return;
     }
     uint64_t id;
@@ -172,10 +177,6 @@ private:
     receiver->enqueue(caf::make_mailbox_element(caf::actor_cast<caf::strong_actor_ptr>(companion_),
                                                 caf::make_message_id(id), {}, std::forward<Ts>(xs)...),
                       nullptr);
-  }
-
-  static api_reply unavailable(const std::string& why) {
-    return error_reply(503, "unavailable", "the server is busy: " + why);
   }
 
   caf::actor_companion* companion() const {
@@ -206,9 +207,9 @@ private:
       auto& r = content.get_mutable_as<api_reply>(0);
       to->complete(r.status, std::move(r.body));
     } else if (content.match_elements<caf::error>()) {
-      to->complete(503, unavailable(caf::to_string(content.get_as<caf::error>(0))).body);
+      to->complete(503, busy_reply(caf::to_string(content.get_as<caf::error>(0))).body);
     } else {
-      to->complete(503, unavailable("an answer of another type").body);
+      to->complete(503, busy_reply("an answer of another type").body);
     }
   }
 

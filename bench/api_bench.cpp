@@ -152,7 +152,6 @@ public:
       auto& k = u.by_kind[thread_kind(name)];
       k.cpu_s += use.cpu_s;
       k.switches += use.switches;
-      k.threads += use.threads;
     }
     return u;
   }

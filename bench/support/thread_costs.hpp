@@ -11,11 +11,9 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <string>
 
 namespace bench {
@@ -49,7 +47,6 @@ inline std::map<pid_t, thread_reading> read_threads(pid_t pid) {
 struct thread_use {
   double cpu_s = 0;
   uint64_t switches = 0;
-  size_t threads = 0;  // threads of this name that ran in the window
 };
 
 /// What each kind of thread (by name) used between two readings.
@@ -66,8 +63,6 @@ inline std::map<std::string, thread_use> use_between(const std::map<pid_t, threa
     auto& u = out[a.name];
     u.cpu_s += static_cast<double>(cpu) / 1e9;
     u.switches += sw;
-    if (cpu > 0)
-      ++u.threads;
   }
   return out;
 }

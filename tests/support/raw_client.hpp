@@ -10,7 +10,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <functional>
 #include <string>
 
 namespace backline::testing {
@@ -35,39 +37,16 @@ public:
   // Reads until `needle` has arrived (or the peer closes, or `limit` passes);
   // an empty needle reads until the peer closes or `limit` passes.
   std::string read_until(const std::string& needle, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    std::string out;
-    auto until = std::chrono::steady_clock::now() + limit;
-    while ((needle.empty() || out.find(needle) == std::string::npos) && std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0)
-        continue;
-      char buf[4096];
-      ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n <= 0) {
-        closed_ = true;
-        break;
-      }
-      out.append(buf, static_cast<size_t>(n));
-    }
-    return out;
+    return read_while(
+      [&](const std::string& out) -> size_t {
+        return needle.empty() || out.find(needle) == std::string::npos ? 4096 : 0;
+      },
+      limit);
   }
   // Reads until `count` bytes have arrived (or the peer closes, or `limit` passes).
   std::string read_bytes(size_t count, std::chrono::milliseconds limit = std::chrono::seconds(5)) {
-    std::string out;
-    auto until = std::chrono::steady_clock::now() + limit;
-    while (out.size() < count && std::chrono::steady_clock::now() < until) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 50) <= 0)
-        continue;
-      std::string buf(std::min<size_t>(count - out.size(), 1u << 20), '\0');
-      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
-      if (n <= 0) {
-        closed_ = true;
-        break;
-      }
-      out.append(buf.data(), static_cast<size_t>(n));
-    }
-    return out;
+    return read_while([&](const std::string& out) { return std::min<size_t>(count - out.size(), 1u << 20); },
+                      limit);
   }
   // Whether the server closes the connection within `limit` (what it sent is skipped).
   bool closed_within(std::chrono::milliseconds limit) {
@@ -82,6 +61,26 @@ public:
   }
 
 private:
+  // Reads while `wanted(what came so far)` asks for more bytes (at most that
+  // many a read), until the peer closes or `limit` passes.
+  std::string read_while(const std::function<size_t(const std::string&)>& wanted, std::chrono::milliseconds limit) {
+    std::string out, buf;
+    auto until = std::chrono::steady_clock::now() + limit;
+    for (size_t want; (want = wanted(out)) > 0 && std::chrono::steady_clock::now() < until;) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0)
+        continue;
+      buf.resize(want);
+      ssize_t n = ::recv(fd_, buf.data(), buf.size(), 0);
+      if (n <= 0) {
+        closed_ = true;
+        break;
+      }
+      out.append(buf.data(), static_cast<size_t>(n));
+    }
+    return out;
+  }
+
   int fd_ = -1;
   bool closed_ = false;  // the peer closed (or reset) the connection
 };

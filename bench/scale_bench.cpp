@@ -4,10 +4,11 @@
 //    one open thread, in a fresh log; then the inbox actors start on that log
 //    as `backline serve` does (the directory index loaded first), every chat
 //    is activated from the log by a chat_get command, one at a time, then
-//    every thread by a thread_get. Figures: resident memory (VmRSS, after
-//    malloc_trim) per activated chat actor and per open thread actor, and the
-//    activation latency percentiles (command sent → answered, the actor
-//    replaying its stream from the log).
+//    every thread by a thread_get. Figures: resident memory (VmRSS, once the
+//    allocator gave back what it holds free: release_free_memory) per
+//    activated chat actor and per open thread actor, and the activation
+//    latency percentiles (command sent → answered, the actor replaying its
+//    stream from the log).
 // 2. Start-up: `backline serve` (a child process) on logs of 100k and 1M events
 //    (10M with --full): seconds from exec to the ready file. Twice: the first
 //    start builds the directory view from the whole log (the log is written
@@ -28,8 +29,6 @@
 //
 // Ends with one JSON line:
 // {"bench":"scale","figures":{"chats_10000":{…},"startup_1000000":{…}}}
-
-#include <malloc.h>
 
 #include <caf/all.hpp>
 
@@ -65,7 +64,7 @@ double seconds_since(clock_type::time_point t) {
 }
 
 long rss_bytes() {
-  ::malloc_trim(0);
+  backline::release_free_memory();
   std::ifstream f("/proc/self/status");
   std::string line;
   while (std::getline(f, line))

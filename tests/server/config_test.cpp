@@ -7,7 +7,13 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <thread>
+
+#ifdef BACKLINE_TCMALLOC
+#include <gperftools/malloc_extension_c.h>
+#endif
 
 #include "backline/caf_scheduler.hpp"
 
@@ -154,6 +160,25 @@ TEST_CASE("the actor scheduler: work sharing by default, work stealing from --ac
   CHECK(policy_of(actor_scheduler::stealing) == "stealing");
 #endif
 }
+
+#ifdef BACKLINE_TCMALLOC
+// Built with BACKLINE_MALLOC=tcmalloc (the default outside sanitizer builds):
+// tcmalloc, not glibc, serves the program's malloc. Were glibc's serving it,
+// tcmalloc's count of allocated bytes would not move.
+TEST_CASE("the allocator: malloc is tcmalloc's in builds that choose it") {
+  const size_t size = 8u << 20;
+  size_t before = 0, during = 0, after = 0;
+  REQUIRE(MallocExtension_GetNumericProperty("generic.current_allocated_bytes", &before));
+  void* block = std::malloc(size);
+  REQUIRE(block != nullptr);
+  std::memset(block, 1, size);
+  REQUIRE(MallocExtension_GetNumericProperty("generic.current_allocated_bytes", &during));
+  std::free(block);
+  REQUIRE(MallocExtension_GetNumericProperty("generic.current_allocated_bytes", &after));
+  CHECK(during >= before + size);
+  CHECK(after + size <= during);
+}
+#endif
 
 TEST_CASE("HTTPS needs both --tls-cert and --tls-key, from flags or environment") {
   auto both = parse_serve_options({"--tls-cert", "/etc/c.pem", "--tls-key=/etc/k.pem"}, env_of({}));

@@ -14,11 +14,13 @@
 // a few epoll event loops (--loops, default 2) drive non-blocking keep-alive
 // TCP_NODELAY connections; each connection sends one request, waits for the
 // whole answer (Content-Length framing), records the latency and sends the
-// next. Figures cover the measured window after the warm-up; errors (non-2xx
-// answers, connection failures) and timeouts (no answer within --timeout-ms)
-// are counted over warm-up, window and the drain after it (requests in flight
-// at the end get their answer or time out), and a failed or timed-out
-// connection is reopened.
+// next. Within a level the two servers take turns (--rounds slices each,
+// trivial, backline, backline, trivial, ...), so that the machine's drift
+// over seconds falls on both alike. Figures cover the measured slices after
+// their warm-ups; errors (non-2xx answers, connection failures) and timeouts
+// (no answer within --timeout-ms) are counted over warm-ups, slices and the
+// drain after each (requests in flight at the end get their answer or time
+// out), and a failed or timed-out connection is reopened.
 //
 // backline runs as a child process: `backline serve --listen 127.0.0.1:0
 // --data <tmp> --ready-file <tmp> --http-threads <max(C)+64>` with
@@ -134,17 +136,24 @@ struct cpu_use {
   double generator_cpu_s = 0;                 // the load generator's, when it shares the process
 };
 
-/// Reads `pid`'s threads as the measured window opens and closes.
+/// Reads `pid`'s threads as each measured window opens and closes, and adds
+/// up what they used over the windows.
 class cpu_probe {
 public:
   explicit cpu_probe(pid_t pid) : pid_(pid) {
     hooks_.at_start = [this] { before_ = read_threads(pid_); };
-    hooks_.at_end = [this] { after_ = read_threads(pid_); };
+    hooks_.at_end = [this] {
+      for (const auto& [name, use] : use_between(before_, read_threads(pid_))) {
+        auto& sum = used_[name];
+        sum.cpu_s += use.cpu_s;
+        sum.switches += use.switches;
+      }
+    };
   }
   const window_hooks* hooks() const { return &hooks_; }
   cpu_use use() const {
     cpu_use u;
-    for (const auto& [name, use] : use_between(before_, after_)) {
+    for (const auto& [name, use] : used_) {
       if (name == "load-gen") {
         u.generator_cpu_s += use.cpu_s;
         continue;
@@ -159,7 +168,8 @@ public:
 private:
   pid_t pid_;
   window_hooks hooks_;
-  std::map<pid_t, thread_reading> before_, after_;
+  std::map<pid_t, thread_reading> before_;
+  std::map<std::string, thread_use> used_;  // by thread name, over the windows so far
 };
 
 /// One line per server: CPU µs and context switches per request, in all and
@@ -306,10 +316,13 @@ std::vector<api_thread> setup_backline(const std::string& host, int port, size_t
 const char* usage_text =
   "usage: api_bench [--connections 1,16,64,256,1000] [--seconds S] [--warmup S] [--quick]\n"
   "                 [--backline PATH] [--trivial-only] [--threads N] [--loops N]\n"
-  "                 [--timeout-ms MS] [--no-sync] [--keep]\n\n"
+  "                 [--timeout-ms MS] [--rounds R] [--no-sync] [--keep]\n\n"
   "  --connections LIST  concurrency levels (default 1,16,64,256,1000)\n"
   "  --seconds S         measured seconds per level and server (default 5)\n"
-  "  --warmup S          warm-up seconds before each measurement (default 1)\n"
+  "  --warmup S          warm-up seconds before each measured slice (default 1)\n"
+  "  --rounds R          the seconds split into R slices per server, the servers\n"
+  "                      taking turns (trivial, backline, backline, trivial, ...);\n"
+  "                      default 4, 2 with --quick\n"
   "  --quick             2 s per level, 0.5 s warm-up\n"
   "  --backline PATH     the backline binary (default: ../backline next to this binary)\n"
   "  --trivial-only      measure the trivial server alone (no backline child)\n"
@@ -328,13 +341,14 @@ struct options {
   size_t threads = 0;
   size_t loops = 2;
   long timeout_ms = 5000;
+  size_t rounds = 4;
   bool no_sync = false;
   bool keep = false;
 };
 
 std::optional<options> parse_options(int argc, char** argv) {
   options o;
-  bool seconds_given = false, warmup_given = false, quick = false;
+  bool seconds_given = false, warmup_given = false, rounds_given = false, quick = false;
   try {
     bench::arguments args(argc, argv);
     for (std::string a; args.next(a);) {
@@ -357,6 +371,8 @@ std::optional<options> parse_options(int argc, char** argv) {
         o.loops = std::max<size_t>(1, std::stoul(next()));
       else if (a == "--timeout-ms")
         o.timeout_ms = std::stol(next());
+      else if (a == "--rounds")
+        o.rounds = std::stoul(next()), rounds_given = true;
       else if (a == "--no-sync")
         o.no_sync = true;
       else if (a == "--keep")
@@ -375,8 +391,10 @@ std::optional<options> parse_options(int argc, char** argv) {
     o.seconds = 2;
   if (quick && !warmup_given)
     o.warmup = 0.5;
-  if (o.seconds <= 0 || o.warmup < 0 || o.timeout_ms <= 0) {
-    std::cerr << "api_bench: --seconds, --warmup and --timeout-ms must be positive\n";
+  if (quick && !rounds_given)
+    o.rounds = 2;
+  if (o.seconds <= 0 || o.warmup < 0 || o.timeout_ms <= 0 || o.rounds == 0) {
+    std::cerr << "api_bench: --seconds, --warmup, --rounds and --timeout-ms must be positive\n";
     return std::nullopt;
   }
   return o;
@@ -401,9 +419,9 @@ int run(const options& opt) {
   std::printf("api_bench: %u cores, levels", std::thread::hardware_concurrency());
   for (size_t c : opt.levels)
     std::printf(" %zu", c);
-  std::printf(" connections, %.1f s warm-up + %.1f s measured per level and server, %zu generator loops,\n"
-              "  %zu HTTP worker threads per server, timeout %lld ms, open-file limit %zu\n",
-              opt.warmup, opt.seconds, opt.loops, http_threads, static_cast<long long>(timeout.count()),
+  std::printf(" connections, %.1f s measured per level and server in %zu turns (each after %.1f s of warm-up),\n"
+              "  %zu generator loops, %zu HTTP worker threads per server, timeout %lld ms, open-file limit %zu\n",
+              opt.seconds, opt.rounds, opt.warmup, opt.loops, http_threads, static_cast<long long>(timeout.count()),
               open_file_limit());
 
   std::unique_ptr<backline_child> child;
@@ -465,21 +483,47 @@ int run(const options& opt) {
   std::optional<double> ratio_64, p99_64;
   std::optional<uint64_t> timeouts_1000;
   std::optional<double> p99_1000;
-  const double window_s = std::chrono::duration<double>(window).count();
+  // The servers take turns within a level, in slices of window/rounds each
+  // with its own warm-up: trivial, backline, backline, trivial, trivial, ...
+  // This machine's speed drifts over seconds (a neighbour on the host, the
+  // clock); measured one after the other, a drift between the two windows
+  // moved the ratio by ±10%. Turns in this order cancel a steady drift.
+  const auto slice = std::max(1ms, window / static_cast<long>(opt.rounds));
+  const auto measured = slice * static_cast<long>(opt.rounds);
+  const double window_s = std::chrono::duration<double>(measured).count();
   for (size_t c : opt.levels) {
     cpu_probe trivial_cpu(::getpid());
-    auto t = run_load(trivial_target, c, opt.loops, warmup, window, timeout, trivial_cpu.hooks());
+    std::optional<cpu_probe> backline_cpu;
+    if (backline_target)
+      backline_cpu.emplace(child->pid());
+    run_counts trivial_counts, backline_counts;
+    auto take_turn = [&](bool trivial_turn) {
+      if (trivial_turn)
+        trivial_counts.merge(run_load_counts(trivial_target, c, opt.loops, warmup, slice, timeout, trivial_cpu.hooks()));
+      else
+        backline_counts.merge(
+          run_load_counts(*backline_target, c, opt.loops, warmup, slice, timeout, backline_cpu->hooks()));
+      std::this_thread::sleep_for(200ms);  // let closed connections drain
+    };
+    for (size_t r = 0; r < opt.rounds; ++r) {
+      if (!backline_target) {  // --trivial-only
+        take_turn(true);
+        continue;
+      }
+      bool trivial_first = r % 2 == 0;
+      take_turn(trivial_first);
+      take_turn(!trivial_first);
+    }
+    auto t = summarize(std::move(trivial_counts), measured);
     print_row(c, "trivial", t);
     add_figures(figures, "trivial", c, t);
     report_cpu(figures, "trivial", c, trivial_cpu.use(), t.rps * window_s);
     std::fflush(stdout);
     if (backline_target) {
-      std::this_thread::sleep_for(200ms);  // let closed connections drain
-      cpu_probe backline_cpu(child->pid());
-      auto b = run_load(*backline_target, c, opt.loops, warmup, window, timeout, backline_cpu.hooks());
+      auto b = summarize(std::move(backline_counts), measured);
       print_row(c, "backline", b);
       add_figures(figures, "backline", c, b);
-      report_cpu(figures, "backline", c, backline_cpu.use(), b.rps * window_s);
+      report_cpu(figures, "backline", c, backline_cpu->use(), b.rps * window_s);
       double ratio = t.rps > 0 ? b.rps / t.rps : 0;
       std::printf("  %5zu  %-9s %9.2f  (backline/trivial rps)\n", c, "ratio", ratio);
       char buf[64];

@@ -386,9 +386,11 @@ struct window_hooks {
   std::function<void()> at_start, at_end;
 };
 
-inline run_result run_load(const load_target& target, size_t connections, size_t loops, std::chrono::milliseconds warmup,
-                    std::chrono::milliseconds window, std::chrono::milliseconds timeout,
-                    const window_hooks* hooks = nullptr) {
+/// One load run's raw counts (latencies unsorted), for callers that add
+/// several runs up before the percentiles (api_bench's alternating slices).
+inline run_counts run_load_counts(const load_target& target, size_t connections, size_t loops,
+                                  std::chrono::milliseconds warmup, std::chrono::milliseconds window,
+                                  std::chrono::milliseconds timeout, const window_hooks* hooks = nullptr) {
   std::vector<connection> conns(connections);
   for (size_t i = 0; i < connections; ++i) {
     conns[i].index = i;
@@ -438,6 +440,11 @@ inline run_result run_load(const load_target& target, size_t connections, size_t
   run_counts all;
   for (auto& p : partial)
     all.merge(std::move(p));
+  return all;
+}
+
+/// Requests per second over `window` (the measured time the counts cover) and the percentiles.
+inline run_result summarize(run_counts all, std::chrono::milliseconds window) {
   std::sort(all.latency_us.begin(), all.latency_us.end());
   run_result r;
   r.rps = static_cast<double>(all.ok) / std::chrono::duration<double>(window).count();
@@ -450,6 +457,12 @@ inline run_result run_load(const load_target& target, size_t connections, size_t
   r.errors = all.non2xx + all.conn_errors;
   r.timeouts = all.timeouts;
   return r;
+}
+
+inline run_result run_load(const load_target& target, size_t connections, size_t loops, std::chrono::milliseconds warmup,
+                           std::chrono::milliseconds window, std::chrono::milliseconds timeout,
+                           const window_hooks* hooks = nullptr) {
+  return summarize(run_load_counts(target, connections, loops, warmup, window, timeout, hooks), window);
 }
 
 

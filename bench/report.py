@@ -126,8 +126,10 @@ md.append("- Date: %s (UTC); mode: %s; commit %s" % (machine["date"], machine["m
 md.append("- Machine: %s; kernel %s" % (machine_line, machine["kernel"]))
 md.append("- Command: `%s`" % machine["command"])
 md.append("- Each benchmark below measures backline and its ceiling in the same run, on the same machine, one after "
-          "the other. On a shared machine (other builds running) the absolute figures are noisy, by tens of percent; "
-          "the ratios are steadier than the absolute figures but not immune.")
+          "the other (api_bench: the two servers take turns within each level, trivial, backline, backline, trivial, "
+          "so that the machine's drift over seconds falls on both). On a shared machine (other builds running) the "
+          "absolute figures are noisy, by tens of percent; the ratios are steadier than the absolute figures but not "
+          "immune.")
 md.append("")
 
 # --- HTTP -------------------------------------------------------------------

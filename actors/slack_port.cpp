@@ -674,7 +674,6 @@ struct port_state {
   std::vector<caller_actor> callers;
   dispatcher_actor dispatcher;  // posts go to whichever caller is free
   std::unordered_map<std::string, channel_actor> channels;
-  std::vector<outbound_post> sent;  // what was handed to Slack (for sent_log)
   std::unordered_map<std::string, std::string> user_names;  // users.info answers, kept
   std::map<std::string, std::string> known_channels;         // id -> name, every channel ever listed
   std::unordered_map<std::string, std::pair<uint64_t, bool>> queues;  // channel -> (queued, token rejected)
@@ -703,10 +702,12 @@ slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer
                                                                caf::actor_cast<slack_port_actor>(self), p.channel_id))
               .first;
       }
-      st.sent.push_back(p);
       return self->delegate(i->second, atoms::post::value, std::move(p));
     },
-    [self](atoms::sent_log) { return self->state.sent; },
+    // This port keeps no copy of what it sent (it used to keep every post,
+    // for as long as the server ran): what reached Slack is in the log
+    // (slack_delivered) and in Slack. The in-memory port keeps its record.
+    [](atoms::sent_log) { return std::vector<outbound_post>{}; },
     [self](atoms::notify, const std::string& channel, uint64_t queued, bool token_rejected) {
       self->state.queues[channel] = {queued, token_rejected};
     },

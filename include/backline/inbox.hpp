@@ -23,6 +23,7 @@ using thread_actor = caf::typed_actor<caf::replies_to<atoms::command, command>::
 /// tests). Answers the Slack ts once posted.
 using slack_port_actor = caf::typed_actor<
   caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>,
+  // What the in-memory port recorded (tests); the Slack port keeps no copy: empty.
   caf::replies_to<atoms::sent_log>::with<std::vector<outbound_post>>,
   // Slack users' display names (users.info, cached), in order; the id when unknown.
   caf::replies_to<atoms::resolve, std::vector<std::string>>::with<std::vector<std::string>>,

@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "backline/file_store.hpp"
@@ -85,6 +86,12 @@ TEST_CASE("the web port posts parents and replies with their outbox id in Slack 
   auto posts = f.fake.sent();
   REQUIRE(posts.size() == 2);
   CHECK(posts[1].args.at("metadata").at("event_payload").at("outbox_id") == "m-reply");
+  // The port keeps no copy of what it sent: a busy server's memory does not grow with its posts.
+  caf::scoped_actor self{*f.sys};
+  std::optional<size_t> kept;
+  self->request(f.port, 10s, atoms::sent_log::value)
+    .receive([&](const std::vector<outbound_post>& sent) { kept = sent.size(); }, [](caf::error&) {});
+  CHECK(kept == size_t{0});
 }
 
 TEST_CASE("rate limits and server errors are retried: the message reaches Slack once", "[slack]") {

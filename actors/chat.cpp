@@ -230,7 +230,9 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
   }
   if (!c.exists)
     return error_reply(404, "not_found", "no chat " + cmd.chat_id);
-  auto body = detail::body_of(cmd);
+  // Parsed only by the commands that read it: a thread's commands pass
+  // through here on every post, and the thread parses its own.
+  auto body = [&cmd] { return detail::body_of(cmd); };
   const auto& who = cmd.who;
   switch (cmd.what) {
     case verb::chat_get:
@@ -250,7 +252,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
         return error_reply(403, "forbidden", "agents do not assign chats; transfer them");
       if (c.resolved)
         return error_reply(409, "chat_resolved", "chat " + c.id + " is resolved");
-      auto agent = detail::field(body, "agent_id");
+      auto agent = detail::field(body(), "agent_id");
       return record(self, cmd, transfer ? "chat_transferred" : "chat_assigned",
                     json::object{{"agent_id", agent}, {"from", c.agent_id}},
                     [](const chat_state& s) { return chat_reply(200, s); });
@@ -268,8 +270,9 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
         return error_reply(403, "forbidden", "chat " + c.id + " is not assigned to you");
       if (c.resolved)
         return error_reply(409, "chat_resolved", "chat " + c.id + " is resolved");
-      auto kind = who.kind == role::bot ? detail::field(body, "from") : std::string("agent");
-      json::object m{{"id", inbox::new_id("m-")}, {"kind", kind}, {"text", detail::field(body, "text")},
+      const auto fields = body();
+      auto kind = who.kind == role::bot ? detail::field(fields, "from") : std::string("agent");
+      json::object m{{"id", inbox::new_id("m-")}, {"kind", kind}, {"text", detail::field(fields, "text")},
                      {"author", kind == "customer" ? c.customer_id : who.id}};
       return record(self, cmd, "chat_message_added", m, [](const chat_state& s) {
         const auto& last = s.messages.back();
@@ -305,7 +308,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
         return error_reply(403, "forbidden", "chats are reopened by the bot or an admin");
       if (!c.resolved)
         return error_reply(409, "chat_open", "chat " + c.id + " is not resolved");
-      auto successor = detail::field(body, "successor_chat_id");
+      auto successor = detail::field(body(), "successor_chat_id");
       if (successor.empty())
         return error_reply(400, "invalid_request", "reopen needs the successor's id");
       return record(self, cmd, "chat_reopened", json::object{{"successor_chat_id", successor}},

@@ -485,9 +485,10 @@ int run(const options& opt) {
   std::optional<double> p99_1000;
   // The servers take turns within a level, in slices of window/rounds each
   // with its own warm-up: trivial, backline, backline, trivial, trivial, ...
-  // This machine's speed drifts over seconds (a neighbour on the host, the
-  // clock); measured one after the other, a drift between the two windows
-  // moved the ratio by ±10%. Turns in this order cancel a steady drift.
+  // This machine's speed drifts over seconds, for reasons outside the
+  // program; measured one after the other, a drift between the two windows
+  // moved the ratio by about a tenth. Turns in this order cancel a steady
+  // drift. Each turn ends with a pause for closed connections to drain.
   const auto slice = std::max(1ms, window / static_cast<long>(opt.rounds));
   const auto measured = slice * static_cast<long>(opt.rounds);
   const double window_s = std::chrono::duration<double>(measured).count();
@@ -541,7 +542,6 @@ int run(const options& opt) {
         throw bench_error("backline died during the run; its log:\n" + tail_of(child->log_path()));
     }
     std::fflush(stdout);
-    std::this_thread::sleep_for(200ms);
   }
 
   bool all_met = true;

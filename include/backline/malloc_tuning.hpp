@@ -13,7 +13,6 @@
 // of 8 to 256 MiB; 0.49-0.51 in three runs with 64 arenas and the default).
 // Raising M_MMAP_THRESHOLD to 4 MiB as well brought the slow runs back (two
 // of four), so it is left as glibc sets it.
-
 //
 // Built with tcmalloc (BACKLINE_MALLOC, the default outside sanitizer
 // builds), glibc's malloc serves nothing and mallopt is tcmalloc's no-op.

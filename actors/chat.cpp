@@ -52,8 +52,11 @@ thread_actor thread_of(chat_pointer self, const chat_state& c, const std::string
   auto& threads = self->state.threads;
   if (threads.size() < ids.size())
     threads.resize(ids.size());
-  if (!threads[i])
+  if (!threads[i]) {
     threads[i] = spawn_thread_actor(self, thread_id, self->state.peers);
+    // From now on the directory sends the thread's commands to it directly.
+    self->send(self->state.peers->directory, atoms::spawned::value, thread_id, threads[i]);
+  }
   return threads[i];
 }
 

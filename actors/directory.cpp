@@ -1,6 +1,15 @@
 // The directory: finds or activates the actor of a chat, creates chats, and
 // keeps the chat index that serves the chat lists (My Chats, Active,
 // Resolved). Chat actors report each change to it.
+//
+// A thread's commands go straight to its actor once its chat has activated
+// it (and said so): the index holds what the thread rules look at (the
+// chat's agent, resolved or not), so a post costs no stop at its chat. While
+// an assign, transfer or resolve of the chat is on its way, its thread
+// commands go through the chat as before, queued behind the change: the chat
+// re-indexes before it answers, so once every change has answered the index
+// is as the chat is, and no command is checked against an agent who has
+// already lost the chat.
 
 #include "actors/chat.hpp"
 #include "actors/persist.hpp"
@@ -24,6 +33,8 @@ struct directory_state {
   // are indexed (being created) are found by their id.
   std::unordered_map<const std::string*, chat_actor> chats;
   std::unordered_map<std::string, chat_actor> unindexed;
+  std::unordered_map<std::string, thread_actor> threads;  // activated by their chats, by thread id
+  std::unordered_map<std::string, uint32_t> changing;     // chats with access changes on their way, how many
   std::unordered_map<std::string, std::string> thread_by_slack;  // "channel|ts" -> thread id
   std::unordered_map<std::string, std::pair<std::string, std::string>> open_in_slack;  // for the poller
   poller_actor poller;  // none when replies come by events only
@@ -79,6 +90,49 @@ api_reply list_chats(directory_pointer self, const caller& who, const std::strin
   for (auto& [id, e] : rows)
     list.push_back(json::parse(e->json));
   return json_reply(200, json::object{{"chats", std::move(list)}});
+}
+
+// An assign, transfer or resolve: it goes to the chat, and until the chat
+// answers, the chat's thread commands go through the chat too (see the top).
+caf::result<api_reply> change_access(directory_pointer self, command& cmd) {
+  auto rp = self->make_response_promise<api_reply>();
+  auto chat = cmd.chat_id;
+  ++self->state.changing[chat];
+  auto done = [self, chat] {
+    auto& changing = self->state.changing;
+    if (auto i = changing.find(chat); i != changing.end() && --i->second == 0)
+      changing.erase(i);
+  };
+  self->request(chat_of(self, chat), caf::infinite, atoms::command::value, std::move(cmd))
+    .then(
+      [rp, done](api_reply& r) mutable {
+        done();
+        rp.deliver(std::move(r));
+      },
+      [rp, done](caf::error&) mutable {
+        done();
+        rp.deliver(error_reply(503, "unavailable", "the chat did not answer"));
+      });
+  return rp;
+}
+
+// The thread's actor, if the command may go straight to it: a thread
+// command, the thread activated by its chat, no access change on its way.
+const thread_actor* direct_route(directory_pointer self, const command& cmd) {
+  switch (cmd.what) {
+    case verb::thread_get:
+    case verb::thread_messages:
+    case verb::thread_post:
+    case verb::thread_done:
+      break;
+    default:
+      return nullptr;
+  }
+  auto& st = self->state;
+  auto t = st.threads.find(cmd.thread_id);
+  if (t == st.threads.end() || st.changing.count(cmd.chat_id) || chat_of_thread(cmd.thread_id) != cmd.chat_id)
+    return nullptr;
+  return &t->second;
 }
 
 // Reopen: the resolved chat agrees and records which chat succeeds it, then
@@ -144,11 +198,27 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
   }
   return {
     [self](atoms::command, command& cmd) -> caf::result<api_reply> {
-      if (!plausible_chat_id(cmd.chat_id) || !self->state.index.count(cmd.chat_id))
+      auto entry = plausible_chat_id(cmd.chat_id) ? self->state.index.find(cmd.chat_id) : self->state.index.end();
+      if (entry == self->state.index.end())
         return error_reply(404, "not_found", "no chat " + cmd.chat_id);
-      if (cmd.what == verb::chat_reopen)
-        return reopen(self, cmd);
-      return self->delegate(chat_of(self, cmd.chat_id), atoms::command::value, std::move(cmd));
+      if (auto* thread = direct_route(self, cmd)) {
+        // The chat's own checks, on what the index holds of it.
+        const chat_access access{entry->first, entry->second.agent_id, entry->second.resolved};
+        bool write = cmd.what == verb::thread_post || cmd.what == verb::thread_done;
+        if (auto s = write ? may_work_threads(cmd.who, access) : may_read_threads(cmd.who, access); !s)
+          return detail::rule_error(s);
+        return self->delegate(*thread, atoms::command::value, std::move(cmd));
+      }
+      switch (cmd.what) {
+        case verb::chat_reopen:
+          return reopen(self, cmd);
+        case verb::chat_assign:
+        case verb::chat_transfer:
+        case verb::chat_resolve:
+          return change_access(self, cmd);
+        default:
+          return self->delegate(chat_of(self, cmd.chat_id), atoms::command::value, std::move(cmd));
+      }
     },
     [self](atoms::create, const caller& who, const std::string& body,
            const std::string& key) -> caf::result<api_reply> {
@@ -171,6 +241,9 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
         st.chats.emplace(&entry->first, std::move(i->second));
         st.unindexed.erase(i);
       }
+    },
+    [self](atoms::spawned, const std::string& thread, const thread_actor& actor) {
+      self->state.threads.insert_or_assign(thread, actor);
     },
     [self](atoms::slack_tsix, const std::string& channel, const std::string& ts, const std::string& thread) {
       self->state.thread_by_slack[channel + "|" + ts] = thread;

@@ -491,7 +491,7 @@ status may_read_chat(const caller& who, const chat_state& chat) {
   return {errc::forbidden, "chat " + chat.id + " is not assigned to you"};
 }
 
-status may_read_threads(const caller& who, const chat_state& chat) {
+status may_read_threads(const caller& who, chat_access chat) {
   if (who.kind == role::admin)
     return {};
   if (who.kind == role::bot)
@@ -499,17 +499,17 @@ status may_read_threads(const caller& who, const chat_state& chat) {
   if (!who.inbox_access)
     return {errc::forbidden, "internal threads need inbox access"};
   if (chat.agent_id != who.id)
-    return {errc::forbidden, "chat " + chat.id + " is not assigned to you"};
+    return {errc::forbidden, "chat " + std::string(chat.id) + " is not assigned to you"};
   return {};
 }
 
-status may_work_threads(const caller& who, const chat_state& chat) {
+status may_work_threads(const caller& who, chat_access chat) {
   if (who.kind == role::admin)
     return {errc::forbidden, "admins see threads read-only"};
   if (auto s = may_read_threads(who, chat); !s)
     return s;
   if (chat.resolved)
-    return {errc::conflict, "chat " + chat.id + " is resolved: its threads are read-only"};
+    return {errc::conflict, "chat " + std::string(chat.id) + " is resolved: its threads are read-only"};
   return {};
 }
 

@@ -213,11 +213,27 @@ std::string thread_opening_text(const chat_state& chat, const caller& agent, std
 
 // -- rules -------------------------------------------------------------------
 
+/// What the thread rules look at in a chat: whom it is assigned to and
+/// whether it is resolved. The directory keeps these for every chat, so it
+/// checks a thread's command without asking the chat (see actors/directory.cpp).
+struct chat_access {
+  std::string_view id;
+  std::string_view agent_id;
+  bool resolved = false;
+};
+inline chat_access access_of(const chat_state& chat) { return {chat.id, chat.agent_id, chat.resolved}; }
+
 /// May the caller work this chat's threads (create, answer, close)?
 /// Only an agent with inbox access to whom the chat is assigned.
-status may_work_threads(const caller& who, const chat_state& chat);
+status may_work_threads(const caller& who, chat_access chat);
+inline status may_work_threads(const caller& who, const chat_state& chat) {
+  return may_work_threads(who, access_of(chat));
+}
 /// May the caller read this chat's threads? Its agent (with inbox access), or an admin.
-status may_read_threads(const caller& who, const chat_state& chat);
+status may_read_threads(const caller& who, chat_access chat);
+inline status may_read_threads(const caller& who, const chat_state& chat) {
+  return may_read_threads(who, access_of(chat));
+}
 /// May the caller read the chat itself?
 status may_read_chat(const caller& who, const chat_state& chat);
 

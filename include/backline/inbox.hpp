@@ -15,8 +15,8 @@ namespace backline {
 /// Commands on one chat or one of its threads.
 using chat_actor = caf::typed_actor<caf::replies_to<atoms::command, command>::with<api_reply>>;
 
-/// The thread actor: the same commands, forwarded by its chat actor after
-/// the chat checked who may do what.
+/// The thread actor: the same commands, checked first for who may do what
+/// by its chat actor, or by the directory once the chat has activated it.
 using thread_actor = caf::typed_actor<caf::replies_to<atoms::command, command>::with<api_reply>>;
 
 /// Where outbound thread messages go (Slack in production; a recorder in
@@ -66,7 +66,8 @@ using poller_actor = caf::typed_actor<
   caf::replies_to<atoms::stats>::with<std::string>>;
 
 /// The directory: creates chats, routes commands to chat actors (activating
-/// them from the log), and keeps the chat index that lists serve.
+/// them from the log) and thread commands straight to the thread actors its
+/// chats activated, and keeps the chat index that lists serve.
 using directory_actor = caf::typed_actor<
   caf::replies_to<atoms::command, command>::with<api_reply>,
   // Create a chat (the bot): caller, body {"customer":{id,name},"text"?}, idempotency key.
@@ -75,6 +76,8 @@ using directory_actor = caf::typed_actor<
   caf::replies_to<atoms::list, caller, std::string>::with<api_reply>,
   // A chat actor reports its current JSON: chat id, status, agent id, JSON.
   caf::reacts_to<atoms::indexed, std::string, bool, std::string, std::string>,
+  // A chat actor activated one of its threads: thread id, its actor.
+  caf::reacts_to<atoms::spawned, std::string, thread_actor>,
   // A thread reports where it lives in Slack: channel id, parent ts, thread id.
   caf::reacts_to<atoms::slack_tsix, std::string, std::string, std::string>,
   // Which thread is Slack's (channel id, thread ts)? "" when none.

@@ -146,6 +146,48 @@ TEST_CASE_METHOD(inbox_actors, "unknown chats and threads are 404 and create not
   CHECK(store->head().position == 0);
 }
 
+// The directory sends a thread's commands straight to its actor once
+// activated, checking them on its index; a transfer still on its way must
+// not let the agent who is losing the chat through.
+TEST_CASE_METHOD(inbox_actors, "a thread command sent after a transfer is checked against the new agent") {
+  caller bob{"bob", "Bob", role::agent, true};
+  auto chat = assigned_chat("");
+  auto thread_id = id_of(cmd(verb::thread_create, alice, chat, "", {{"channel_id", "C1"}, {"text", "Refund?"}}));
+  REQUIRE(cmd(verb::thread_post, alice, chat, thread_id, {{"text", "one"}}).status == 201);
+
+  // Both sent before either is answered: the post comes second.
+  auto send = [&](verb what, const caller& who, std::string thread, json::object body) {
+    return self->request(directory, caf::infinite, atoms::command::value,
+                         command{what, who, chat, std::move(thread), json::serialize(body), ""});
+  };
+  auto transfer = send(verb::chat_transfer, alice, "", {{"agent_id", "bob"}});
+  auto late = send(verb::thread_post, alice, thread_id, {{"text", "two"}});
+  run();
+  auto status_of = [](auto& handle) {
+    int status = 0;
+    handle.receive([&](api_reply& r) { status = r.status; }, [](caf::error& e) { FAIL(caf::to_string(e)); });
+    return status;
+  };
+  CHECK(status_of(transfer) == 200);
+  CHECK(status_of(late) == 403);
+
+  // Afterwards too, and the new agent works the thread.
+  CHECK(cmd(verb::thread_post, alice, chat, thread_id, {{"text", "three"}}).status == 403);
+  CHECK(cmd(verb::thread_messages, alice, chat, thread_id).status == 403);
+  CHECK(cmd(verb::thread_post, bob, chat, thread_id, {{"text", "four"}}).status == 201);
+  REQUIRE(cmd(verb::chat_resolve, bob, chat).status == 200);
+  CHECK(cmd(verb::thread_post, bob, chat, thread_id, {{"text", "five"}}).status == 409);
+  CHECK(cmd(verb::thread_get, bob, chat, thread_id).status == 200);
+  CHECK(cmd(verb::thread_get, bot, chat, thread_id).status == 403);
+
+  std::vector<std::string> texts;
+  auto events = store->read_stream("thread-" + thread_id).value();
+  for (auto& e : events)
+    if (e.type == "thread_message_sent")
+      texts.push_back(std::string(json::parse(e.payload).as_object().at("text").as_string()));
+  CHECK(texts == std::vector<std::string>{"one", "four"});
+}
+
 TEST_CASE_METHOD(inbox_actors, "a chat keeps no transcript and answers a transcript read from its stream as before") {
   auto chat = assigned_chat("hello");
   REQUIRE(cmd(verb::chat_message_post, alice, chat, "", {{"text", "Let me check."}}).status == 201);

@@ -288,6 +288,7 @@ slack_port_actor::behavior_type memory_port(slack_port_actor::stateful_pointer<m
       return {reply_status{}, std::to_string(self->state.next_ts++) + ".000100"};
     },
     [self](atoms::sent_log) { return self->state.sent; },
+    [self](atoms::route, const std::string&) { return caf::actor_cast<slack_channel_actor>(self); },  // one record for all
     [](atoms::resolve, const std::vector<std::string>& user_ids) { return user_ids; },  // no workspace to ask
     [](atoms::list) -> caf::result<reply_status, std::string> {
       return {reply_status{}, std::string("[]")};  // no Slack app configured: no channels

@@ -692,17 +692,23 @@ slack_port_actor::behavior_type port_behavior(slack_port_actor::stateful_pointer
   for (size_t i = 0; i < std::max<size_t>(1, opts.callers); ++i)
     self->state.callers.push_back(self->spawn<caf::detached + caf::linked>(caller_behavior, opts, files, names));
   self->state.dispatcher = self->spawn<caf::linked>(dispatcher_behavior, self->state.callers);
+  // The actor of a channel, spawned at its first post.
+  auto channel_of = [self](const std::string& channel_id) {
+    auto& st = self->state;
+    auto i = st.channels.find(channel_id);
+    if (i == st.channels.end())
+      i = st.channels
+            .emplace(channel_id, self->spawn<caf::linked>(channel_behavior, st.opts, st.dispatcher,
+                                                           caf::actor_cast<slack_port_actor>(self), channel_id))
+            .first;
+    return i->second;
+  };
   return {
-    [self](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string> {
-      auto& st = self->state;
-      auto i = st.channels.find(p.channel_id);
-      if (i == st.channels.end()) {
-        i = st.channels
-              .emplace(p.channel_id, self->spawn<caf::linked>(channel_behavior, st.opts, st.dispatcher,
-                                                               caf::actor_cast<slack_port_actor>(self), p.channel_id))
-              .first;
-      }
-      return self->delegate(i->second, atoms::post::value, std::move(p));
+    [self, channel_of](atoms::post, outbound_post& p) -> caf::result<reply_status, std::string> {
+      return self->delegate(channel_of(p.channel_id), atoms::post::value, std::move(p));
+    },
+    [channel_of](atoms::route, const std::string& channel_id) {
+      return caf::actor_cast<slack_channel_actor>(channel_of(channel_id));
     },
     // This port keeps no copy of what it sent (it used to keep every post,
     // for as long as the server ran): what reached Slack is in the log

@@ -21,6 +21,7 @@ struct thread_actor_state {
   thread_state thread;  // its messages only while a command or a delivery uses them (see settle)
   std::vector<std::string> slack_replies;  // the Slack ts of every reply the thread holds
   peers_pointer peers;
+  slack_channel_actor channel;  // where its posts go, once the port said (see to_slack)
   std::chrono::steady_clock::time_point active_said{};  // when the poller last heard "a reply may follow"
 };
 
@@ -109,36 +110,88 @@ void record_quietly(thread_pointer self, append_request req, std::function<void(
     handle.then(on_reply, [](caf::error&) {});
 }
 
-void deliver(thread_pointer self, const thread_message& m, bool recheck = false);
+// A post for Slack, and whether its outcome is recorded (a message's is; a
+// check mark's is not).
+struct slack_job {
+  outbound_post post;
+  bool record = true;
+};
+
+// Hands one post to `to` (the channel's actor, or the port) and records the
+// outcome of a message: its Slack ts, or why it failed for good.
+template <class Handle>
+void post_one(thread_pointer self, const Handle& to, slack_job job) {
+  auto id = job.post.message_id;
+  auto handle = self->request(to, caf::infinite, atoms::post::value, std::move(job.post));
+  if (!job.record) {
+    handle.then([](const reply_status&, const std::string&) {}, [](caf::error&) {});
+    return;
+  }
+  handle.then(
+    [self, id](const reply_status& st, const std::string& ts) {
+      auto& t = self->state.thread;
+      if (!st.ok()) {
+        // The Slack port retries what can succeed; a failure here is final
+        // for this message (channel archived, app removed, refused).
+        record_quietly(self, detail::one_event(thread_stream(t.id), expected_version::any(), "slack_delivery_failed",
+                                               "slack", json::object{{"message_id", id}, {"reason", st.message}}, ""));
+        return;
+      }
+      record_quietly(self, detail::one_event(thread_stream(t.id), expected_version::any(), "slack_delivered",
+                                             "slack", json::object{{"message_id", id}, {"slack_ts", ts}}, ""));
+    },
+    [](caf::error&) {});
+}
+
+// Sends posts to the thread's Slack channel, in this order. The channel's
+// actor is asked of the port at the first post after activation, and
+// awaited, so no other post can overtake these meanwhile; later posts go to
+// it directly, one hop fewer than through the port.
+void to_slack(thread_pointer self, std::vector<slack_job> jobs) {
+  if (jobs.empty())
+    return;
+  auto& st = self->state;
+  if (st.channel) {
+    for (auto& job : jobs)
+      post_one(self, st.channel, std::move(job));
+    return;
+  }
+  auto jobs_ptr = std::make_shared<std::vector<slack_job>>(std::move(jobs));
+  self->request(st.peers->slack, caf::infinite, atoms::route::value, st.thread.channel_id)
+    .await(
+      [self, jobs_ptr](slack_channel_actor& channel) {
+        self->state.channel = std::move(channel);
+        for (auto& job : *jobs_ptr)
+          post_one(self, self->state.channel, std::move(job));
+      },
+      [self, jobs_ptr](caf::error&) {
+        for (auto& job : *jobs_ptr)  // the port answers them as it can
+          post_one(self, self->state.peers->slack, std::move(job));
+      });
+}
+
+// An outbound message as the Slack port takes it.
+slack_job post_of(thread_pointer self, const thread_message& m, bool recheck = false) {
+  const auto& t = self->state.thread;
+  return {outbound_post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions, m.files, "", recheck}, true};
+}
 
 // At activation: what was acknowledged but not yet marked sent goes to Slack
 // again, checked first against what Slack already has (a crash may have come
 // between Slack's answer and our record of it).
 void deliver_pending(thread_pointer self, bool recheck) {
+  std::vector<slack_job> jobs;
   for (const auto& m : self->state.thread.messages)
     if (m.direction == "to_slack" && m.delivery == "pending")
-      deliver(self, m, recheck);
+      jobs.push_back(post_of(self, m, recheck));
+  to_slack(self, std::move(jobs));
 }
 
-// Hands an outbound message to the Slack port and records its Slack ts.
-void deliver(thread_pointer self, const thread_message& m, bool recheck) {
-  auto& t = self->state.thread;
-  outbound_post post{t.id, m.id, t.channel_id, t.slack_ts, m.text, m.mentions, m.files, "", recheck};
-  self->request(self->state.peers->slack, caf::infinite, atoms::post::value, std::move(post))
-    .then(
-      [self, id = m.id](const reply_status& st, const std::string& ts) {
-        auto& t = self->state.thread;
-        if (!st.ok()) {
-          // The Slack port retries what can succeed; a failure here is final
-          // for this message (channel archived, app removed, refused).
-          record_quietly(self, detail::one_event(thread_stream(t.id), expected_version::any(), "slack_delivery_failed",
-                                                 "slack", json::object{{"message_id", id}, {"reason", st.message}}, ""));
-          return;
-        }
-        record_quietly(self, detail::one_event(thread_stream(t.id), expected_version::any(), "slack_delivered",
-                                               "slack", json::object{{"message_id", id}, {"slack_ts", ts}}, ""));
-      },
-      [](caf::error&) {});
+// Hands an outbound message to Slack and records its Slack ts.
+void deliver(thread_pointer self, const thread_message& m) {
+  std::vector<slack_job> jobs;
+  jobs.push_back(post_of(self, m));
+  to_slack(self, std::move(jobs));
 }
 
 // How a Slack reply's ids become names: from the "names" the inbound path
@@ -254,13 +307,13 @@ caf::result<api_reply> on_command(thread_pointer self, command& cmd) {
         [self] {
           auto& t = self->state.thread;
           self->send(self->state.peers->directory, atoms::unwatch::value, t.id);  // no more polling
-          deliver(self, t.messages.back());
-          if (!t.slack_ts.empty()) {
-            outbound_post mark{t.id, t.messages.back().id + "-reaction", t.channel_id, t.slack_ts, "", {}, {},
-                               "white_check_mark", false};
-            self->request(self->state.peers->slack, caf::infinite, atoms::post::value, std::move(mark))
-              .then([](const reply_status&, const std::string&) {}, [](caf::error&) {});
-          }
+          std::vector<slack_job> jobs;
+          jobs.push_back(post_of(self, t.messages.back()));
+          if (!t.slack_ts.empty())
+            jobs.push_back({outbound_post{t.id, t.messages.back().id + "-reaction", t.channel_id, t.slack_ts, "", {},
+                                          {}, "white_check_mark", false},
+                            false});
+          to_slack(self, std::move(jobs));
         });
     case verb::slack_reply: {
       // Each Slack message reaches the thread once, whichever way it came.

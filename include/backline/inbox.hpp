@@ -19,10 +19,15 @@ using chat_actor = caf::typed_actor<caf::replies_to<atoms::command, command>::wi
 /// by its chat actor, or by the directory once the chat has activated it.
 using thread_actor = caf::typed_actor<caf::replies_to<atoms::command, command>::with<api_reply>>;
 
+/// Where one Slack channel's posts go, in order: answers the Slack ts once posted.
+using slack_channel_actor = caf::typed_actor<caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>>;
+
 /// Where outbound thread messages go (Slack in production; a recorder in
 /// tests). Answers the Slack ts once posted.
 using slack_port_actor = caf::typed_actor<
   caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>,
+  // The actor that posts to this channel id (thread actors post there directly).
+  caf::replies_to<atoms::route, std::string>::with<slack_channel_actor>,
   // What the in-memory port recorded (tests); the Slack port keeps no copy: empty.
   caf::replies_to<atoms::sent_log>::with<std::vector<outbound_post>>,
   // Slack users' display names (users.info, cached), in order; the id when unknown.

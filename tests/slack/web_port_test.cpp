@@ -94,6 +94,45 @@ TEST_CASE("the web port posts parents and replies with their outbox id in Slack 
   CHECK(kept == size_t{0});
 }
 
+// Thread actors ask the port once for their channel's actor, then post to it
+// directly: the same queue, order and pacing as posts through the port.
+TEST_CASE("a channel's actor from the port posts in the same order as the port itself", "[slack]") {
+  web_port_fixture f;
+  caf::scoped_actor self{*f.sys};
+  auto route = [&](const std::string& channel) {
+    slack_channel_actor found;
+    self->request(f.port, 10s, atoms::route::value, channel)
+      .receive([&](slack_channel_actor& a) { found = std::move(a); }, [](caf::error&) {});
+    return found;
+  };
+  auto finance = route("C0FINANCE");
+  REQUIRE(finance);
+  CHECK(route("C0FINANCE") == finance);
+  CHECK(route("C0HR") != finance);
+
+  auto parent = f.post(message("C0FINANCE", "", "Refund for Dana?", "m-parent"));
+  REQUIRE(parent.first.ok());
+  // Sent before any is answered, to the channel's actor: in order. (A sender
+  // keeps to one way: through the port is one hop more, and may come later.)
+  auto one = self->request(finance, 10s, atoms::post::value, message("C0FINANCE", parent.second, "one", "m-one"));
+  auto two = self->request(finance, 10s, atoms::post::value, message("C0FINANCE", parent.second, "two", "m-two"));
+  auto three = self->request(finance, 10s, atoms::post::value, message("C0FINANCE", parent.second, "three", "m-three"));
+  for (auto* h : {&one, &two, &three}) {
+    bool ok = false;
+    h->receive([&](const reply_status& st, const std::string& ts) { ok = st.ok() && !ts.empty(); },
+               [](caf::error&) {});
+    CHECK(ok);
+  }
+  // The port's own posts to the channel go through the same actor.
+  CHECK(f.post(message("C0FINANCE", parent.second, "four", "m-four")).first.ok());
+  auto thread = f.fake.thread("C0FINANCE", parent.second);
+  REQUIRE(thread.size() == 5);
+  CHECK(thread[1].at("text") == "one");
+  CHECK(thread[2].at("text") == "two");
+  CHECK(thread[3].at("text") == "three");
+  CHECK(thread[4].at("text") == "four");
+}
+
 TEST_CASE("rate limits and server errors are retried: the message reaches Slack once", "[slack]") {
   web_port_fixture f;
   f.fake.inject_fault("chat.postMessage", {slack::fault_kind::ratelimit, 1, 1});

@@ -545,19 +545,46 @@ struct channel_state {
   double tokens = 0;                  // the pacing bucket
   clock_type::time_point refilled;
   std::chrono::milliseconds backoff{0};
+  // What the port last heard of this channel, and when (see report).
+  uint64_t reported_queued = 0;
+  bool reported_rejected = false;
+  clock_type::time_point reported_at{};
+  bool report_due = false;  // a delayed report is on its way
 };
 
 using channel_actor = caf::typed_actor<caf::replies_to<atoms::post, outbound_post>::with<reply_status, std::string>,
-                                       caf::reacts_to<atoms::flush>>;
+                                       caf::reacts_to<atoms::flush>,
+                                       caf::reacts_to<atoms::notify>>;  // a delayed report is due
 using channel_pointer = channel_actor::stateful_pointer<channel_state>;
 
 void send_next(channel_pointer self);
 
+// A busy channel's length changes with every post: the port hears it at
+// most every report_interval (a message to the port per post cost as much as
+// the post's own hop). What health says at once: the queue emptied or
+// filled, the token rejected or taken again.
+constexpr auto report_interval = std::chrono::milliseconds(100);
+
 void report(channel_pointer self) {
   auto& st = self->state;
-  if (st.port)
-    self->send(st.port, atoms::notify::value, st.channel_id, static_cast<uint64_t>(st.queue.size()),
-               st.token_rejected);
+  if (!st.port)
+    return;
+  const auto queued = static_cast<uint64_t>(st.queue.size());
+  if (queued == st.reported_queued && st.token_rejected == st.reported_rejected)
+    return;
+  const bool health_changes = (queued == 0) != (st.reported_queued == 0) || st.token_rejected != st.reported_rejected;
+  const auto now = clock_type::now();
+  if (!health_changes && now - st.reported_at < report_interval) {
+    if (!st.report_due) {
+      st.report_due = true;
+      self->delayed_send(self, report_interval, atoms::notify::value);
+    }
+    return;
+  }
+  st.reported_queued = queued;
+  st.reported_rejected = st.token_rejected;
+  st.reported_at = now;
+  self->send(st.port, atoms::notify::value, st.channel_id, queued, st.token_rejected);
 }
 
 void retry_later(channel_pointer self, std::chrono::milliseconds wait) {
@@ -598,7 +625,7 @@ void send_next(channel_pointer self) {
         if (status.ok()) {
           st.backoff = std::chrono::milliseconds(0);
           auto done = st.queue.pop_front();
-          report(self);  // before the answer: whoever hears back sees the port's health as it now is
+          report(self);  // before the answer: whoever hears back sees the port's health (emptied, token) as it now is
           done.promise.deliver(reply_status{}, ts);
           send_next(self);
           return;
@@ -661,6 +688,10 @@ channel_actor::behavior_type channel_behavior(channel_pointer self, slack_port_o
     [self](atoms::flush) {
       self->state.sending = false;
       send_next(self);
+    },
+    [self](atoms::notify) {
+      self->state.report_due = false;
+      report(self);
     },
   };
 }

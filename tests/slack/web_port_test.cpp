@@ -236,6 +236,27 @@ TEST_CASE("a post whose answer was lost is found by its outbox id, not posted tw
   CHECK(f.fake.message("C0FINANCE", r.second).has_value());
 }
 
+// A busy channel tells the port its length at most every 100 ms, not at
+// every post; the last length still arrives.
+TEST_CASE("the port's queue depth catches up with a busy channel", "[slack]") {
+  web_port_fixture f(10s, 1);  // one post now, the next in 10 s
+  caf::scoped_actor self{*f.sys};
+  auto queued = [&] {
+    uint64_t out = 0;
+    self->request(f.port, 5s, atoms::health::value)
+      .receive([&](const reply_status&, uint64_t q) { out = q; }, [](caf::error&) {});
+    return out;
+  };
+  for (int i = 0; i < 6; ++i)
+    self->send(f.port, atoms::post::value, message("C0HR", "", "n" + std::to_string(i), "m-" + std::to_string(i)));
+  uint64_t seen = 0;
+  for (int i = 0; i < 200 && seen != 5; ++i) {
+    std::this_thread::sleep_for(10ms);
+    seen = queued();
+  }
+  CHECK(seen == 5);  // the first went out; five wait for their turn
+}
+
 TEST_CASE("a rejected token keeps messages queued and says so, until Slack takes the token again", "[slack]") {
   web_port_fixture f;
   caf::scoped_actor self{*f.sys};

@@ -1,5 +1,6 @@
 #include "http/request_log.hpp"
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <random>
@@ -19,15 +20,54 @@ bool id_char(char c) {
 
 bool bare_char(char c) { return id_char(c) || c == '/' || c == '{' || c == '}' || c == '@' || c == '+'; }
 
-std::string rfc3339_millis(std::chrono::system_clock::time_point t) {
-  auto since_epoch = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch());
-  std::time_t secs = static_cast<std::time_t>(since_epoch.count() / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[80];  // room for any int year, so the compiler sees no truncation
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(since_epoch.count() % 1000));
-  return buf;
+// Appends t as 2026-12-05T12:00:00.123Z. The part to the second is made
+// once a second per thread: gmtime_r takes glibc's time zone lock, and every
+// answered request writes a line.
+void append_rfc3339_millis(std::string& out, std::chrono::system_clock::time_point t) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  const auto secs = static_cast<std::time_t>(ms / 1000);
+  thread_local std::time_t cached_secs = -1;
+  thread_local char cached[80];  // room for any int year, so the compiler sees no truncation
+  thread_local int cached_len = 0;
+  if (secs != cached_secs) {
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    cached_len = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_secs = secs;
+  }
+  out.append(cached, static_cast<size_t>(cached_len));
+  const auto milli = static_cast<int>(ms % 1000);
+  out += static_cast<char>('0' + milli / 100);
+  out += static_cast<char>('0' + milli / 10 % 10);
+  out += static_cast<char>('0' + milli % 10);
+  out += 'Z';
+}
+
+void append_logfmt(std::string& out, std::string_view v) {
+  bool bare = !v.empty();
+  for (char c : v)
+    bare = bare && bare_char(c);
+  if (bare) {
+    out += v;
+    return;
+  }
+  out += '"';
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '"';
 }
 
 } // namespace
@@ -66,41 +106,39 @@ std::string new_request_id() {
 }
 
 std::string logfmt_value(std::string_view v) {
-  bool bare = !v.empty();
-  for (char c : v)
-    bare = bare && bare_char(c);
-  if (bare)
-    return std::string(v);
-  std::string out = "\"";
-  for (unsigned char c : v) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c < 0x20 || c == 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
+  std::string out;
+  append_logfmt(out, v);
   return out;
 }
 
 std::string format_request_line(const request_log_fields& f) {
   const char* level = f.status >= 500 ? (f.status == 500 ? "error" : "warn") : "info";
   char dur[32];
-  std::snprintf(dur, sizeof dur, "%.3f", f.dur_ms);
-  std::string line = "ts=" + rfc3339_millis(f.when) + " level=" + level + " req=" + logfmt_value(f.id) +
-                     " method=" + logfmt_value(f.method.empty() ? "-" : f.method) + " route=" +
-                     logfmt_value(f.route) + " status=" + std::to_string(f.status) + " dur_ms=" + dur;
-  if (!f.user.empty())
-    line += " user=" + logfmt_value(f.user);
-  if (!f.error.empty())
-    line += " error=" + logfmt_value(f.error);
+  auto dur_end = std::to_chars(dur, dur + sizeof dur, f.dur_ms, std::chars_format::fixed, 3).ptr;
+  std::string line;
+  line.reserve(160 + f.route.size() + f.user.size() + f.error.size());
+  line += "ts=";
+  append_rfc3339_millis(line, f.when);
+  line += " level=";
+  line += level;
+  line += " req=";
+  append_logfmt(line, f.id);
+  line += " method=";
+  append_logfmt(line, f.method.empty() ? "-" : f.method);
+  line += " route=";
+  append_logfmt(line, f.route);
+  line += " status=";
+  line += std::to_string(f.status);
+  line += " dur_ms=";
+  line.append(dur, dur_end);
+  if (!f.user.empty()) {
+    line += " user=";
+    append_logfmt(line, f.user);
+  }
+  if (!f.error.empty()) {
+    line += " error=";
+    append_logfmt(line, f.error);
+  }
   return line;
 }
 
@@ -151,9 +189,11 @@ void line_writer::run() {
     out.swap(buffer_);
     uint64_t lost = std::exchange(unreported_, 0);
     lock.unlock();
-    if (lost > 0)
-      out += "ts=" + rfc3339_millis(std::chrono::system_clock::now()) + " level=warn msg=\"" + std::to_string(lost) +
-             " request log lines dropped: the log's output was not taking them\"\n";
+    if (lost > 0) {
+      out += "ts=";
+      append_rfc3339_millis(out, std::chrono::system_clock::now());
+      out += " level=warn msg=\"" + std::to_string(lost) + " request log lines dropped: the log's output was not taking them\"\n";
+    }
     if (!out.empty()) {
       out_.write(out.data(), static_cast<std::streamsize>(out.size()));
       out_.flush();

@@ -311,6 +311,29 @@ TEST_CASE("the request log writer drops lines past its bound while the stream is
   CHECK(said + kept == 100);
 }
 
+TEST_CASE("a request line says its time to the millisecond, in UTC, and each field once") {
+  using namespace std::chrono;
+  http::request_log_fields f;
+  f.id = "trace-1";
+  f.method = "POST";
+  f.route = "/api/v1/threads/{id}/messages";
+  f.user = "alice";
+  f.status = 201;
+  f.dur_ms = 0.4567;
+  // 2026-12-05T12:34:56.007Z, then 0.993 s later (the next second) and a failure.
+  f.when = system_clock::time_point(milliseconds(1796474096007));
+  CHECK(http::format_request_line(f) == "ts=2026-12-05T12:34:56.007Z level=info req=trace-1 method=POST "
+                                        "route=/api/v1/threads/{id}/messages status=201 dur_ms=0.457 user=alice");
+  f.when += milliseconds(993);
+  f.status = 503;
+  f.dur_ms = 12;
+  f.user = "";
+  f.error = "no answer";
+  f.method = "";
+  CHECK(http::format_request_line(f) == "ts=2026-12-05T12:34:57.000Z level=warn req=trace-1 method=- "
+                                        "route=/api/v1/threads/{id}/messages status=503 dur_ms=12.000 error=\"no answer\"");
+}
+
 TEST_CASE("log values cannot forge fields or lines") {
   CHECK(http::logfmt_value("/api/v1/chats/{id}") == "/api/v1/chats/{id}");
   CHECK(http::logfmt_value("a b") == "\"a b\"");

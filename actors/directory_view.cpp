@@ -90,9 +90,10 @@ status bad_entry(std::string_view what) {
   return {errc::corrupt, "directory view: a " + std::string(what) + " entry is malformed"};
 }
 
-/// Reads every stream in `names` whole and derives its entry into `change`.
+/// Reads every stream in `names` whole and derives its entry into `change`;
+/// a thread with a fold in `folds` is read from its fold on.
 status rederive(const event_store& store, const std::set<std::string>& chats, const std::set<std::string>& threads,
-                directory_view_change& change) {
+                directory_view_change& change, inbox::thread_view_folds* folds = nullptr) {
   for (const auto& s : chats) {
     auto events = store.read_stream(s);
     if (!events)
@@ -100,6 +101,20 @@ status rederive(const event_store& store, const std::set<std::string>& chats, co
     change.chats[s] = inbox::chat_view_entry_of(*events);
   }
   for (const auto& s : threads) {
+    if (folds != nullptr) {
+      if (folds->by_stream.size() >= folds->max_threads && !folds->by_stream.count(s))
+        folds->by_stream.clear();
+      auto& fold = folds->by_stream[s];
+      auto events = store.read_stream(s, fold.seq + 1);
+      if (!events) {
+        folds->by_stream.erase(s);
+        return events.error();
+      }
+      for (const auto& e : *events)
+        inbox::apply_thread_view_event(fold, e);
+      change.threads[s] = fold.entry;
+      continue;
+    }
     auto events = store.read_stream(s);
     if (!events)
       return events.error();
@@ -116,6 +131,7 @@ struct view_keeper_state {
   std::shared_ptr<event_store> store;
   inbox::view_keeper_options opts;
   std::optional<uint64_t> position;  // what the stored view covers (nullopt: not read yet)
+  inbox::thread_view_folds folds;    // threads as far as the keeper has read them
   std::chrono::steady_clock::time_point last_advance;
   bool failing = false;  // a failure was reported: report the next only after a success
 };
@@ -142,7 +158,7 @@ void keeper_tick(view_keeper_pointer self) {
   const auto now = std::chrono::steady_clock::now();
   if (head - *st.position < st.opts.max_events && now - st.last_advance < st.opts.max_age)
     return;
-  auto change = inbox::directory_view_change_since(*st.store, *st.position);
+  auto change = inbox::directory_view_change_since(*st.store, *st.position, &st.folds);
   if (!change)
     return fail(change.error());
   if (auto s = inbox::write_directory_view_change(*st.store, *change); !s)
@@ -182,6 +198,43 @@ std::optional<chat_view_entry> chat_view_entry_of(const std::vector<event_record
 thread_view_entry thread_view_entry_of(const std::vector<event_record>& thread_events) {
   const thread_state t = thread_from_events(thread_events);
   return thread_view_entry{t.id, t.channel_id, t.slack_ts, t.done, has_pending_delivery(t)};
+}
+
+// As apply_thread_event does to what the entry shows (tests hold the two to
+// the same entries): only the events that change it are parsed.
+void apply_thread_view_event(thread_view_fold& fold, const event_record& e) {
+  fold.seq = e.seq;
+  const bool relevant = e.type == "thread_created" || e.type == "thread_message_sent" || e.type == "thread_done" ||
+                        e.type == "slack_delivered" || e.type == "slack_delivery_failed";
+  if (!relevant)
+    return;
+  boost::system::error_code ec;
+  auto v = json::parse(e.payload, ec);
+  const json::object empty;
+  const auto& p = !ec && v.is_object() ? v.as_object() : empty;
+  auto str = [&p](std::string_view key) {
+    auto* x = p.if_contains(key);
+    return x != nullptr && x->is_string() ? std::string(x->as_string()) : std::string{};
+  };
+  auto& entry = fold.entry;
+  if (e.type == "thread_created") {
+    entry.id = str("id");
+    entry.channel_id = str("channel_id");
+    fold.pending.insert(str("message_id"));
+  } else if (e.type == "thread_message_sent") {
+    fold.pending.insert(str("id"));
+  } else if (e.type == "thread_done") {
+    entry.done = true;
+    if (auto closing = str("closing_id"); !closing.empty())
+      fold.pending.insert(std::move(closing));
+  } else if (e.type == "slack_delivered") {
+    fold.pending.erase(str("message_id"));
+    if (entry.slack_ts.empty())
+      entry.slack_ts = str("slack_ts");
+  } else {
+    fold.pending.erase(str("message_id"));
+  }
+  entry.pending = !fold.pending.empty();
 }
 
 void apply_view_change(directory_view& view, directory_view_change change) {
@@ -273,7 +326,8 @@ result<thread_view_entry> decode_thread_view_entry(std::string_view bytes) {
   return e;
 }
 
-result<directory_view_change> directory_view_change_since(const event_store& store, uint64_t position) {
+result<directory_view_change> directory_view_change_since(const event_store& store, uint64_t position,
+                                                          thread_view_folds* folds) {
   directory_view_change change;
   change.position = store.head().position;
   if (change.position <= position) {
@@ -302,7 +356,7 @@ result<directory_view_change> directory_view_change_since(const event_store& sto
     return st;
   if (!problem)
     return problem;
-  if (auto s = rederive(store, chats, threads, change); !s)
+  if (auto s = rederive(store, chats, threads, change, folds); !s)
     return s;
   return change;
 }

@@ -20,6 +20,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "backline/inbox.hpp"
@@ -71,6 +73,24 @@ inline constexpr const char* directory_view_name = "directory.1";
 std::optional<chat_view_entry> chat_view_entry_of(const std::vector<event_record>& chat_events);
 /// A thread stream's entry.
 thread_view_entry thread_view_entry_of(const std::vector<event_record>& thread_events);
+
+/// A thread's entry folded event by event, as thread_view_entry_of derives
+/// it from the whole stream, keeping only what the entry needs: which of its
+/// messages still owe Slack. The keeper carries a fold on from the events it
+/// has not seen instead of reading the thread's whole stream again.
+struct thread_view_fold {
+  thread_view_entry entry;
+  std::unordered_set<std::string> pending;  // ids of messages for Slack neither delivered nor failed
+  uint64_t seq = 0;                         // the last event of the stream applied
+};
+void apply_thread_view_event(thread_view_fold& fold, const event_record& e);
+
+/// Folds the keeper carries between advances, by thread stream (bounded:
+/// cleared when it holds max_threads, then rebuilt from whole streams).
+struct thread_view_folds {
+  size_t max_threads = 100000;
+  std::unordered_map<std::string, thread_view_fold> by_stream;
+};
 /// The view advanced by a change: the touched entries replaced, the position moved.
 void apply_view_change(directory_view& view, directory_view_change change);
 /// What the directory starts from, as load_directory_index derives it from
@@ -86,8 +106,10 @@ result<thread_view_entry> decode_thread_view_entry(std::string_view bytes);
 // -- on the store --------------------------------------------------------------
 
 /// The entries of every chat and thread the log touched after `position`
-/// (their streams read whole), up to the log's head.
-result<directory_view_change> directory_view_change_since(const event_store& store, uint64_t position);
+/// (their streams read whole; a thread in `folds` only from its fold on),
+/// up to the log's head.
+result<directory_view_change> directory_view_change_since(const event_store& store, uint64_t position,
+                                                          thread_view_folds* folds = nullptr);
 /// Every chat and thread stream: a view built from nothing, up to the head.
 result<directory_view_change> full_directory_view_change(const event_store& store);
 /// The stored view (nullopt: none was ever completed).

@@ -347,3 +347,50 @@ TEST_CASE("the view keeper keeps the stored view close behind the log while it g
   CHECK(report.had_view);
   CHECK(report.chats + report.threads == 0);
 }
+
+TEST_CASE("a thread's entry folded event by event is the entry of its whole stream, at every event") {
+  temp_dir dir;
+  auto store = open_store(dir.path());
+  scenario s(*store, 7);
+  for (int i = 0; i < 3000; ++i)
+    s.step();
+  auto threads = store->list_streams("thread-");
+  REQUIRE(threads);
+  REQUIRE(threads->size() > 20);
+  size_t compared = 0;
+  for (const auto& stream : *threads) {
+    auto events = store->read_stream(stream).value();
+    inbox::thread_view_fold fold;
+    for (size_t n = 0; n < events.size(); ++n) {
+      inbox::apply_thread_view_event(fold, events[n]);
+      std::vector<event_record> prefix(events.begin(), events.begin() + static_cast<std::ptrdiff_t>(n + 1));
+      INFO(stream << " after event " << n + 1);
+      REQUIRE(fold.entry == inbox::thread_view_entry_of(prefix));
+      CHECK(fold.seq == events[n].seq);
+      ++compared;
+    }
+  }
+  CHECK(compared > 200);
+}
+
+TEST_CASE("the keeper's folds carried across advances give the entries of whole streams") {
+  temp_dir dir;
+  auto store = open_store(dir.path());
+  scenario s(*store, 11);
+  inbox::thread_view_folds folds;
+  folds.max_threads = 25;  // also cleared and rebuilt on the way
+  uint64_t position = 0;
+  for (int round = 0; round < 12; ++round) {
+    for (int i = 0; i < 250; ++i)
+      s.step();
+    auto carried = inbox::directory_view_change_since(*store, position, &folds);
+    auto whole = inbox::directory_view_change_since(*store, position);
+    REQUIRE(carried);
+    REQUIRE(whole);
+    CHECK(carried->position == whole->position);
+    CHECK(carried->chats == whole->chats);
+    CHECK(carried->threads == whole->threads);
+    CHECK(folds.by_stream.size() <= folds.max_threads);
+    position = whole->position;
+  }
+}

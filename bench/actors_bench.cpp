@@ -1,6 +1,7 @@
 // actors_bench: thread-message posts per second through backline's real
-// actors — directory → chat → thread → journal, as an HTTP request goes,
-// without HTTP — under fan-in from N posting threads (N = 1, 16, 256), beside
+// actors — directory → thread → journal (the chat activates the thread and
+// checks its first command), as an HTTP request goes, without HTTP — under
+// fan-in from N posting threads (N = 1, 16, 256), beside
 // the ceiling measured in the same run: N bare CAF request/response pairs
 // (ping-pong) carrying messages of the very same types and sizes.
 //

@@ -251,7 +251,7 @@ if jr:
 ac = load("actors")
 if ac:
     f = ac["figures"]
-    md.append("## 3. Actors: messages/s through directory → chat → thread → journal vs a bare CAF ping-pong")
+    md.append("## 3. Actors: messages/s through directory → thread → journal vs a bare CAF ping-pong")
     md.append("")
     md.append("Each of N poster actors posts thread messages into its own thread, one in flight at a time, through "
               "the real directory, chat and thread actors over a journal on a temporary RocksDB (%s). The ceiling: "
@@ -274,7 +274,7 @@ if ac:
     caption("actors")
     plot("actors.svg", "Thread-message posts through the actors vs bare CAF ping-pong", "posting threads",
          "round trips/s", [("CAF ping-pong (ceiling)", [(n, f.get("pingpong_n%d" % n)) for n in ns]),
-                        ("directory → chat → thread → journal", [(n, f.get("actors_n%d" % n)) for n in ns])],
+                        ("directory → thread → journal", [(n, f.get("actors_n%d" % n)) for n in ns])],
          ["actors"], logy=True)
 
 # --- Scale ------------------------------------------------------------------

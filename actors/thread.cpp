@@ -1,7 +1,8 @@
 // The thread actor: the only writer of its thread-<id> stream. Its chat
-// actor checks who may do what and forwards the command; the thread keeps
-// its own rules (a done thread takes no writes) and hands outbound messages
-// to the Slack port.
+// actor (or, once the chat has activated it, the directory) checks who may do
+// what and forwards the command; the thread keeps its own rules (a done
+// thread takes no writes) and hands outbound messages to its Slack channel's
+// actor, which the Slack port names.
 
 #include "actors/thread.hpp"
 

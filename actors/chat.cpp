@@ -298,8 +298,7 @@ caf::result<api_reply> on_command(chat_pointer self, command& cmd) {
     case verb::thread_done: {
       if (!has_thread(c, cmd.thread_id))
         return error_reply(404, "not_found", "no thread " + cmd.thread_id);
-      bool write = cmd.what == verb::thread_post || cmd.what == verb::thread_done;
-      if (auto s = write ? may_work_threads(who, c) : may_read_threads(who, c); !s)
+      if (auto s = detail::may_run_thread_command(who, cmd.what, access_of(c)); !s)
         return detail::rule_error(s);
       return self->delegate(thread_of(self, c, cmd.thread_id), atoms::command::value, std::move(cmd));
     }

@@ -204,8 +204,7 @@ directory_actor::behavior_type directory_behavior(directory_pointer self, journa
       if (auto* thread = direct_route(self, cmd)) {
         // The chat's own checks, on what the index holds of it.
         const chat_access access{entry->first, entry->second.agent_id, entry->second.resolved};
-        bool write = cmd.what == verb::thread_post || cmd.what == verb::thread_done;
-        if (auto s = write ? may_work_threads(cmd.who, access) : may_read_threads(cmd.who, access); !s)
+        if (auto s = detail::may_run_thread_command(cmd.who, cmd.what, access); !s)
           return detail::rule_error(s);
         return self->delegate(*thread, atoms::command::value, std::move(cmd));
       }

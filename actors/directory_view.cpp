@@ -9,6 +9,7 @@
 #include <cstring>
 #include <set>
 
+#include "actors/persist.hpp"
 #include "actors/thread_name.hpp"
 #include "backline/log_scan.hpp"
 
@@ -212,10 +213,7 @@ void apply_thread_view_event(thread_view_fold& fold, const event_record& e) {
   auto v = json::parse(e.payload, ec);
   const json::object empty;
   const auto& p = !ec && v.is_object() ? v.as_object() : empty;
-  auto str = [&p](std::string_view key) {
-    auto* x = p.if_contains(key);
-    return x != nullptr && x->is_string() ? std::string(x->as_string()) : std::string{};
-  };
+  auto str = [&p](std::string_view key) { return detail::field(p, key); };
   auto& entry = fold.entry;
   if (e.type == "thread_created") {
     entry.id = str("id");

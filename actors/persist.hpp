@@ -133,4 +133,12 @@ inline api_reply rule_error(const status& s) {
   return error_reply(http_status_of(s.code()), to_string(s.code()), s.message());
 }
 
+/// The rule a thread's get, messages, post or done answers to: the writes
+/// (post, done) need may_work_threads, the reads may_read_threads. Checked by
+/// the chat, or by the directory when it sends the command straight to the thread.
+inline status may_run_thread_command(const caller& who, verb what, chat_access chat) {
+  const bool write = what == verb::thread_post || what == verb::thread_done;
+  return write ? may_work_threads(who, chat) : may_read_threads(who, chat);
+}
+
 } // namespace backline::detail

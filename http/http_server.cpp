@@ -45,15 +45,18 @@ public:
   /// handler; for a request answered later (answer_later) that response must
   /// not reach the client, whose answer another thread writes.
   void discard_writes(bool on) { discard_ = on; }
+  /// The server speaks plain HTTP on this connection (no TLS handshake
+  /// comes): bytes may be read ahead before any is asked for.
+  void plain_http() { plain_ = true; }
 
   enum class idle_end { request, timeout, stopped, gave_way, error };
   /// Waits for the first byte of the next request until `until`. While
   /// connections wait for a worker, a connection idle since `idle_since` for
   /// `grace` or more gives way (gave_way: close it).
   idle_end wait_for_request(steady::time_point until, steady::time_point idle_since, milliseconds grace,
-                            waiting_connections& queue) const {
+                            waiting_connections& queue) {
     for (;;) {
-      if (has_buffered())
+      if (has_buffered() || read_ahead_now())
         return idle_end::request;
       auto now = steady::now();
       if (now >= until)
@@ -217,8 +220,26 @@ private:
     }
   }
 
+  // Plain connections: takes into the buffer what has arrived, without
+  // waiting. A request usually has (its first bytes woke the worker), and
+  // then a recv alone does what a poll and a recv did.
+  bool read_ahead_now() {
+    if (!plain_ || ssl_ != nullptr || off_ < len_)
+      return off_ < len_;
+    ssize_t n;
+    do
+      n = ::recv(sock_, buf_.data(), buf_.size(), MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+      return false;  // nothing yet, the end, or an error: the poll that follows tells
+    off_ = 0;
+    len_ = static_cast<size_t>(n);
+    return true;
+  }
+
   ssize_t read_some(char* ptr, size_t size) {
-    if (off_ < len_) {
+    // What already arrived is read even now; past the deadline, nothing more is awaited.
+    if (off_ < len_ || (size < buf_.size() && steady::now() < deadline_ && read_ahead_now())) {
       size_t n = std::min(size, len_ - off_);
       std::memcpy(ptr, buf_.data() + off_, n);
       off_ += n;
@@ -311,6 +332,7 @@ private:
   size_t off_ = 0, len_ = 0;
   SSL* ssl_ = nullptr;
   bool discard_ = false;
+  bool plain_ = false;
   mutable address remote_, local_;
 };
 
@@ -938,6 +960,8 @@ bool http_server::tuned_server::process_and_close_socket(socket_t sock) {
   auto idle_since = connection_queued_at == steady::time_point{} ? steady::now() : connection_queued_at;
   connection_stream strm(sock, o.stop_fd_, milliseconds(s.read_timeout_s * 1000),
                          milliseconds(s.write_timeout_s * 1000));
+  if (!o.tls_ctx_)
+    strm.plain_http();
   const auto read_timeout = std::chrono::seconds(s.read_timeout_s);
   const auto keep_alive = std::chrono::seconds(s.keep_alive_timeout_s);
   // An idle connection: closed at its timeout, or to give way to waiting ones.

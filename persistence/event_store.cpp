@@ -167,9 +167,10 @@ struct event_store::impl {
 
   /// Follows a g| entry to its event and checks that they agree.
   result<event_record> resolve_global(std::string_view key, std::string_view pointer) const {
-    const auto where = "global entry " + printable_key(key) + " (event store at " + dir + ")";
+    // Made only for an error: a read of many events would pay for it on each.
+    auto where = [&] { return "global entry " + printable_key(key) + " (event store at " + dir + ")"; };
     if (key.size() != global_prefix_tag.size() + 8 || pointer.size() < 9)
-      return status{errc::corrupt, where + " is malformed"};
+      return status{errc::corrupt, where() + " is malformed"};
     const uint64_t position = read_u64be(key.substr(global_prefix_tag.size()));
     const uint64_t seq = read_u64be(pointer);
     const std::string stream(pointer.substr(8));
@@ -178,13 +179,13 @@ struct event_store::impl {
     if (!value)
       return value.error();
     if (!value->has_value())
-      return status{errc::corrupt, where + " points to missing event " + printable_key(skey)};
+      return status{errc::corrupt, where() + " points to missing event " + printable_key(skey)};
     auto rec = decode_event(**value);
     if (!rec)
       return status{errc::corrupt, "event " + printable_key(skey) + ": " + rec.error().message()
                                      + " (event store at " + dir + ")"};
     if (rec->position != position || rec->stream != stream || rec->seq != seq)
-      return status{errc::corrupt, where + " points to event " + printable_key(skey)
+      return status{errc::corrupt, where() + " points to event " + printable_key(skey)
                                      + " whose position is " + std::to_string(rec->position)};
     return rec;
   }
@@ -435,14 +436,14 @@ result<std::vector<event_record>> event_store::read_stream(const std::string& st
   for (it->Seek(stream_key(stream, std::max<uint64_t>(from_seq, 1)));
        it->Valid() && out.size() < max_count; it->Next()) {
     const auto key = it->key().ToStringView();
-    const auto where = "event " + printable_key(key) + " (event store at " + d.dir + ")";
+    auto where = [&] { return "event " + printable_key(key) + " (event store at " + d.dir + ")"; };  // for errors only
     if (key.size() != prefix.size() + 8)
-      return status{errc::corrupt, where + ": malformed key"};
+      return status{errc::corrupt, where() + ": malformed key"};
     auto rec = decode_event(it->value().ToStringView());
     if (!rec)
-      return status{errc::corrupt, where + ": " + rec.error().message()};
+      return status{errc::corrupt, where() + ": " + rec.error().message()};
     if (rec->stream != stream || rec->seq != read_u64be(key.substr(prefix.size())))
-      return status{errc::corrupt, where + ": record says stream " + rec->stream + " seq "
+      return status{errc::corrupt, where() + ": record says stream " + rec->stream + " seq "
                                      + std::to_string(rec->seq)};
     out.push_back(std::move(rec).value());
   }

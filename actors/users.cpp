@@ -91,7 +91,38 @@ users_actor::behavior_type users_behavior(users_actor::stateful_pointer<users_st
   };
 }
 
+/// Stamps for published users tables, from one counter for every view, so
+/// that a stamp names one table and a thread's cache needs nothing else.
+std::atomic<uint64_t> next_users_stamp{1};
+
 } // namespace
+
+users_view::users_view() : stamp_(next_users_stamp.fetch_add(1)) {}
+
+std::shared_ptr<const users_table> users_view::current() const {
+  struct cached {
+    uint64_t stamp = 0;
+    std::shared_ptr<const users_table> table;
+  };
+  thread_local cached mine;
+  // The table is stored before its stamp, and loaded after it: a cache whose
+  // stamp is the view's holds that table or a newer one.
+  auto now = stamp_.load(std::memory_order_acquire);
+  if (mine.stamp != now) {
+    std::lock_guard lock(mu_);
+    mine.table = table_;
+    mine.stamp = now;
+  }
+  return mine.table;
+}
+
+void users_view::publish(std::shared_ptr<const users_table> t) {
+  {
+    std::lock_guard lock(mu_);
+    table_ = std::move(t);
+  }
+  stamp_.store(next_users_stamp.fetch_add(1), std::memory_order_release);
+}
 
 namespace inbox {
 

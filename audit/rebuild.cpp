@@ -231,7 +231,7 @@ result<rebuild_report> rebuild_and_compare(const event_store& store, const progr
     }
     const chat_state& replayed = r->second;
     if (entry == index->chats.end()) {
-      diffs.push_back("chat " + id + ": the log has it, the directory would not load it (no stream head?)");
+      diffs.push_back("chat " + id + ": the log has it, the directory would not load it");
     } else {
       compare(diffs, "chat " + id, "in the directory: resolved", replayed.resolved, entry->second.resolved);
       compare(diffs, "chat " + id, "in the directory: agent", replayed.agent_id, entry->second.agent_id);

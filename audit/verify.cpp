@@ -135,32 +135,6 @@ std::optional<verify_problem> chain_checker::stream_record(const stored_stream_r
                    + " is stored but not in the global log: added behind the index's back, or the index lost it");
 }
 
-std::optional<verify_problem> chain_checker::head(std::string_view stream, std::optional<uint64_t> head_seq) {
-  const std::string name(stream);
-  if (!head_seq)
-    return at(0, "the head of stream " + name + " (h|" + name + ") is not an 8-byte number");
-  auto i = streams_.find(name);
-  if (i == streams_.end())
-    return at(0, "stream " + name + " has a head (seq " + std::to_string(*head_seq)
-                   + ") but no event in the global log");
-  i->second.has_head = true;
-  if (i->second.last_seq != *head_seq)
-    return at(0, "the head of stream " + name + " says seq " + std::to_string(*head_seq)
-                   + ", the global log holds its seqs 1 to " + std::to_string(i->second.last_seq));
-  return std::nullopt;
-}
-
-std::optional<verify_problem> chain_checker::heads_done() {
-  const std::string* first = nullptr;  // the smallest name, so the report is deterministic
-  for (const auto& [name, seen] : streams_)
-    if (!seen.has_head && (first == nullptr || name < *first))
-      first = &name;
-  if (first == nullptr)
-    return std::nullopt;
-  return at(0, "stream " + *first + " has " + std::to_string(streams_.at(*first).last_seq)
-                 + " events in the global log but no head (h|" + *first + ")");
-}
-
 namespace {
 
 /// The walk in position order that names the first bad position.
@@ -225,18 +199,7 @@ result<verify_report> exact_walk(const event_store& store, const verify_options&
     report.problem = verify_problem{0, st.message()};
   if (report.problem)
     return report;
-
-  st = scan_stream_heads(store, [&](std::string_view stream, std::optional<uint64_t> seq) {
-    report.problem = checker.head(stream, seq);
-    return !report.problem;
-  });
-  if (!st && st.code() != errc::corrupt)
-    return st;
-  if (!st)
-    report.problem = verify_problem{0, st.message()};
-  if (!report.problem)
-    report.problem = checker.heads_done();
-  if (!report.problem && (checker.last_position() != head.position || checker.last_hash() != head.hash))
+  if ((checker.last_position() != head.position || checker.last_hash() != head.hash))
     report.problem = verify_problem{0, "the log's head (position " + std::to_string(head.position)
                                          + ") is not where the chain ends (position "
                                          + std::to_string(checker.last_position()) + ")"};
@@ -261,7 +224,6 @@ struct tally {
   uint64_t records = 0;
   uint64_t max_position = 0;
   std::string max_hash;
-  std::unordered_map<std::string, uint64_t> last_seq;  // per stream
   std::optional<verify_problem> problem;
   status failure;  // the part could not be read
 };
@@ -272,10 +234,6 @@ void check_part(const event_store& store, const multiset_sum::key& key, const st
                 const std::string& to, std::atomic<uint64_t>& done, std::atomic<bool>& stop, tally& t) {
   std::string stream;
   uint64_t seq = 0, previous_position = 0, unreported = 0;
-  auto close_stream = [&] {
-    if (!stream.empty())
-      t.last_seq.emplace(stream, seq);
-  };
   t.failure = scan_stream_records(
     store,
     [&](const stored_stream_record& r) {
@@ -286,7 +244,6 @@ void check_part(const event_store& store, const multiset_sum::key& key, const st
         return false;
       }
       if (r.stream != stream) {
-        close_stream();
         stream.assign(r.stream);
         seq = 0;
         previous_position = 0;
@@ -340,38 +297,25 @@ void check_part(const event_store& store, const multiset_sum::key& key, const st
       return true;
     },
     from, to);
-  close_stream();
   done += unreported;
   if (t.problem)
     stop = true;
 }
 
-/// Is stream a's key prefix "s|a|" before b's? (Name order, but for a name
-/// that is a prefix of another: there '|' decides, not the shorter name.)
-bool in_key_order(std::string_view a, std::string_view b) {
-  const size_t n = std::min(a.size(), b.size());
-  if (const int c = a.compare(0, n, b, 0, n); c != 0)
-    return c < 0;
-  const auto next = [n](std::string_view s) { return static_cast<unsigned char>(s.size() > n ? s[n] : '|'); };
-  return next(a) < next(b);
-}
-
 /// Streams where the stored records are cut into `parts` parts of about as
-/// many events each (from the stream heads; a damaged head only makes the
-/// parts uneven). parts - 1 stream names, ascending in key order.
+/// many events each (from the stream heads, the seqs of their last keys; a
+/// damaged key only makes the parts uneven). parts - 1 stream names,
+/// ascending in key order.
 result<std::vector<std::string>> part_bounds(const event_store& store, unsigned parts) {
-  std::vector<std::pair<std::string, uint64_t>> heads;  // in h| order: stream name order
+  std::vector<std::pair<std::string, uint64_t>> heads;  // in key order ("s|<stream>|")
   uint64_t total = 0;
-  auto st = scan_stream_heads(store, [&](std::string_view stream, std::optional<uint64_t> head) {
-    heads.emplace_back(std::string(stream), head.value_or(1));
-    total += head.value_or(1);
+  auto st = scan_stream_heads(store, [&](std::string_view stream, uint64_t head) {
+    heads.emplace_back(std::string(stream), std::max<uint64_t>(head, 1));
+    total += std::max<uint64_t>(head, 1);
     return true;
   });
   if (!st)
     return st;
-  // Stream records are in key order ("s|<stream>|"), which differs from
-  // name order where one name is a prefix of another: sort the same way.
-  std::sort(heads.begin(), heads.end(), [](const auto& a, const auto& b) { return in_key_order(a.first, b.first); });
   std::vector<std::string> bounds;
   uint64_t seen = 0;
   for (const auto& [stream, events] : heads) {
@@ -449,7 +393,6 @@ result<std::optional<verify_problem>> fast_pass(const event_store& store, const 
       all.max_position = t.max_position;
       all.max_hash = t.max_hash;
     }
-    all.last_seq.merge(t.last_seq);
   }
 
   // 2. The global index, in position order: no gaps, and the same pointers.
@@ -504,23 +447,6 @@ result<std::optional<verify_problem>> fast_pass(const event_store& store, const 
   if (!(all.hashes == all.prevs))
     return found(at(0, "an event's prev_hash is not the hash of the event before it"));
 
-  // 3. Every stream head says how many events its stream has.
-  std::optional<verify_problem> problem;
-  auto st = scan_stream_heads(store, [&](std::string_view name, std::optional<uint64_t> head) {
-    auto i = all.last_seq.find(std::string(name));
-    if (!head || i == all.last_seq.end() || i->second != *head) {
-      problem = at(0, "the head of stream " + std::string(name) + " disagrees with its records");
-      return false;
-    }
-    all.last_seq.erase(i);
-    return true;
-  });
-  if (!st)
-    return st;
-  if (problem)
-    return problem;
-  if (!all.last_seq.empty())
-    return found(at(0, "stream " + all.last_seq.begin()->first + " has no head"));
   report.events = last;
   report.head_position = last;
   report.head_hash = all.max_hash;

@@ -5,7 +5,8 @@
 //
 //   s|<stream>|<seq:u64be>  -> encode_event(...) bytes
 //   g|<pos:u64be>           -> <seq:u64be><stream bytes>  (pointer into s|)
-//   h|<stream>              -> head seq, u64be
+//   (h|<stream>             -> head seq: written until 2026-12; a stream's head
+//                              is now its last s| key, and open deletes these)
 //   i|<key>                 -> stored idempotency result
 //   snap|<stream>           -> <version:u64be><data>
 //   v|<view>|               -> <position:u64be>: the global position the view covers
@@ -20,7 +21,7 @@ namespace backline::persistence {
 
 inline constexpr std::string_view stream_prefix_tag = "s|";
 inline constexpr std::string_view global_prefix_tag = "g|";
-inline constexpr std::string_view head_prefix_tag = "h|";
+inline constexpr std::string_view retired_head_prefix_tag = "h|";  // see the layout above
 inline constexpr std::string_view idempotency_prefix_tag = "i|";
 inline constexpr std::string_view snapshot_prefix_tag = "snap|";
 inline constexpr std::string_view view_prefix_tag = "v|";
@@ -134,10 +135,6 @@ inline std::string global_pointer(std::string_view stream, uint64_t seq) {
   append_u64be(v, seq);
   v.append(stream);
   return v;
-}
-
-inline std::string head_key(std::string_view stream) {
-  return std::string(head_prefix_tag).append(stream);
 }
 
 inline std::string idempotency_key(std::string_view key) {

@@ -158,11 +158,30 @@ status scan_stream_records(const event_store& store,
 }
 
 status scan_stream_heads(const event_store& store,
-                         const std::function<bool(std::string_view, std::optional<uint64_t>)>& visit) {
-  auto cursor = store.open_raw_cursor(std::string(head_prefix_tag), prefix_upper_bound(head_prefix_tag));
-  for (cursor->seek(head_prefix_tag); cursor->valid(); cursor->next())
-    if (!visit(cursor->key().substr(head_prefix_tag.size()), parse_u64be(cursor->value())))
+                         const std::function<bool(std::string_view, uint64_t)>& visit) {
+  // A skip-scan: the stream's first key names it, the last key of its
+  // prefix holds its head; then on to the next stream's keys.
+  auto cursor = store.open_raw_cursor(std::string(stream_prefix_tag), prefix_upper_bound(stream_prefix_tag));
+  std::string stream;
+  for (cursor->seek(stream_prefix_tag); cursor->valid();) {
+    const auto rest = cursor->key().substr(stream_prefix_tag.size());
+    const auto bar = rest.find('|');
+    if (bar == std::string_view::npos) {  // malformed: scan_stream_records names it
+      cursor->next();
+      continue;
+    }
+    stream.assign(rest.substr(0, bar));
+    const auto prefix = stream_events_prefix(stream);
+    const auto next = prefix_upper_bound(prefix);
+    cursor->seek_for_prev(next);
+    if (!cursor->valid())
+      break;  // a storage error: told below
+    const auto last = cursor->key();
+    const uint64_t head = last.size() == prefix.size() + 8 ? read_u64be(last.substr(prefix.size())) : 0;
+    if (!visit(stream, head))
       return status::ok();
+    cursor->seek(next);
+  }
   return cursor->error();
 }
 

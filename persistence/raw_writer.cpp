@@ -34,7 +34,6 @@ result<double> raw_write_seconds(const std::string& dir, const std::vector<event
     kv.emplace_back(stream_key(e.stream, e.seq), encode_event(e));
     if (layout == raw_layout::store_keys) {
       kv.emplace_back(global_key(e.position), global_pointer(e.stream, e.seq));
-      kv.emplace_back(head_key(e.stream), u64be(e.seq));
     }
   }
 

@@ -19,7 +19,7 @@ namespace backline::persistence {
 
 /// What the ceiling writes for each event.
 enum class raw_layout {
-  store_keys,  // the same key/value pairs the event store writes (record, global pointer, head)
+  store_keys,  // the same key/value pairs the event store writes (record, global pointer)
   record_only, // only the encoded record, under its stream key
 };
 

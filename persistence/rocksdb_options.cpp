@@ -21,16 +21,13 @@ namespace {
 // stream (s|<stream>|<seq>) arrive in increasing order, so the skiplist can
 // remember where the last key of the same prefix went instead of searching
 // from the top for every insert (the search dominated a profile of the
-// journal at 256 concurrent appenders). A stream's head key (h|<stream>) is
-// rewritten by every append to it: its hint is the key itself.
+// journal at 256 concurrent appenders).
 class log_prefix final : public rocksdb::SliceTransform {
 public:
   const char* Name() const override { return "backline.log_prefix"; }
   rocksdb::Slice Transform(const rocksdb::Slice& key) const override {
     if (key.starts_with("g|"))
       return {key.data(), 2};
-    if (key.starts_with("h|"))
-      return key;
     // s|<stream>|: up to and including the second '|'.
     for (size_t i = 2; i < key.size(); ++i)
       if (key[i] == '|')
@@ -38,7 +35,7 @@ public:
     return key;
   }
   bool InDomain(const rocksdb::Slice& key) const override {
-    return key.starts_with("g|") || key.starts_with("s|") || key.starts_with("h|");
+    return key.starts_with("g|") || key.starts_with("s|");
   }
 };
 

@@ -30,7 +30,7 @@ using progress_fn = std::function<void(std::string_view phase, uint64_t done, ui
 // -- verify ------------------------------------------------------------------
 
 struct verify_problem {
-  uint64_t position = 0;  // the first bad position (0: not one position, e.g. a stream head)
+  uint64_t position = 0;  // the first bad position (0: not one position, e.g. a malformed key)
   std::string what;       // what is wrong, naming the stored key
 };
 
@@ -46,8 +46,8 @@ struct verify_report {
 /// without gaps, each entry pointing to a stored record that says the same
 /// position, stream and seq, each hash recomputed, each prev_hash equal to
 /// the hash before it, and every stream's seqs 1, 2, 3… Then that every
-/// stream head and every stored stream record agrees with what the global
-/// log holds. Pure: the store is read by verify_log.
+/// stored stream record is one the global log holds. Pure: the store is read
+/// by verify_log.
 class chain_checker {
 public:
   /// One entry with its record decoded and its hash recomputed (the work
@@ -62,10 +62,6 @@ public:
   chain_checker() = default;
   /// The next entry of the global log; the first problem found, if any.
   std::optional<verify_problem> next(const indexed_record& entry, const checked_record& checked);
-  /// A stream head (h|<stream>), after every entry was seen.
-  std::optional<verify_problem> head(std::string_view stream, std::optional<uint64_t> head_seq);
-  /// After every head was seen: streams with events but no head.
-  std::optional<verify_problem> heads_done();
   /// A stored stream record (s|…), after every entry was seen: it must be one
   /// the global log points to.
   std::optional<verify_problem> stream_record(const stored_stream_record& r);
@@ -77,7 +73,6 @@ public:
 private:
   struct stream_seen {
     uint64_t last_seq = 0;
-    bool has_head = false;
   };
   uint64_t next_position_ = 1;
   std::string prev_hash_;

@@ -201,6 +201,8 @@ public:
     virtual ~raw_cursor() = default;
     /// Moves to the first key >= key (within the cursor's range).
     virtual void seek(std::string_view key) = 0;
+    /// Moves to the last key <= key (within the cursor's range).
+    virtual void seek_for_prev(std::string_view key) = 0;
     virtual void next() = 0;
     virtual bool valid() const = 0;
     virtual std::string_view key() const = 0;    // while valid()

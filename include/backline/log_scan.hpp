@@ -66,9 +66,9 @@ status scan_stream_records(const event_store& store,
                            const std::function<bool(const stored_stream_record&)>& visit,
                            const std::string& from_stream = {}, const std::string& to_stream = {});
 
-/// Visits every stream head (h|<stream>) in key order: the stream and its
-/// head seq (nullopt when the stored value is not a u64be).
+/// Visits every stream in key order with its head: the seq in its last
+/// event key (0 when that key is malformed; scan_stream_records names it).
 status scan_stream_heads(const event_store& store,
-                         const std::function<bool(std::string_view stream, std::optional<uint64_t> head)>& visit);
+                         const std::function<bool(std::string_view stream, uint64_t head)>& visit);
 
 } // namespace backline

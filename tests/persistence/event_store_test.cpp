@@ -583,6 +583,46 @@ TEST_CASE("event_store: list_streams by prefix", "[persistence]") {
   CHECK(store->list_streams("")->size() == 6);
 }
 
+TEST_CASE("event_store: a stream's head is its last event, across a reopen, beside streams it prefixes",
+          "[persistence]") {
+  temp_dir tmp;
+  {
+    auto store = open_store(tmp.db());
+    must(store->append(req("chat-1", {ev("a"), ev("b")})));
+    must(store->append(req("chat-10", {ev("a")})));
+    must(store->append(req("chat-1", {ev("c")})));
+    CHECK(*store->stream_version("chat-1") == 3);
+    CHECK(*store->stream_version("chat-10") == 1);
+    CHECK(*store->stream_version("chat") == 0);
+  }
+  auto store = open_store(tmp.db());  // no head cached: read from the keys
+  CHECK(*store->stream_version("chat-1") == 3);
+  CHECK(*store->stream_version("chat-10") == 1);
+  CHECK(must(store->append(req("chat-1", {ev("d")}, expected_version::exact(3)))).last_seq == 4);
+  CHECK(must(store->append(req("chat-10", {ev("b")}, expected_version::exact(1)))).last_seq == 2);
+  CHECK(all_events(*store).size() == 6);
+}
+
+TEST_CASE("event_store: a log with retired head keys (h|) opens, its streams go on from their events, the keys go",
+          "[persistence]") {
+  temp_dir tmp;
+  {
+    auto store = open_store(tmp.db());
+    must(store->append(req("chat-1", {ev("a"), ev("b")})));
+  }
+  // What a log written before heads were derived holds, here gone stale.
+  REQUIRE(persistence::raw_put_for_testing(tmp.db(), "h|chat-1", persistence::u64be(7)));
+  REQUIRE(persistence::raw_put_for_testing(tmp.db(), "h|chat-9", persistence::u64be(1)));
+  {
+    auto store = open_store(tmp.db());
+    CHECK(*store->stream_version("chat-1") == 2);
+    CHECK(must(store->append(req("chat-1", {ev("c")}))).last_seq == 3);
+    CHECK(*store->list_streams("") == std::vector<std::string>{"chat-1"});
+  }
+  CHECK_FALSE(persistence::raw_get_for_testing(tmp.db(), "h|chat-1")->has_value());
+  CHECK_FALSE(persistence::raw_get_for_testing(tmp.db(), "h|chat-9")->has_value());
+}
+
 TEST_CASE("event_store: read-only open reads and refuses writes", "[persistence]") {
   temp_dir tmp;
   log_head written;

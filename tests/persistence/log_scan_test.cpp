@@ -116,11 +116,12 @@ TEST_CASE("scan_stream_records and scan_stream_heads: every stored record and he
   }));
   CHECK(seen == std::vector<std::string>{"chat-1#1", "chat-2#1", "chat-2#2", "bad s|chat-3|xyz"});
   std::map<std::string, uint64_t> heads;
-  REQUIRE(scan_stream_heads(*store, [&](std::string_view stream, std::optional<uint64_t> head) {
-    heads[std::string(stream)] = head.value_or(0);
+  REQUIRE(scan_stream_heads(*store, [&](std::string_view stream, uint64_t head) {
+    heads[std::string(stream)] = head;
     return true;
   }));
-  CHECK(heads == std::map<std::string, uint64_t>{{"chat-1", 1}, {"chat-2", 2}});
+  // A head is the seq of the stream's last key; a malformed last key gives 0.
+  CHECK(heads == std::map<std::string, uint64_t>{{"chat-1", 1}, {"chat-2", 2}, {"chat-3", 0}});
   // Parts of the records by stream, parts of the index by position.
   std::vector<std::string> part;
   REQUIRE(scan_stream_records(*store, [&](const stored_stream_record& r) {
@@ -142,9 +143,9 @@ TEST_CASE("scan_stream_records and scan_stream_heads: every stored record and he
   }, 2, 3));
   CHECK(positions == std::vector<uint64_t>{2});
   std::vector<std::optional<std::string>> values;
-  REQUIRE(store->get_raw_many({keys::head_key("chat-1"), keys::head_key("chat-9"), keys::global_key(3)}, values));
+  REQUIRE(store->get_raw_many({keys::global_key(1), keys::global_key(9), keys::global_key(3)}, values));
   REQUIRE(values.size() == 3);
-  CHECK(values[0] == keys::u64be(1));
+  CHECK(values[0] == keys::global_pointer("chat-2", 1));
   CHECK_FALSE(values[1]);
   CHECK(values[2] == keys::global_pointer("chat-2", 2));
 }
@@ -180,11 +181,11 @@ TEST_CASE("raw_delete_for_testing and raw_get_for_testing change and read one ke
     auto store = writable(tmp.sub("log"));
     append(*store, "chat-1", "a");
   }
-  auto v = persistence::raw_get_for_testing(tmp.sub("log"), keys::head_key("chat-1"));
+  auto v = persistence::raw_get_for_testing(tmp.sub("log"), keys::global_key(1));
   REQUIRE(v);
-  CHECK(*v == keys::u64be(1));
-  REQUIRE(persistence::raw_delete_for_testing(tmp.sub("log"), keys::head_key("chat-1")));
-  auto gone = persistence::raw_get_for_testing(tmp.sub("log"), keys::head_key("chat-1"));
+  CHECK(*v == keys::global_pointer("chat-1", 1));
+  REQUIRE(persistence::raw_delete_for_testing(tmp.sub("log"), keys::global_key(1)));
+  auto gone = persistence::raw_get_for_testing(tmp.sub("log"), keys::global_key(1));
   REQUIRE(gone);
   CHECK_FALSE(gone->has_value());
 }

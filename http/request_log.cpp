@@ -100,9 +100,13 @@ std::string new_request_id() {
   // Not a secret, only unique enough to find a request's lines: a per-thread
   // generator seeded once from the OS.
   thread_local std::mt19937_64 gen{(static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()};
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(gen()));
-  return buf;
+  // Sixteen hex digits by hand: snprintf here was 1% of the HTTP workers' time.
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string id(16, '0');
+  uint64_t v = gen();
+  for (size_t i = 16; i-- > 0; v >>= 4)
+    id[i] = digits[v & 0xf];
+  return id;
 }
 
 std::string logfmt_value(std::string_view v) {

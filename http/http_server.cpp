@@ -577,6 +577,8 @@ status http_server::load_tls() {
 
 http_server::http_server(const http_settings& settings)
   : settings_(settings),
+    keep_alive_header_("timeout=" + std::to_string(settings.keep_alive_timeout_s)
+                       + ", max=" + std::to_string(settings.keep_alive_max)),
     queue_(settings.threads),
     limiter_(rate_limit{settings.rate_limit_per_s, static_cast<double>(settings.rate_burst)}),
     failed_auth_(failed_authentication_limit(rate_limit{settings.rate_limit_per_s, static_cast<double>(settings.rate_burst)})),
@@ -831,7 +833,6 @@ private:
   enum class state { preparing, answered_early, armed, writing, leftover, done, expired };
 
   std::string compose(int status, const std::string& body) const {
-    const auto& s = owner_.settings_;
     std::string head;
     head.reserve(192 + st_.id.size() + body.size());
     head += "HTTP/1.1 ";
@@ -840,10 +841,8 @@ private:
     head += reason_phrase(status);
     head += "\r\nContent-Length: ";
     head += std::to_string(body.size());
-    head += "\r\nContent-Type: application/json\r\nKeep-Alive: timeout=";
-    head += std::to_string(s.keep_alive_timeout_s);
-    head += ", max=";
-    head += std::to_string(s.keep_alive_max);
+    head += "\r\nContent-Type: application/json\r\nKeep-Alive: ";
+    head += owner_.keep_alive_header_;
     if (status == 503 || status == 429)
       head += "\r\nRetry-After: 1";
     head += "\r\nX-Request-Id: ";
@@ -1048,8 +1047,14 @@ bool http_server::tuned_server::process_and_close_socket(socket_t sock) {
     strm.set_read_budget(SIZE_MAX);
     bool connection_closed = false;
     cx.last_request = left == 1;
+    state.last_on_connection = left == 1;
     try {
-      ret = process_request(strm, left == 1, connection_closed, nullptr);
+      // close_connection = true: in cpp-httplib 0.11.4 it only picks the
+      // header written with the answer, Connection: close instead of a
+      // Keep-Alive formatted through a std::stringstream for every answer
+      // (4% of the HTTP workers' time). The post-routing hook writes the
+      // right one; whether the connection goes on is decided below.
+      ret = process_request(strm, true, connection_closed, nullptr);
     } catch (...) {
       // Handlers' exceptions are answered inside; this is cpp-httplib itself
       // failing (out of memory): drop the connection, keep the worker.
@@ -1124,20 +1129,25 @@ void http_server::install_hooks() {
   // Just before the answer's head is written, whoever produced it. The
   // request's work is done: its slots are released here, so a client holding
   // its answer never sees them still taken.
-  server_.set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
+  server_.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (auto* st = current_request()) {
       release(*st);
       if (st->id.empty())
         st->id = new_request_id();
       if (!res.has_header("X-Request-Id"))
         res.set_header("X-Request-Id", st->id);
-      // cpp-httplib has just added its Keep-Alive header (or a second
-      // Connection: close): one Connection: close is what the client must see.
-      if (st->close_after) {
-        res.headers.erase("Keep-Alive");
-        res.headers.erase("Connection");
+      // cpp-httplib was told that every connection closes (see
+      // process_and_close_socket) and has just added Connection: close;
+      // whether it does close is decided here, as cpp-httplib would (plus
+      // close_after), and a Keep-Alive header written from one string.
+      const bool closes = st->close_after || st->last_on_connection || req.get_header_value("Connection") == "close"
+                          || (req.version == "HTTP/1.0" && req.get_header_value("Connection") != "Keep-Alive");
+      res.headers.erase("Connection");
+      res.headers.erase("Keep-Alive");
+      if (closes)
         res.set_header("Connection", "close");
-      }
+      else
+        res.set_header("Keep-Alive", keep_alive_header_);
     }
     if ((res.status == 503 || res.status == 429) && !res.has_header("Retry-After"))
       res.set_header("Retry-After", "1");

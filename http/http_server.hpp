@@ -191,6 +191,7 @@ private:
   void end_request(request_state& state, bool timed_out);
 
   http_settings settings_;
+  std::string keep_alive_header_;  // "timeout=…, max=…" from the settings
   http_metrics metrics_;
   std::unique_ptr<line_writer> log_;
   int stop_fd_ = -1;  // an eventfd, readable once stop() is called: wakes every waiting connection

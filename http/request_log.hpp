@@ -43,6 +43,7 @@ struct request_state {
   bool in_flight = false;     // counted in backline_http_in_flight
   bool admitted = false;      // holds an admission slot
   bool close_after = false;   // the connection must not serve another request
+  bool last_on_connection = false;  // the connection's keep-alive count ends with this one
   bool logged = false;        // its line and metrics are done
   uint64_t token_key = 0;     // with rate limits on: the digest of the bearer token, when one came
 };

@@ -747,6 +747,51 @@ TEST_CASE("front: pipelined requests on one connection are all answered and stop
   CHECK_THAT(idle.read_all(2s), Catch::Equals(""));  // closed, nothing more
 }
 
+TEST_CASE("front: answers say Keep-Alive while the connection goes on, Connection: close on the one it ends with") {
+  http::http_settings s;
+  s.threads = 2;
+  s.keep_alive_timeout_s = 7;
+  s.keep_alive_max = 3;
+  front_fixture f(s);
+  f.front->routes().Get("/ping", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("pong", "text/plain");
+  });
+  f.start();
+  // Each answer, cut at the start of the next.
+  auto answers_of = [](const std::string& all) {
+    std::vector<std::string> out;
+    for (size_t at = all.find("HTTP/1.1 "); at != std::string::npos;) {
+      auto next = all.find("HTTP/1.1 ", at + 1);
+      out.push_back(all.substr(at, next == std::string::npos ? std::string::npos : next - at));
+      at = next;
+    }
+    return out;
+  };
+
+  raw_client three(f.port);  // the keep-alive count is 3: the third closes
+  REQUIRE(three.send("GET /ping HTTP/1.1\r\nHost: t\r\n\r\nGET /ping HTTP/1.1\r\nHost: t\r\n\r\n"
+                     "GET /ping HTTP/1.1\r\nHost: t\r\n\r\n"));
+  auto answers = answers_of(three.read_all());
+  REQUIRE(answers.size() == 3);
+  for (size_t i = 0; i < 2; ++i) {
+    CHECK_THAT(answers[i], Catch::Contains("Keep-Alive: timeout=7, max=3\r\n"));
+    CHECK_THAT(answers[i], !Catch::Contains("Connection:"));
+  }
+  CHECK_THAT(answers[2], Catch::Contains("Connection: close\r\n") && !Catch::Contains("Keep-Alive"));
+
+  raw_client closing(f.port);  // the client says it closes
+  REQUIRE(closing.send("GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"));
+  answers = answers_of(closing.read_all());
+  REQUIRE(answers.size() == 1);
+  CHECK_THAT(answers[0], Catch::Contains("Connection: close\r\n") && !Catch::Contains("Keep-Alive"));
+
+  raw_client old(f.port);  // HTTP/1.0 without keep-alive: closed after one
+  REQUIRE(old.send("GET /ping HTTP/1.0\r\nHost: t\r\n\r\n"));
+  answers = answers_of(old.read_all());
+  REQUIRE(answers.size() == 1);
+  CHECK_THAT(answers[0], Catch::Contains("Connection: close\r\n") && !Catch::Contains("Keep-Alive"));
+}
+
 // ---------------------------------------------------------------------------
 // Answers that come later (answer_later): the worker goes back to the
 // connection and another thread writes the answer.

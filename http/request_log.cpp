@@ -1,5 +1,7 @@
 #include "http/request_log.hpp"
 
+#include "backline/rfc3339.hpp"
+
 #include <charconv>
 #include <cstdio>
 #include <ctime>
@@ -19,30 +21,6 @@ bool id_char(char c) {
 }
 
 bool bare_char(char c) { return id_char(c) || c == '/' || c == '{' || c == '}' || c == '@' || c == '+'; }
-
-// Appends t as 2026-12-05T12:00:00.123Z. The part to the second is made
-// once a second per thread: gmtime_r takes glibc's time zone lock, and every
-// answered request writes a line.
-void append_rfc3339_millis(std::string& out, std::chrono::system_clock::time_point t) {
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  const auto secs = static_cast<std::time_t>(ms / 1000);
-  thread_local std::time_t cached_secs = -1;
-  thread_local char cached[80];  // room for any int year, so the compiler sees no truncation
-  thread_local int cached_len = 0;
-  if (secs != cached_secs) {
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    cached_len = std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
-                               tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    cached_secs = secs;
-  }
-  out.append(cached, static_cast<size_t>(cached_len));
-  const auto milli = static_cast<int>(ms % 1000);
-  out += static_cast<char>('0' + milli / 100);
-  out += static_cast<char>('0' + milli / 10 % 10);
-  out += static_cast<char>('0' + milli % 10);
-  out += 'Z';
-}
 
 void append_logfmt(std::string& out, std::string_view v) {
   bool bare = !v.empty();

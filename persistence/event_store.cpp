@@ -8,6 +8,7 @@
 // WriteBatch, so a reader sees all of it or none of it.
 
 #include "backline/event_store.hpp"
+#include "backline/rfc3339.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -32,20 +33,6 @@ namespace backline {
 using namespace persistence;
 
 namespace {
-
-/// Now as RFC 3339 UTC with milliseconds: 2026-11-25T13:00:00.123Z.
-std::string now_rfc3339() {
-  using namespace std::chrono;
-  const auto ms = duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-  const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&secs, &tm);
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return buf;
-}
 
 status invalid_stream(const std::string& stream) {
   return {errc::invalid_argument,

@@ -14,12 +14,10 @@
 #include <vector>
 
 #include "backline/event_store.hpp"
+#include "backline/rfc3339.hpp"
 #include "backline/status.hpp"
 
 namespace backline {
-
-/// The time now as RFC 3339 UTC with milliseconds, e.g. 2026-11-25T13:00:00.123Z.
-std::string now_rfc3339();
 
 enum class role : uint8_t { admin, agent, bot };
 const char* to_string(role r) noexcept;

@@ -28,8 +28,8 @@ void write(httplib::Response& res, const api_reply& r) {
 /// The caller of a request, from its bearer token; nullopt answers 401.
 /// Every token is hashed before the lookup, so a bad token costs what a good one does.
 std::optional<caller> authenticate(const api_deps& d, const httplib::Request& req, httplib::Response& res) {
-  auto header = req.get_header_value("Authorization");
-  std::string token = header.rfind("Bearer ", 0) == 0 ? header.substr(7) : std::string{};
+  auto header = header_value(req, "Authorization");
+  std::string token = header.rfind("Bearer ", 0) == 0 ? std::string(header.substr(7)) : std::string{};
   auto hash = inbox::hash_token(token);
   auto table = d.users->current();
   auto i = table->id_by_token_hash.find(hash);
@@ -165,8 +165,8 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
         write(res, refusal);
     };
     if (req.method == "POST" || req.method == "PUT") {
-      cmd.idempotency_key = req.get_header_value("Idempotency-Key");
-      bool with_files = req.is_multipart_form_data() && (what == verb::thread_post || what == verb::thread_create);
+      cmd.idempotency_key = header_value(req, "Idempotency-Key");
+      bool with_files = is_multipart(req) && (what == verb::thread_post || what == verb::thread_create);
       key_later = d.relay && !with_files && !cmd.idempotency_key.empty();
       if (!key_later && replay_idempotent(d, *who, cmd.idempotency_key, res))
         return;
@@ -258,7 +258,7 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     auto body = user_create_body(req.body);
     if (!body)
       return write(res, body.refusal());
-    auto key = req.get_header_value("Idempotency-Key");
+    auto key = std::string(header_value(req, "Idempotency-Key"));
     if (replay_idempotent(d, *who, key, res))
       return;
     ask_and_write(d, res, d.user_admin, atoms::create::value, *who, std::move(*body), key);
@@ -270,7 +270,7 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
     auto body = chat_create_body(req.body);
     if (!body)
       return write(res, body.refusal());
-    auto key = req.get_header_value("Idempotency-Key");
+    auto key = std::string(header_value(req, "Idempotency-Key"));
     ask_and_answer_keyed(d, req, res, *who, key, d.directory, atoms::create::value, *who, std::move(*body), key);
   });
   s.Get("/api/v1/chats", [d](const httplib::Request& req, httplib::Response& res) {

@@ -22,6 +22,8 @@
 #include <cstring>
 #include <iostream>
 
+#include "http/request_parsing.hpp"
+
 namespace backline::http {
 namespace {
 
@@ -380,9 +382,9 @@ bool admission_counts(const std::string& path) {
 
 // The announced body size: Content-Length, or `unknown` for a chunked body.
 size_t announced_body(const httplib::Request& req, size_t unknown) {
-  if (req.has_header("Transfer-Encoding"))
+  if (find_header(req, "Transfer-Encoding") != nullptr)
     return unknown;
-  auto text = req.get_header_value("Content-Length");
+  auto text = header_value(req, "Content-Length");
   size_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
   if (ec == std::errc::result_out_of_range)
@@ -926,7 +928,7 @@ std::shared_ptr<later_answer> answer_later(const httplib::Request& req, httplib:
   auto* cx = current_connection;
   auto* st = current_request();
   if (cx == nullptr || st == nullptr || cx->deferred || cx->strm->tls() || cx->last_request || st->close_after ||
-      cx->owner->stopping_ || req.version != "HTTP/1.1" || req.get_header_value("Connection") == "close")
+      cx->owner->stopping_ || req.version != "HTTP/1.1" || header_value(req, "Connection") == "close")
     return nullptr;
   if (cx->wake_fd < 0) {
     cx->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1140,8 +1142,9 @@ void http_server::install_hooks() {
       // process_and_close_socket) and has just added Connection: close;
       // whether it does close is decided here, as cpp-httplib would (plus
       // close_after), and a Keep-Alive header written from one string.
-      const bool closes = st->close_after || st->last_on_connection || req.get_header_value("Connection") == "close"
-                          || (req.version == "HTTP/1.0" && req.get_header_value("Connection") != "Keep-Alive");
+      const auto connection = header_value(req, "Connection");
+      const bool closes = st->close_after || st->last_on_connection || connection == "close"
+                          || (req.version == "HTTP/1.0" && connection != "Keep-Alive");
       res.headers.erase("Connection");
       res.headers.erase("Keep-Alive");
       if (closes)
@@ -1162,7 +1165,7 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
   if (st == nullptr)
     return httplib::Server::HandlerResponse::Unhandled;
   st->past_headers = true;
-  st->id = sanitize_request_id(req.get_header_value("X-Request-Id"));
+  st->id = sanitize_request_id(header_value(req, "X-Request-Id"));
   if (st->id.empty())
     st->id = new_request_id();
   st->in_flight = true;
@@ -1172,7 +1175,7 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
   const bool has_body = body > 0;
   // A body announced too large is refused before it is read (cpp-httplib
   // would read and discard all of it first).
-  if (body > settings_.max_body_bytes && !req.has_header("Transfer-Encoding")) {
+  if (body > settings_.max_body_bytes && find_header(req, "Transfer-Encoding") == nullptr) {
     st->no_handler = true;
     st->close_after = true;
     res.status = 413;
@@ -1183,7 +1186,7 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
   // Per-caller limits: a request past its caller's bucket is refused before
   // anything else is done for it. Health checks and scrapes are not counted.
   if (limiter_.on() && req.path != "/healthz" && req.path != "/metrics") {
-    const std::string authorization = req.get_header_value("Authorization");  // a copy: the view below is into it
+    const auto authorization = header_value(req, "Authorization");  // a view into req, as is the token
     const auto token = bearer_token_of(authorization);
     const auto key = limiter_.key_of(token, req.remote_addr);
     auto refuse = [&](std::chrono::seconds retry_after, const std::string& why) {
@@ -1228,7 +1231,7 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
   // cpp-httplib 0.11.4 limits Content-Length bodies (413) but reads chunked
   // ones without limit: cap those at max_body_bytes on the wire, framing
   // included.
-  if (req.has_header("Transfer-Encoding") && current_stream != nullptr)
+  if (find_header(req, "Transfer-Encoding") != nullptr && current_stream != nullptr)
     current_stream->set_read_budget(settings_.max_body_bytes);
 
   // The body must come at min_body_bytes_per_s on average (plus the read

@@ -195,4 +195,25 @@ parsed<multipart_form> multipart_form_of(const httplib::MultipartFormDataMap& pa
   return form;
 }
 
+const std::string* find_header(const httplib::Request& req, std::string_view name) {
+  // Names are ASCII: bytes that differ must be the same letter in two cases.
+  auto same = [name](const std::string& key) {
+    if (key.size() != name.size())
+      return false;
+    for (size_t i = 0; i < key.size(); ++i) {
+      const auto a = static_cast<unsigned char>(key[i]), b = static_cast<unsigned char>(name[i]);
+      const auto lower = static_cast<unsigned char>(a | 0x20);
+      if (a != b && (lower != (b | 0x20) || lower < 'a' || lower > 'z'))
+        return false;
+    }
+    return true;
+  };
+  // The map is in case-insensitive order, equal names in arrival order: the
+  // first one met is the one cpp-httplib would give.
+  for (const auto& [key, value] : req.headers)
+    if (same(key))
+      return &value;
+  return nullptr;
+}
+
 } // namespace backline::http

@@ -21,6 +21,22 @@
 
 namespace backline::http {
 
+/// The first value of a request header, by its name in any case; nullptr
+/// when absent. (cpp-httplib's own lookup walks its case-insensitive map
+/// calling tolower per character, and "Content-Type" shares 8 of them with
+/// "Content-Length": 3% of the server's CPU at 64 connections. A scan of the
+/// few headers a request has is cheaper.)
+const std::string* find_header(const httplib::Request& req, std::string_view name);
+/// The same, "" when absent (as cpp-httplib's get_header_value).
+inline std::string_view header_value(const httplib::Request& req, std::string_view name) {
+  const auto* v = find_header(req, name);
+  return v != nullptr ? std::string_view(*v) : std::string_view();
+}
+/// A multipart/form-data body (as cpp-httplib's is_multipart_form_data).
+inline bool is_multipart(const httplib::Request& req) {
+  return header_value(req, "Content-Type").rfind("multipart/form-data", 0) == 0;
+}
+
 /// A value read from a request, or the error reply that refuses the request.
 template <class T>
 class parsed {

@@ -163,3 +163,26 @@ TEST_CASE("multipart forms: at most 10 files and 32 parts") {
   REQUIRE_FALSE(many);
   CHECK(code_of(many.refusal()) == "too_many_fields");
 }
+
+TEST_CASE("request headers: found by name in any case, the first of several, the same as cpp-httplib's lookup") {
+  httplib::Request req;
+  req.headers.emplace("Content-Length", "12");
+  req.headers.emplace("content-type", "multipart/form-data; boundary=x");
+  req.headers.emplace("X-Tag", "first");
+  req.headers.emplace("x-tag", "second");
+  req.headers.emplace("X[A", "bracket");
+  for (const char* name : {"Content-Length", "content-type", "CONTENT-TYPE", "x-TAG", "X[A", "X{A", "Content-Lengt",
+                           "Content-Lengthy", "Authorization", ""})
+    CHECK(header_value(req, name) == req.get_header_value(name));
+  CHECK(header_value(req, "X-TAG") == "first");
+  CHECK(header_value(req, "x{a").empty());  // '[' and '{' differ by 0x20 but are not letters
+  CHECK(find_header(req, "Idempotency-Key") == nullptr);
+  REQUIRE(find_header(req, "CONTENT-length") != nullptr);
+  CHECK(*find_header(req, "CONTENT-length") == "12");
+  CHECK(is_multipart(req) == req.is_multipart_form_data());
+  CHECK(is_multipart(req));
+  req.headers.erase("content-type");
+  req.headers.emplace("Content-Type", "application/json");
+  CHECK_FALSE(is_multipart(req));
+  CHECK(is_multipart(req) == req.is_multipart_form_data());
+}

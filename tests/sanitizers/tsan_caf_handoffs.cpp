@@ -72,11 +72,17 @@ bool intrusive::fifo_inbox<blocking_actor::mailbox_policy>::fetch_more() {
   return fetched;
 }
 
+// The release after each message as well as after resume: once the last
+// message is handled, resume blocks the mailbox and a sender may hand the
+// actor to another thread before this one leaves resume, so a release only
+// there could come after the next thread's acquire.
 invoke_message_result scheduled_actor::consume(mailbox_element& x) {
   using fn = invoke_message_result (*)(scheduled_actor*, mailbox_element&);
   static auto real = next_definition<fn>("_ZN3caf15scheduled_actor7consumeERNS_15mailbox_elementE");
   __tsan_acquire(this);
-  return real(this, x);
+  auto result = real(this, x);
+  __tsan_release(this);
+  return result;
 }
 
 resumable::resume_result scheduled_actor::resume(execution_unit* eu, size_t max_throughput) {

@@ -353,7 +353,7 @@ std::string help() {
          "\n"
          "  verify  [--data DIR]\n"
          "      recomputes the hash chain, checks every stream's seqs and that the\n"
-         "      global index, the streams and their heads agree; prints the events,\n"
+         "      global index and the streams agree; prints the events,\n"
          "      the head hash and \"verified\", or the first bad position and what is wrong\n"
          "  replay  (--chat ID | --thread ID | --agent ID | --from TIME --to TIME)\n"
          "          [--format text|jsonl] [--data DIR]\n"

@@ -138,13 +138,12 @@ struct event_store::impl {
     return std::optional<std::string>{std::move(value)};
   }
 
-  /// A stream's head: the seq of its last event, from its last event key
-  /// (no key of its own: a third key per event cost the journal's writer
-  /// about 2 µs an event, mostly in RocksDB's memtable). 0: no events yet.
-  result<uint64_t> read_head_seq(const std::string& stream) const {
-    const std::string lower = stream_events_prefix(stream);
-    const std::string upper = prefix_upper_bound(lower);
-    rocksdb::Slice lower_slice(lower), upper_slice(upper);
+  /// The last key of those starting with prefix, and its value; nullopt
+  /// when there is none.
+  result<std::optional<std::pair<std::string, std::string>>> last_with_prefix(const std::string& prefix,
+                                                                              const std::string& what) const {
+    const std::string upper = prefix_upper_bound(prefix);
+    rocksdb::Slice lower_slice(prefix), upper_slice(upper);
     rocksdb::ReadOptions ro;
     ro.iterate_lower_bound = &lower_slice;
     ro.iterate_upper_bound = &upper_slice;
@@ -152,13 +151,26 @@ struct event_store::impl {
     it->SeekToLast();
     if (!it->Valid()) {
       if (!it->status().ok())
-        return db_error(it->status(), "read the head of stream " + printable_key(stream));
-      return uint64_t{0};
+        return db_error(it->status(), what);
+      return std::optional<std::pair<std::string, std::string>>{};
     }
-    const auto key = it->key().ToStringView();
-    if (key.size() != lower.size() + 8)
+    return std::optional<std::pair<std::string, std::string>>{{it->key().ToString(), it->value().ToString()}};
+  }
+
+  /// A stream's head: the seq of its last event, from its last event key
+  /// (no key of its own: a third key per event cost the journal's writer
+  /// about 2 µs an event, mostly in RocksDB's memtable). 0: no events yet.
+  result<uint64_t> read_head_seq(const std::string& stream) const {
+    const std::string prefix = stream_events_prefix(stream);
+    auto last = last_with_prefix(prefix, "read the head of stream " + printable_key(stream));
+    if (!last)
+      return last.error();
+    if (!last->has_value())
+      return uint64_t{0};
+    const std::string_view key = (*last)->first;
+    if (key.size() != prefix.size() + 8)
       return status{errc::corrupt, "event key " + printable_key(key) + " is malformed (event store at " + dir + ")"};
-    return read_u64be(key.substr(lower.size()));
+    return read_u64be(key.substr(prefix.size()));
   }
 
   /// Follows a g| entry to its event and checks that they agree.
@@ -188,22 +200,15 @@ struct event_store::impl {
 
   /// The last g| entry's event, so appends continue its position and hash.
   status load_head() {
-    rocksdb::ReadOptions ro;
-    const std::string lower(global_prefix_tag);
-    const std::string upper = prefix_upper_bound(global_prefix_tag);
-    rocksdb::Slice lower_slice(lower), upper_slice(upper);
-    ro.iterate_lower_bound = &lower_slice;
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(ro));
-    it->SeekToLast();
-    if (!it->Valid()) {
-      if (!it->status().ok())
-        return db_error(it->status(), "load the log head");
+    auto last = last_with_prefix(std::string(global_prefix_tag), "load the log head");
+    if (!last)
+      return last.error();
+    if (!last->has_value()) {
       head = {};
       return status::ok();
     }
-    const std::string key = it->key().ToString();
-    auto rec = resolve_global(key, it->value().ToString());
+    const std::string& key = (*last)->first;
+    auto rec = resolve_global(key, (*last)->second);
     if (!rec) {
       // A writer cannot continue a chain it cannot read; an audit tool
       // (read-only) must still be able to open the log and report on it.

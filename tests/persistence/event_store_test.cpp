@@ -613,14 +613,17 @@ TEST_CASE("event_store: a log with retired head keys (h|) opens, its streams go 
   // What a log written before heads were derived holds, here gone stale.
   REQUIRE(persistence::raw_put_for_testing(tmp.db(), "h|chat-1", persistence::u64be(7)));
   REQUIRE(persistence::raw_put_for_testing(tmp.db(), "h|chat-9", persistence::u64be(1)));
-  {
-    auto store = open_store(tmp.db());
-    CHECK(*store->stream_version("chat-1") == 2);
-    CHECK(must(store->append(req("chat-1", {ev("c")}))).last_seq == 3);
-    CHECK(*store->list_streams("") == std::vector<std::string>{"chat-1"});
-  }
-  CHECK_FALSE(persistence::raw_get_for_testing(tmp.db(), "h|chat-1")->has_value());
-  CHECK_FALSE(persistence::raw_get_for_testing(tmp.db(), "h|chat-9")->has_value());
+  auto store = open_store(tmp.db());
+  CHECK(*store->stream_version("chat-1") == 2);
+  CHECK(must(store->append(req("chat-1", {ev("c")}))).last_seq == 3);
+  CHECK(*store->list_streams("") == std::vector<std::string>{"chat-1"});
+  // Read through the open store: a second RocksDB handle opened right after
+  // this one closed had RocksDB's own internals reported under
+  // ThreadSanitizer (its locks are hidden from it: tsan_suppressions.txt).
+  auto retired = store->open_raw_cursor("h|", "h}");
+  retired->seek("h|");
+  CHECK_FALSE(retired->valid());
+  CHECK(retired->error());
 }
 
 TEST_CASE("event_store: read-only open reads and refuses writes", "[persistence]") {

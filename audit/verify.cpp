@@ -199,7 +199,7 @@ result<verify_report> exact_walk(const event_store& store, const verify_options&
     report.problem = verify_problem{0, st.message()};
   if (report.problem)
     return report;
-  if ((checker.last_position() != head.position || checker.last_hash() != head.hash))
+  if (checker.last_position() != head.position || checker.last_hash() != head.hash)
     report.problem = verify_problem{0, "the log's head (position " + std::to_string(head.position)
                                          + ") is not where the chain ends (position "
                                          + std::to_string(checker.last_position()) + ")"};

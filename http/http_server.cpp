@@ -381,8 +381,8 @@ bool admission_counts(const std::string& path) {
 }
 
 // The announced body size: Content-Length, or `unknown` for a chunked body.
-size_t announced_body(const httplib::Request& req, size_t unknown) {
-  if (find_header(req, "Transfer-Encoding") != nullptr)
+size_t announced_body(const httplib::Request& req, bool chunked, size_t unknown) {
+  if (chunked)
     return unknown;
   auto text = header_value(req, "Content-Length");
   size_t n = 0;
@@ -1171,11 +1171,12 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
   st->in_flight = true;
   metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
 
-  const size_t body = announced_body(req, settings_.max_body_bytes);
+  const bool chunked = find_header(req, "Transfer-Encoding") != nullptr;
+  const size_t body = announced_body(req, chunked, settings_.max_body_bytes);
   const bool has_body = body > 0;
   // A body announced too large is refused before it is read (cpp-httplib
   // would read and discard all of it first).
-  if (body > settings_.max_body_bytes && find_header(req, "Transfer-Encoding") == nullptr) {
+  if (body > settings_.max_body_bytes && !chunked) {
     st->no_handler = true;
     st->close_after = true;
     res.status = 413;
@@ -1231,7 +1232,7 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
   // cpp-httplib 0.11.4 limits Content-Length bodies (413) but reads chunked
   // ones without limit: cap those at max_body_bytes on the wire, framing
   // included.
-  if (find_header(req, "Transfer-Encoding") != nullptr && current_stream != nullptr)
+  if (chunked && current_stream != nullptr)
     current_stream->set_read_budget(settings_.max_body_bytes);
 
   // The body must come at min_body_bytes_per_s on average (plus the read

@@ -139,9 +139,9 @@ struct event_store::impl {
   }
 
   /// The last key of those starting with prefix, and its value; nullopt
-  /// when there is none.
+  /// when there is none. (`what` names the read in an error, with the prefix.)
   result<std::optional<std::pair<std::string, std::string>>> last_with_prefix(const std::string& prefix,
-                                                                              const std::string& what) const {
+                                                                              std::string_view what) const {
     const std::string upper = prefix_upper_bound(prefix);
     rocksdb::Slice lower_slice(prefix), upper_slice(upper);
     rocksdb::ReadOptions ro;
@@ -151,7 +151,7 @@ struct event_store::impl {
     it->SeekToLast();
     if (!it->Valid()) {
       if (!it->status().ok())
-        return db_error(it->status(), what);
+        return db_error(it->status(), std::string(what) + " (" + printable_key(prefix) + ")");
       return std::optional<std::pair<std::string, std::string>>{};
     }
     return std::optional<std::pair<std::string, std::string>>{{it->key().ToString(), it->value().ToString()}};
@@ -162,7 +162,7 @@ struct event_store::impl {
   /// about 2 µs an event, mostly in RocksDB's memtable). 0: no events yet.
   result<uint64_t> read_head_seq(const std::string& stream) const {
     const std::string prefix = stream_events_prefix(stream);
-    auto last = last_with_prefix(prefix, "read the head of stream " + printable_key(stream));
+    auto last = last_with_prefix(prefix, "read a stream's head");
     if (!last)
       return last.error();
     if (!last->has_value())
@@ -671,13 +671,12 @@ result<std::vector<std::string>> event_store::list_streams(const std::string& pr
   std::unique_ptr<rocksdb::Iterator> it(d.db->NewIterator(ro));
   std::vector<std::string> out;
   for (it->Seek(lower); it->Valid();) {
-    const auto rest = it->key().ToStringView().substr(stream_prefix_tag.size());
-    const auto bar = rest.find('|');
-    if (bar == std::string_view::npos) {  // not an event key (verify names it)
+    const auto stream = event_key_stream(it->key().ToStringView());
+    if (!stream) {  // not an event key (verify names it)
       it->Next();
       continue;
     }
-    out.emplace_back(rest.substr(0, bar));
+    out.emplace_back(*stream);
     it->Seek(prefix_upper_bound(stream_events_prefix(out.back())));
   }
   if (!it->status().ok())

@@ -12,6 +12,7 @@
 //   v|<view>|               -> <position:u64be>: the global position the view covers
 //   v|<view>|<key>          -> one entry of a view (derived from the log, opaque to the store)
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -115,6 +116,17 @@ inline std::string stream_events_prefix(std::string_view stream) {
   k.reserve(stream_prefix_tag.size() + stream.size() + 1);
   k.append(stream_prefix_tag).append(stream).push_back('|');
   return k;
+}
+
+/// The stream of an event key "s|<stream>|…": a stream name has no '|', so
+/// the first one after the tag ends it (the seq's bytes may hold any value).
+/// nullopt when there is none. The caller checks the rest of the key.
+inline std::optional<std::string_view> event_key_stream(std::string_view key) {
+  const auto rest = key.substr(std::min(key.size(), stream_prefix_tag.size()));
+  const auto bar = rest.find('|');
+  if (bar == std::string_view::npos)
+    return std::nullopt;
+  return rest.substr(0, bar);
 }
 
 inline std::string stream_key(std::string_view stream, uint64_t seq) {

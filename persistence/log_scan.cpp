@@ -140,14 +140,12 @@ status scan_stream_records(const event_store& store,
     const auto key = cursor->key();
     r = {};
     r.bytes = cursor->value();
-    // s|<stream>|<seq:8>: a stream name has no '|', so the first one after
-    // the tag ends it (the seq's bytes may hold any value).
-    const auto rest = key.substr(stream_prefix_tag.size());
-    const auto bar = rest.find('|');
-    if (bar != std::string_view::npos && rest.size() == bar + 1 + 8 && valid_stream_name(rest.substr(0, bar))) {
+    // s|<stream>|<seq:8>
+    const auto stream = event_key_stream(key);
+    if (stream && key.size() == stream_prefix_tag.size() + stream->size() + 1 + 8 && valid_stream_name(*stream)) {
       r.well_formed = true;
-      r.stream = rest.substr(0, bar);
-      r.seq = read_u64be(rest.substr(bar + 1));
+      r.stream = *stream;
+      r.seq = read_u64be(key.substr(key.size() - 8));
     } else {
       r.printable_key = printable_key(key);
     }
@@ -164,13 +162,12 @@ status scan_stream_heads(const event_store& store,
   auto cursor = store.open_raw_cursor(std::string(stream_prefix_tag), prefix_upper_bound(stream_prefix_tag));
   std::string stream;
   for (cursor->seek(stream_prefix_tag); cursor->valid();) {
-    const auto rest = cursor->key().substr(stream_prefix_tag.size());
-    const auto bar = rest.find('|');
-    if (bar == std::string_view::npos) {  // malformed: scan_stream_records names it
+    const auto name = event_key_stream(cursor->key());
+    if (!name) {  // malformed: scan_stream_records names it
       cursor->next();
       continue;
     }
-    stream.assign(rest.substr(0, bar));
+    stream.assign(*name);
     const auto prefix = stream_events_prefix(stream);
     const auto next = prefix_upper_bound(prefix);
     cursor->seek_for_prev(next);

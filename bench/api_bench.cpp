@@ -8,7 +8,7 @@
 //
 //   api_bench [--connections 1,16,64,256,1000] [--seconds S] [--warmup S] [--quick]
 //             [--backline PATH] [--trivial-only] [--threads N] [--loops N]
-//             [--timeout-ms MS] [--no-sync] [--keep]
+//             [--timeout-ms MS] [--no-sync] [--keep] [--compare PATH]
 //
 // The generator (bench/support/load_generator.hpp, shared with lock_bench):
 // a few epoll event loops (--loops, default 2) drive non-blocking keep-alive
@@ -21,6 +21,12 @@
 // (no answer within --timeout-ms) are counted over warm-ups, slices and the
 // drain after each (requests in flight at the end get their answer or time
 // out), and a failed or timed-out connection is reopened.
+//
+// --compare PATH runs a second backline build (its own child, data and
+// setup) in the same turns: trivial, backline, compare, then the other way
+// round. Two builds measured in separate runs differ by the machine's drift
+// as much as by their code (on a shared 2-core machine, a tenth from one run
+// to the next); measured in turns they share it.
 //
 // backline runs as a child process: `backline serve --listen 127.0.0.1:0
 // --data <tmp> --ready-file <tmp> --http-threads <max(C)+64>` with
@@ -47,6 +53,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -150,6 +157,8 @@ public:
       }
     };
   }
+  cpu_probe(const cpu_probe&) = delete;  // its hooks hold `this`
+  cpu_probe& operator=(const cpu_probe&) = delete;
   const window_hooks* hooks() const { return &hooks_; }
   cpu_use use() const {
     cpu_use u;
@@ -316,7 +325,7 @@ std::vector<api_thread> setup_backline(const std::string& host, int port, size_t
 const char* usage_text =
   "usage: api_bench [--connections 1,16,64,256,1000] [--seconds S] [--warmup S] [--quick]\n"
   "                 [--backline PATH] [--trivial-only] [--threads N] [--loops N]\n"
-  "                 [--timeout-ms MS] [--rounds R] [--no-sync] [--keep]\n\n"
+  "                 [--timeout-ms MS] [--rounds R] [--no-sync] [--keep] [--compare PATH]\n\n"
   "  --connections LIST  concurrency levels (default 1,16,64,256,1000)\n"
   "  --seconds S         measured seconds per level and server (default 5)\n"
   "  --warmup S          warm-up seconds before each measured slice (default 1)\n"
@@ -330,7 +339,9 @@ const char* usage_text =
   "  --loops N           generator event-loop threads (default 2)\n"
   "  --timeout-ms MS     a request unanswered this long is a timeout (default 5000)\n"
   "  --no-sync           pass --no-sync to backline (no fsync: shows the durability cost)\n"
-  "  --keep              keep backline's temporary data directory and log\n";
+  "  --keep              keep backline's temporary data directory and log\n"
+  "  --compare PATH      a second backline binary, measured in the same turns\n"
+  "                      (trivial, backline, compare, compare, backline, trivial, ...)\n";
 
 struct options {
   std::vector<size_t> levels = {1, 16, 64, 256, 1000};
@@ -344,6 +355,7 @@ struct options {
   size_t rounds = 4;
   bool no_sync = false;
   bool keep = false;
+  std::string compare;  // a second backline binary, measured in the same turns
 };
 
 std::optional<options> parse_options(int argc, char** argv) {
@@ -377,6 +389,8 @@ std::optional<options> parse_options(int argc, char** argv) {
         o.no_sync = true;
       else if (a == "--keep")
         o.keep = true;
+      else if (a == "--compare")
+        o.compare = next();
       else if (a == "--help" || a == "-h") {
         std::cout << usage_text;
         std::exit(0);
@@ -393,6 +407,10 @@ std::optional<options> parse_options(int argc, char** argv) {
     o.warmup = 0.5;
   if (quick && !rounds_given)
     o.rounds = 2;
+  if (!o.compare.empty() && o.trivial_only) {
+    std::cerr << "api_bench: --compare needs backline (not --trivial-only)\n";
+    return std::nullopt;
+  }
   if (o.seconds <= 0 || o.warmup < 0 || o.timeout_ms <= 0 || o.rounds == 0) {
     std::cerr << "api_bench: --seconds, --warmup, --rounds and --timeout-ms must be positive\n";
     return std::nullopt;
@@ -424,56 +442,73 @@ int run(const options& opt) {
               opt.seconds, opt.rounds, opt.warmup, opt.loops, http_threads, static_cast<long long>(timeout.count()),
               open_file_limit());
 
-  std::unique_ptr<backline_child> child;
-  std::filesystem::path workdir;
-  std::vector<api_thread> threads;
+  // A backline under test: its child process, data, API setup and target.
+  struct server_under_test {
+    std::string name;
+    std::unique_ptr<backline_child> child;
+    std::filesystem::path workdir;
+    std::vector<api_thread> threads;
+    std::optional<load_target> target;
+  };
+  std::vector<server_under_test> servers;  // backline, then --compare's build
   bool failed = true;
   struct cleanup {
-    std::unique_ptr<backline_child>& child;
-    std::filesystem::path& dir;
+    std::vector<server_under_test>& servers;
     const bool& failed;
     bool keep;
     ~cleanup() {
-      if (child)
-        child->stop();
-      if (!dir.empty()) {
-        if (keep || failed)
-          std::fprintf(stderr, "api_bench: kept %s\n", dir.c_str());
-        else
-          std::filesystem::remove_all(dir);
+      for (auto& s : servers) {
+        if (s.child)
+          s.child->stop();
+        if (!s.workdir.empty()) {
+          if (keep || failed)
+            std::fprintf(stderr, "api_bench: kept %s\n", s.workdir.c_str());
+          else
+            std::filesystem::remove_all(s.workdir);
+        }
       }
     }
-  } guard{child, workdir, failed, opt.keep};
+  } guard{servers, failed, opt.keep};
 
-  if (!opt.trivial_only) {
-    std::string binary = opt.backline.empty() ? default_backline_path().string() : opt.backline;
+  auto start_backline = [&](const std::string& name, const std::string& binary) {
     if (::access(binary.c_str(), X_OK) != 0)
       throw bench_error("backline binary " + binary +
                         " is not there or not executable (build it, pass --backline PATH, or use --trivial-only)");
+    auto& s = servers.emplace_back();
+    s.name = name;
     char tmpl[] = "/tmp/api_bench.XXXXXX";
     if (!::mkdtemp(tmpl))
       throw bench_error(std::string("mkdtemp: ") + std::strerror(errno));
-    workdir = tmpl;
+    s.workdir = tmpl;
     // No per-caller limit: the benchmark drives each token far past what a person would.
     std::vector<std::string> args{"--http-threads", std::to_string(http_threads), "--rate-limit", "0"};
     if (opt.no_sync)
       args.push_back("--no-sync");
-    child = std::make_unique<backline_child>(binary, workdir.string(), args);
-    child->wait_ready();
+    s.child = std::make_unique<backline_child>(binary, s.workdir.string(), args);
+    s.child->wait_ready();
     try {
-      threads = setup_backline(child->host(), child->port(), api_threads);
+      s.threads = setup_backline(s.child->host(), s.child->port(), api_threads);
     } catch (const bench_error& e) {
-      throw bench_error(std::string(e.what()) + "\n(backline log: " + child->log_path() + ")");
+      throw bench_error(std::string(e.what()) + "\n(backline log: " + s.child->log_path() + ")");
     }
+    s.target = make_target(name, s.child->host(), s.child->port(), s.threads);
+  };
+  std::vector<api_thread> threads;  // the trivial server's requests name these
+  if (!opt.trivial_only) {
+    start_backline("backline", opt.backline.empty() ? default_backline_path().string() : opt.backline);
+    if (!opt.compare.empty()) {
+      start_backline("compare", opt.compare);
+      std::printf("  backline: %s\n  compare:  %s\n", (opt.backline.empty() ? default_backline_path().string()
+                                                                              : opt.backline).c_str(),
+                  opt.compare.c_str());
+    }
+    threads = servers.front().threads;
   } else {
     threads = synthetic_threads(api_threads);
   }
 
   trivial_server trivial(http_threads);
   load_target trivial_target = make_target("trivial", "127.0.0.1", trivial.port(), threads);
-  std::optional<load_target> backline_target;
-  if (child)
-    backline_target = make_target("backline", child->host(), child->port(), threads);
   std::printf("  trivial server on 127.0.0.1:%d; %zu threads, %zu agents\n\n", trivial.port(), threads.size(),
               threads.size() < agent_count ? threads.size() : agent_count);
 
@@ -485,6 +520,7 @@ int run(const options& opt) {
   std::optional<double> p99_1000;
   // The servers take turns within a level, in slices of window/rounds each
   // with its own warm-up: trivial, backline, backline, trivial, trivial, ...
+  // (with --compare: trivial, backline, compare, compare, backline, trivial).
   // This machine's speed drifts over seconds, for reasons outside the
   // program; measured one after the other, a drift between the two windows
   // moved the ratio by about a tenth. Turns in this order cancel a steady
@@ -493,60 +529,55 @@ int run(const options& opt) {
   const auto measured = slice * static_cast<long>(opt.rounds);
   const double window_s = std::chrono::duration<double>(measured).count();
   for (size_t c : opt.levels) {
-    cpu_probe trivial_cpu(::getpid());
-    std::optional<cpu_probe> backline_cpu;
-    if (backline_target)
-      backline_cpu.emplace(child->pid());
-    run_counts trivial_counts, backline_counts;
-    auto take_turn = [&](bool trivial_turn) {
-      if (trivial_turn)
-        trivial_counts.merge(run_load_counts(trivial_target, c, opt.loops, warmup, slice, timeout, trivial_cpu.hooks()));
-      else
-        backline_counts.merge(
-          run_load_counts(*backline_target, c, opt.loops, warmup, slice, timeout, backline_cpu->hooks()));
+    // Turn 0 is the trivial server's, turn i the i-th backline's.
+    const size_t turns = 1 + servers.size();
+    std::deque<cpu_probe> cpu;  // never moved: their hooks hold `this`
+    cpu.emplace_back(::getpid());
+    for (auto& s : servers)
+      cpu.emplace_back(s.child->pid());
+    std::vector<run_counts> counts(turns);
+    auto take_turn = [&](size_t turn) {
+      const load_target& target = turn == 0 ? trivial_target : *servers[turn - 1].target;
+      counts[turn].merge(run_load_counts(target, c, opt.loops, warmup, slice, timeout, cpu[turn].hooks()));
       std::this_thread::sleep_for(200ms);  // let closed connections drain
     };
-    for (size_t r = 0; r < opt.rounds; ++r) {
-      if (!backline_target) {  // --trivial-only
-        take_turn(true);
-        continue;
-      }
-      bool trivial_first = r % 2 == 0;
-      take_turn(trivial_first);
-      take_turn(!trivial_first);
-    }
-    auto t = summarize(std::move(trivial_counts), measured);
+    for (size_t r = 0; r < opt.rounds; ++r)
+      for (size_t i = 0; i < turns; ++i)
+        take_turn(r % 2 == 0 ? i : turns - 1 - i);
+    auto t = summarize(std::move(counts[0]), measured);
     print_row(c, "trivial", t);
     add_figures(figures, "trivial", c, t);
-    report_cpu(figures, "trivial", c, trivial_cpu.use(), t.rps * window_s);
+    report_cpu(figures, "trivial", c, cpu[0].use(), t.rps * window_s);
     std::fflush(stdout);
-    if (backline_target) {
-      auto b = summarize(std::move(backline_counts), measured);
-      print_row(c, "backline", b);
-      add_figures(figures, "backline", c, b);
-      report_cpu(figures, "backline", c, backline_cpu->use(), b.rps * window_s);
+    for (size_t i = 0; i < servers.size(); ++i) {
+      auto& s = servers[i];
+      const char* name = s.name.c_str();
+      auto b = summarize(std::move(counts[i + 1]), measured);
+      print_row(c, name, b);
+      add_figures(figures, name, c, b);
+      report_cpu(figures, name, c, cpu[i + 1].use(), b.rps * window_s);
       double ratio = t.rps > 0 ? b.rps / t.rps : 0;
-      std::printf("  %5zu  %-9s %9.2f  (backline/trivial rps)\n", c, "ratio", ratio);
+      std::printf("  %5zu  %-9s %9.2f  (%s/trivial rps)\n", c, "ratio", ratio, name);
       char buf[64];
-      std::snprintf(buf, sizeof buf, ",\"ratio_c%zu\":%.3f", c, ratio);
+      std::snprintf(buf, sizeof buf, i == 0 ? ",\"ratio_c%zu\":%.3f" : ",\"ratio_compare_c%zu\":%.3f", c, ratio);
       figures += buf;
-      if (c == 64) {
+      if (i == 0 && c == 64) {
         ratio_64 = ratio;
         p99_64 = b.p99;
       }
-      if (c == 1000) {
+      if (i == 0 && c == 1000) {
         timeouts_1000 = b.timeouts;
         p99_1000 = b.p99;
       }
-      if (!child->alive())
-        throw bench_error("backline died during the run; its log:\n" + tail_of(child->log_path()));
+      if (!s.child->alive())
+        throw bench_error(s.name + " died during the run; its log:\n" + tail_of(s.child->log_path()));
     }
     std::fflush(stdout);
   }
 
   bool all_met = true;
   std::printf("\n  targets (backline):\n");
-  if (!backline_target) {
+  if (servers.empty()) {
     std::printf("    not judged: --trivial-only\n");
     all_met = false;
   } else {
@@ -574,9 +605,9 @@ int run(const options& opt) {
       std::printf("    c1000 not run (add 1000 to --connections)\n");
     }
   }
-  if (child) {
-    auto how = child->stop();
-    std::printf("  backline stopped with SIGTERM: %s\n", how.c_str());
+  for (auto& srv : servers) {
+    auto how = srv.child->stop();
+    std::printf("  %s stopped with SIGTERM: %s\n", srv.name.c_str(), how.c_str());
   }
   failed = false;
   char ratio_text[32] = "null";

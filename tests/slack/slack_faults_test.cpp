@@ -244,7 +244,14 @@ TEST_CASE("Slack faults on every method and event neither lose nor double nor re
       if (sent < book.acked[t.id].size() + 1 || from_slack < book.replies[t.id].size())
         return false;
     }
-    return true;
+    // The archived channel's messages are each decided, sent or failed (its
+    // tail waits behind retries of the faults like any channel's).
+    size_t decided = 0;
+    for (const auto& m : messages_of(b, admin, archived.id))
+      if (m.at("direction") == "to_slack" && m.as_object().contains("delivery") &&
+          (m.at("delivery") == "sent" || m.at("delivery") == "failed"))
+        ++decided;
+    return decided >= book.to_archived.size() + 1;  // and its opening message
   };
   // The backlog the faults built up drains at Slack's pace: the longer the run, the longer it may take.
   const auto settle_start = std::chrono::steady_clock::now();

@@ -919,10 +919,12 @@ TEST_CASE_METHOD(later_fixture, "a request that closes its connection, or speaks
 
 TEST_CASE_METHOD(later_fixture, "an answer that comes later is written whole to a client slow to read it") {
   // More than a loopback socket takes at once: the completing thread writes
-  // what it can, the worker the rest.
+  // what it can, the worker the rest. The deadline is long: under
+  // ThreadSanitizer, on a machine where page faults are dear, building and
+  // copying the 32 MiB answer took longer than the route's default 5 s.
   const size_t size = 32u << 20;
   raw_client conn(f.port);
-  REQUIRE(conn.send("GET /later?ms=0&size=" + std::to_string(size) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+  REQUIRE(conn.send("GET /later?ms=0&deadline=60000&size=" + std::to_string(size) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
   std::this_thread::sleep_for(300ms);
   auto answer = conn.read_until("\r\n\r\n");
   auto body_at = answer.find("\r\n\r\n");

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <optional>
 
 #include "actors/persist.hpp"
 #include "backline/audit.hpp"
@@ -39,6 +40,16 @@ std::optional<caller> authenticate(const api_deps& d, const httplib::Request& re
   }
   note_request_user(i->second);  // the caller's id for the request log line
   return caller_of(table->by_id.at(i->second));
+}
+
+/// The first answer to a key, from the journal's answer to idem_get; nullopt
+/// when it holds none or could not say (the command then goes ahead, and the
+/// journal decides).
+std::optional<api_reply> first_answer_in(caf::type_erased_tuple& found) {
+  if (found.match_elements<reply_status, bool, std::string>() && found.get_as<reply_status>(0).ok()
+      && found.get_as<bool>(1))
+    return detail::decode_reply(found.get_as<std::string>(2));
+  return std::nullopt;
 }
 
 /// Answers a repeated Idempotency-Key from its stored first answer. True when answered.
@@ -101,14 +112,34 @@ void ask_and_answer_keyed(const api_deps& d, const httplib::Request& req, httpli
   relay->ask_continuing(
     d.journal, later,
     [relay, dest, later, command](caf::type_erased_tuple& found) mutable {
-      if (found.match_elements<reply_status, bool, std::string>() && found.get_as<reply_status>(0).ok()
-          && found.get_as<bool>(1)) {
-        auto first = detail::decode_reply(found.get_as<std::string>(2));
-        later->complete(first.status, std::move(first.body));
+      if (auto first = first_answer_in(found)) {
+        later->complete(first->status, std::move(first->body));
         return;
       }
       // No stored answer known: the command goes ahead and the journal decides.
       relay->ask(dest, later, std::move(command));
+    },
+    atoms::idem_get::value, detail::scoped_key(who, key));
+}
+
+/// Answers a request that the checks refused and that has an Idempotency-Key:
+/// with the first answer to the key if the journal holds one (a retry gets
+/// its first answer whatever its body says), else with the refusal. With the
+/// relay the worker does not wait for the journal, as for a valid request.
+void refuse_keyed(const api_deps& d, const httplib::Request& req, httplib::Response& res, const caller& who,
+                  const std::string& key, const api_reply& refusal) {
+  auto later = d.relay ? answer_later(req, res, d.deadline) : nullptr;
+  if (!later) {
+    if (!replay_idempotent(d, who, key, res))
+      write(res, refusal);
+    return;
+  }
+  d.relay->ask_continuing(
+    d.journal, later,
+    [later, refusal](caf::type_erased_tuple& found) {
+      auto first = first_answer_in(found);
+      const api_reply& answer = first ? *first : refusal;
+      later->complete(answer.status, answer.body);
     },
     atoms::idem_get::value, detail::scoped_key(who, key));
 }
@@ -157,11 +188,12 @@ void command_route(httplib::Server& s, const api_deps& d, const char* method, co
     std::vector<std::string> stored_files;  // of this request, named by its command
     // A repeated Idempotency-Key gets its first answer, whatever this
     // request says. Without files (and with the relay) the journal is asked
-    // after the checks, on the way to the command, so the worker does not
-    // wait for it; a request the checks refuse asks first, here.
+    // after the checks: on the way to the command, or to the refusal.
     bool key_later = false;
     auto refuse = [&](const api_reply& refusal) {
-      if (!(key_later && replay_idempotent(d, *who, cmd.idempotency_key, res)))
+      if (key_later)
+        refuse_keyed(d, req, res, *who, cmd.idempotency_key, refusal);
+      else
         write(res, refusal);
     };
     if (req.method == "POST" || req.method == "PUT") {

@@ -345,17 +345,8 @@ poll_result run_poll(const options& opt, const std::filesystem::path& dir, size_
   }
   out.seconds = std::chrono::duration<double>(clock_type::now() - start).count();
   out.windows = out.seconds * 1000.0 / opt.poll_window_ms;
-  std::vector<clock_type::time_point> at;
-  for (const auto& c : r.fake.calls())
-    if (c.method == "conversations.replies")
-      at.push_back(c.at);
   out.calls = r.fake.call_count("conversations.replies") - calls_before;
-  auto window = std::chrono::milliseconds(opt.poll_window_ms);
-  for (size_t i = 0, j = 0; j < at.size(); ++j) {
-    while (at[j] - at[i] >= window)
-      ++i;
-    out.busiest_window = std::max(out.busiest_window, j - i + 1);
-  }
+  out.busiest_window = r.fake.busiest_window("conversations.replies", std::chrono::milliseconds(opt.poll_window_ms));
   return out;
 }
 

@@ -2014,6 +2014,25 @@ std::size_t fake_slack::call_count(const std::string& method) const {
                                                 [&](const api_call& c) { return c.method == method; }));
 }
 
+std::size_t fake_slack::busiest_window(const std::string& method, std::chrono::milliseconds window) const {
+  if (window <= std::chrono::milliseconds::zero())
+    return 0;
+  std::vector<std::chrono::steady_clock::time_point> at;  // in the order the calls came, so by time
+  {
+    std::lock_guard lk(impl_->mu);
+    for (const auto& c : impl_->call_log)
+      if (c.method == method)
+        at.push_back(c.at);
+  }
+  std::size_t most = 0;
+  for (std::size_t i = 0, j = 0; j < at.size(); ++j) {
+    while (at[j] - at[i] >= window)
+      ++i;
+    most = std::max(most, j - i + 1);
+  }
+  return most;
+}
+
 std::optional<json::object> fake_slack::message(const std::string& channel, const std::string& ts) const {
   std::lock_guard lk(impl_->mu);
   auto it = impl_->channels.find(channel);

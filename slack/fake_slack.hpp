@@ -307,6 +307,10 @@ public:
   std::vector<sent_item> sent() const;
   std::vector<api_call> calls() const;
   std::size_t call_count(const std::string& method) const;
+  /// The most calls of `method` in any stretch of `window` (how a call budget
+  /// per window is checked). Calls cross loopback with some jitter, more on a
+  /// loaded machine: backline's poller keeps a margin of 5% (at least 5 ms).
+  std::size_t busiest_window(const std::string& method, std::chrono::milliseconds window) const;
   /// A message as conversations.replies shows it (with metadata), if present.
   std::optional<boost::json::object> message(const std::string& channel, const std::string& ts) const;
   /// Parent then replies, as conversations.replies shows them (with metadata).

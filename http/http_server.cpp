@@ -712,9 +712,9 @@ polled poll_either(int a, int b, milliseconds timeout) {
 class http_server::deferred final : public later_answer {
 public:
   deferred(http_server& owner, int sock, int wake_fd, request_state st, const httplib::Request& req,
-           steady::time_point deadline)
+           milliseconds allowed)
     : owner_(owner), sock_(sock), wake_fd_(wake_fd), st_(std::move(st)), method_(req.method), path_(req.path),
-      remote_(req.remote_addr), deadline_(deadline) {}
+      remote_(req.remote_addr), allowed_(allowed), deadline_(steady::now() + allowed) {}
 
   void complete(int status, std::string body) override {
     auto bytes = compose(status, body);
@@ -864,11 +864,12 @@ private:
     }
   }
 
-  // The deadline passed with no answer: 503, as a blocking ask would have said.
+  // The deadline passed with no answer: 503, in the words of a blocking ask
+  // (http/front.hpp), naming the time the handler allowed.
   void give_up(connection_stream& strm) {
     status_ = 503;
-    auto ms = std::chrono::duration_cast<milliseconds>(deadline_ - st_.start).count();
-    out_ = compose(503, error_body("unavailable", "the server is busy: no answer within " + std::to_string(ms) + " ms"));
+    out_ = compose(503, error_body("unavailable", "the server is busy: no answer within "
+                                                    + std::to_string(allowed_.count()) + " ms"));
     sent_ = 0;
     owner_.release(st_);
     write_rest(strm);
@@ -898,6 +899,7 @@ private:
   const int wake_fd_;
   request_state st_;
   const std::string method_, path_, remote_;
+  const milliseconds allowed_;  // the handler's deadline, from when it let the answer come later
   const steady::time_point deadline_;
   mutable std::mutex mu_;
   state state_ = state::preparing;
@@ -936,8 +938,7 @@ std::shared_ptr<later_answer> answer_later(const httplib::Request& req, httplib:
       return nullptr;  // answered as usual
   }
   // The request's slots and its line now go with the answer.
-  cx->deferred = std::make_shared<http_server::deferred>(*cx->owner, cx->sock, cx->wake_fd, *st, req,
-                                                          steady::now() + deadline);
+  cx->deferred = std::make_shared<http_server::deferred>(*cx->owner, cx->sock, cx->wake_fd, *st, req, deadline);
   st->in_flight = false;
   st->admitted = false;
   st->logged = true;  // recorded by whoever writes the answer

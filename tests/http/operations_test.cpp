@@ -900,10 +900,8 @@ TEST_CASE_METHOD(later_fixture, "an answer that comes later is answered 503 at i
   REQUIRE(conn.send("GET /later?ms=400&deadline=100&tag=late HTTP/1.1\r\nHost: t\r\n\r\n"));
   auto answer = conn.read_until("ms\"}}");
   CHECK(answer.rfind("HTTP/1.1 503 Service Unavailable\r\n", 0) == 0);
-  CHECK_THAT(answer, Catch::Contains("Retry-After: 1\r\n") && Catch::Contains("\"unavailable\""));
-  // Counted from the request's start, a little before the handler set its
-  // deadline (102 ms under ThreadSanitizer on a slow machine).
-  CHECK_THAT(answer, Catch::Matches("[\\s\\S]*no answer within 1[0-9][0-9] ms[\\s\\S]*"));
+  CHECK_THAT(answer, Catch::Contains("Retry-After: 1\r\n") && Catch::Contains("\"unavailable\"") &&
+                       Catch::Contains("no answer within 100 ms"));  // the deadline asked for
   std::this_thread::sleep_for(500ms);  // the late answer has come and gone
   auto next = ping(conn);
   CHECK_THAT(next, Catch::EndsWith("pong"));

@@ -9,8 +9,9 @@ packages=(g++ cmake ninja-build pkg-config
           libgoogle-perftools-dev)  # tcmalloc (CMakeLists.txt, BACKLINE_MALLOC)
 # chromium: the real browser the web page tests drive (tests/web, playwright-core);
 # fonts-noto-color-emoji: so that emoji in the tests' screenshots are not empty boxes;
-# clang with its runtimes: the sanitizer builds and libFuzzer (scripts/test).
-test_packages=(catch2 nodejs npm chromium fonts-noto-color-emoji clang libclang-rt-14-dev)
+# clang with its runtimes: the sanitizer builds and libFuzzer (scripts/test);
+# ccache: a fresh clone rebuilds only what changed since the last build (scripts/test).
+test_packages=(catch2 nodejs npm chromium fonts-noto-color-emoji clang libclang-rt-14-dev ccache)
 
 wanted=("${packages[@]}")
 if [[ "${1:-}" == "--test" ]]; then

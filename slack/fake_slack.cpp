@@ -504,11 +504,24 @@ struct fake_slack::impl {
   }
 
   /// Unique, increasing "<seconds>.<counter>" ts (a fake clock).
+  // Like Slack's, a ts is the wall clock in microseconds, made unique by
+  // stepping past the last one issued. So a new fake (the sandbox after a
+  // restart) continues past every ts an earlier one issued in the same
+  // second, instead of issuing "<second>.000001" again. A fixed clock counts
+  // from .000001 (deterministic ts for tests).
   std::string next_ts() {
-    std::int64_t now = cfg.fixed_clock_seconds ? clock_sec : wall_seconds();
-    if (now > clock_sec) {
-      clock_sec = now;
-      clock_counter = 0;
+    if (!cfg.fixed_clock_seconds) {
+      auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+      std::int64_t sec = us / 1'000'000;
+      std::int64_t micros = std::max<std::int64_t>(us % 1'000'000, 1);  // .000000 is never issued
+      if (sec > clock_sec) {
+        clock_sec = sec;
+        clock_counter = micros - 1;  // the ++ below issues the wall clock's own microsecond
+      } else if (sec == clock_sec && micros - 1 > clock_counter) {
+        clock_counter = micros - 1;
+      }
     }
     if (++clock_counter > 999'999) {
       ++clock_sec;

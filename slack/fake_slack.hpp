@@ -116,8 +116,10 @@ struct fake_slack_config {
   int port = 0;  // 0 = an ephemeral port
   std::size_t worker_threads = 16;  // httplib holds one per connection
 
-  /// Message ts are "<seconds>.<6-digit counter>", unique and increasing.
-  /// Seconds follow the wall clock unless this fixes them (deterministic ts).
+  /// Message ts are "<seconds>.<6 digits>", unique and increasing: the wall
+  /// clock's microseconds, stepped past the last ts issued, so a new fake
+  /// issues no ts an earlier one did. This fixes the seconds instead, and the
+  /// digits count from 000001 (deterministic ts).
   std::optional<std::int64_t> fixed_clock_seconds;
 
   /// conversations.replies: default and largest `limit`.

@@ -1198,9 +1198,21 @@ async function loadMessages(scrollToEnd) {
 
 async function refreshPendingThread() {
   if (state.panel !== "thread" || document.hidden) return;
-  if (!state.messages.some((m) => m.delivery === "pending")) return;
+  // The thread has its Slack ts once its opening message is in Slack (the
+  // sandbox's reply form needs it): the thread is read again then, not only
+  // its messages, however the two reads of loadThread fell.
+  const parentTsMissing = () => state.thread && !state.thread.slack_ts && state.messages[0]?.delivery === "sent";
+  const pending = state.messages.some((m) => m.delivery === "pending");
+  if (!pending && !parentTsMissing()) return;
   try {
-    await loadMessages(false);
+    if (pending) await loadMessages(false);
+    const t = state.thread;
+    if (parentTsMissing()) {
+      const thread = await api("GET", `/api/v1/threads/${encodeURIComponent(t.id)}`);
+      if (state.threadId !== thread.id) return;
+      state.thread = thread;
+      renderThreadHeader();
+    }
   } catch {
     // The next tick tries again; errors show when the person acts.
   }

@@ -121,6 +121,45 @@ TEST_CASE("a late Slack reply steps over agent messages not in Slack to find its
   CHECK(order == std::vector<std::string>{"m1", "r0", "r1", "a1", "a2", "r2", "r3"});
 }
 
+TEST_CASE("a late reply stands before or after the closing message as Slack ordered them") {
+  auto ev = [](std::string type, std::string payload) {
+    event_record e;
+    e.type = std::move(type);
+    e.payload = std::move(payload);
+    return e;
+  };
+  auto closed_thread = [&] {
+    thread_state t;
+    apply_thread_event(t, ev("thread_created", R"({"id":"ch-1.t1","chat_id":"ch-1","channel_id":"C1","text":"q","message_id":"m1"})"));
+    apply_thread_event(t, ev("slack_delivered", R"({"message_id":"m1","slack_ts":"100.000001"})"));
+    apply_thread_event(t, ev("thread_done", R"({"closing_id":"c1","closing_text":"closed","closing_author":"A"})"));
+    return t;
+  };
+  auto order = [](const thread_state& t) {
+    std::vector<std::string> ids;
+    for (const auto& m : t.messages)
+      ids.push_back(m.id);
+    return ids;
+  };
+  // Slack took the closing message first: the reply came after it there.
+  auto after = closed_thread();
+  apply_thread_event(after, ev("slack_delivered", R"({"message_id":"c1","slack_ts":"100.000005"})"));
+  apply_thread_event(after, ev("slack_reply_received", R"({"id":"r1","text":"late","slack_ts":"100.000009"})"));
+  CHECK(order(after) == std::vector<std::string>{"m1", "c1", "r1"});
+  CHECK(after.messages.back().late);
+  // The L2 person replied before the closing message reached Slack: it stands
+  // before the closing message, still marked late (it came after Done).
+  auto before = closed_thread();
+  apply_thread_event(before, ev("slack_delivered", R"({"message_id":"c1","slack_ts":"100.000009"})"));
+  apply_thread_event(before, ev("slack_reply_received", R"({"id":"r1","text":"late","slack_ts":"100.000005"})"));
+  CHECK(order(before) == std::vector<std::string>{"m1", "r1", "c1"});
+  CHECK(before.messages[1].late);
+  // The closing message not yet in Slack has no ts to compare: it keeps its place.
+  auto pending = closed_thread();
+  apply_thread_event(pending, ev("slack_reply_received", R"({"id":"r1","text":"late","slack_ts":"100.000005"})"));
+  CHECK(order(pending) == std::vector<std::string>{"m1", "c1", "r1"});
+}
+
 TEST_CASE("the opening Slack message carries chat details, the agent and the query") {
   chat_state chat;
   chat.id = "ch-9";

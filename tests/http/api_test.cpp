@@ -11,9 +11,11 @@
 #include "backline/server.hpp"
 #include "support/api_answer.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 namespace json = boost::json;
 using namespace backline;
+using backline::testing::eventually;
 using backline::testing::temp_dir;
 
 using backline::testing::answer;
@@ -288,14 +290,10 @@ TEST_CASE_METHOD(inbox_fixture, "restart: statuses, threads, unread counts and u
 
 // The thread's Slack ts appears once the Slack port has taken the parent.
 std::string slack_ts_of(inbox_fixture& f, const std::string& thread) {
-  for (int i = 0; i < 200; ++i) {
-    auto t = f.get("/api/v1/threads/" + thread, f.agent);
-    if (!t.get("slack_ts").empty())
-      return t.get("slack_ts");
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  FAIL("the thread never got a Slack ts");
-  return {};
+  std::string ts;
+  if (!eventually([&] { return !(ts = f.get("/api/v1/threads/" + thread, f.agent).get("slack_ts")).empty(); }))
+    FAIL("the thread never got a Slack ts");
+  return ts;
 }
 
 TEST_CASE_METHOD(inbox_fixture, "rule 5: a Slack reply raises unread and notifies the focused owner, reading clears it") {
@@ -361,12 +359,23 @@ TEST_CASE_METHOD(inbox_fixture, "a Slack reply to a done thread is kept as a lat
   auto thread = open_thread();
   auto ts = slack_ts_of(*this, thread);
   REQUIRE(post("/api/v1/threads/" + thread + "/done", agent, json::object{}).status == 200);
+  // The L2 person replies once Slack shows the thread closed: the closing
+  // message is in Slack before the reply, so the reply stands after it (the
+  // inbox keeps Slack's order; one Slack took before the closing message
+  // stands before it, see the domain's tests).
+  auto closing_sent = [&] {
+    auto m = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
+    return m.back().at("delivery") == "sent";
+  };
+  REQUIRE(eventually(closing_sent));
   auto r = post("/api/v1/sandbox/slack/replies", agent,
                 json::object{{"channel_id", "C0FINANCE"}, {"thread_ts", ts}, {"user_name", "Erin"},
                              {"text", "*late* :white_check_mark: &lt;3"}});
   REQUIRE(r.status == 201);
   CHECK(r.get("status") == "done");
   auto messages = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
+  REQUIRE(messages.size() >= 2);
+  CHECK_THAT(std::string(messages[messages.size() - 2].at("text").as_string()), Catch::Contains("Marked as done"));
   CHECK(messages.back().at("late") == true);
   CHECK(messages.back().at("text") == "late \u2705 <3");
   CHECK(messages.back().at("markdown") == "**late** \u2705 \\<3");
@@ -472,18 +481,7 @@ TEST_CASE_METHOD(inbox_fixture, "sandbox mode: the simulated workspace is reache
     finance = finance || (c.at("id") == "C0FINANCE" && c.at("name") == "finance" && c.at("available") == true);
   CHECK(finance);
 
-  auto thread = open_thread();
-  auto ts = slack_ts_of(*this, thread);
-  REQUIRE(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "Any news? @here"}}).status == 201);
-  std::string delivery;
-  for (int i = 0; i < 300 && delivery != "sent"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    auto messages = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
-    delivery = std::string(messages.back().at("delivery").as_string());
-  }
-  CHECK(delivery == "sent");
-
-  // Events the server took (the workspace also pushes the app's own posts).
+  // Events the server took: the workspace pushes the app's own posts too.
   auto events_taken = [&] {
     httplib::Client cli("127.0.0.1", srv->port());
     auto m = cli.Get("/metrics");
@@ -491,15 +489,23 @@ TEST_CASE_METHOD(inbox_fixture, "sandbox mode: the simulated workspace is reache
     auto at = m ? m->body.find(key) : std::string::npos;
     return at == std::string::npos ? 0L : std::stol(m->body.substr(at + key.size()));
   };
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   auto before = events_taken();
+
+  auto thread = open_thread();
+  auto ts = slack_ts_of(*this, thread);
+  REQUIRE(post("/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", "Any news? @here"}}).status == 201);
+  CHECK(eventually([&] {
+    auto messages = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
+    return messages.back().at("delivery") == "sent";
+  }));
+
   auto r = post("/api/v1/sandbox/slack/replies", agent,
                 json::object{{"channel_id", "C0FINANCE"}, {"thread_ts", ts}, {"user_name", "Erin"}, {"text", "Paid <!here>"}});
   REQUIRE(r.status == 201);
-  // The workspace pushes the reply to /slack/events too; it is kept once.
-  for (int i = 0; i < 300 && events_taken() == before; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  CHECK(events_taken() == before + 1);
+  // The workspace pushes the reply to /slack/events too, after the app's two
+  // posts (the parent and "Any news?"); the reply is kept once.
+  CHECK(eventually([&] { return events_taken() >= before + 3; }));
+  CHECK(events_taken() == before + 3);
   auto messages = get("/api/v1/threads/" + thread + "/messages", agent).body.at("messages").as_array();
   size_t replies = 0;
   for (const auto& m : messages)

@@ -17,9 +17,7 @@
 namespace {
 
 /// The repository root, found from this file's path (tests/slack/…).
-std::filesystem::path repo_root() {
-  return std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
-}
+std::filesystem::path repo_root() { return BACKLINE_SOURCE_DIR; }
 
 std::string shell_quote(const std::string& s) {
   std::string out = "'";

@@ -16,6 +16,7 @@
 #include "backline/server.hpp"
 #include "slack/fake_slack.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 namespace backline::testing {
 
@@ -98,24 +99,24 @@ struct live_slack {
   }
   // The thread's parent ts, once the Web API port has posted it ("" if never).
   std::string parent_ts_of(const std::string& thread_id, const std::string& agent) {
-    for (int i = 0; i < 300; ++i) {
+    std::string ts;
+    eventually([&] {
       auto t = call("GET", "/api/v1/threads/" + thread_id, agent);
       if (t.at("slack_ts").is_string())
-        return std::string(t.at("slack_ts").as_string());
-      std::this_thread::sleep_for(20ms);
-    }
-    return {};
+        ts = std::string(t.at("slack_ts").as_string());
+      return !ts.empty();
+    });
+    return ts;
   }
+  // The thread's messages once `pred` holds of them.
   template <class Pred>
   json::array messages_until(const std::string& thread, const std::string& agent, Pred pred) {
     json::array list;
-    for (int i = 0; i < 300; ++i) {
-      list = call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
-      if (pred(list))
-        return list;
-      std::this_thread::sleep_for(20ms);
-    }
-    FAIL("timed out waiting for the thread");
+    if (!eventually([&] {
+          list = call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
+          return pred(list);
+        }))
+      FAIL("the thread's messages never became what the test waits for");
     return list;
   }
 };

@@ -10,6 +10,7 @@
 #include "actors/persist.hpp"
 #include "backline/audit.hpp"
 #include "http/front.hpp"
+#include "http/rate_limit.hpp"
 #include "http/request_parsing.hpp"
 #include "http/request_log.hpp"
 #include "slack/fake_slack.hpp"
@@ -18,6 +19,22 @@ namespace json = boost::json;
 
 namespace backline::http {
 namespace {
+
+/// Raster images a browser shows as pictures, never as documents.
+bool shown_inline(std::string_view mimetype) {
+  for (std::string_view t : {"image/png", "image/jpeg", "image/gif", "image/webp"})
+    if (mimetype == t)
+      return true;
+  return false;
+}
+
+/// A file name inside Content-Disposition's quotes: no quote, backslash or control character.
+std::string quoted_file_name(std::string_view name) {
+  std::string out;
+  for (char c : name)
+    out += c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f ? '_' : c;
+  return out;
+}
 
 void write(httplib::Response& res, const api_reply& r) {
   res.status = r.status;
@@ -29,8 +46,7 @@ void write(httplib::Response& res, const api_reply& r) {
 /// The caller of a request, from its bearer token; nullopt answers 401.
 /// Every token is hashed before the lookup, so a bad token costs what a good one does.
 std::optional<caller> authenticate(const api_deps& d, const httplib::Request& req, httplib::Response& res) {
-  auto header = header_value(req, "Authorization");
-  std::string token = header.rfind("Bearer ", 0) == 0 ? std::string(header.substr(7)) : std::string{};
+  std::string token(bearer_token_of(header_value(req, "Authorization")));  // the scheme in any case (RFC 9110)
   auto hash = inbox::hash_token(token);
   auto table = d.users->current();
   auto i = table->id_by_token_hash.find(hash);
@@ -396,11 +412,15 @@ void register_api_routes(httplib::Server& s, const api_deps& d) {
       write(res, verdict ? *verdict : error_reply(503, "unavailable", "the chat did not answer"));
       return;
     }
-    bool image = file->ref.mimetype.rfind("image/", 0) == 0;
-    res.set_header("Content-Disposition",
-                   std::string(image ? "inline" : "attachment") + "; filename=\"" + file->ref.name + "\"");
+    // Only images a browser shows as pictures open inline; anything that
+    // could run script (SVG, HTML, XML, PDF...) downloads, and the sandbox
+    // CSP keeps it from running even if opened. Authorized content is not
+    // kept by the browser once access is lost: no-store.
+    res.set_header("Content-Disposition", std::string(shown_inline(file->ref.mimetype) ? "inline" : "attachment") +
+                                            "; filename=\"" + quoted_file_name(file->ref.name) + "\"");
+    res.set_header("Content-Security-Policy", "sandbox; default-src 'none'");
     res.set_header("X-Content-Type-Options", "nosniff");
-    res.set_header("Cache-Control", "private, max-age=3600");
+    res.set_header("Cache-Control", "no-store");
     res.set_content(std::move(file->bytes), file->ref.mimetype);
   });
 

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <iostream>
 
+#include "http/framing.hpp"
 #include "http/request_parsing.hpp"
 
 namespace backline::http {
@@ -128,6 +129,23 @@ public:
   /// Whether a read failed because the budget was spent.
   bool over_budget() const { return over_budget_; }
 
+  /// A request begins: what is read until headers_read() is its request
+  /// line and headers, kept for the framing check (http/framing.hpp).
+  void begin_request() {
+    header_block_.clear();
+    capturing_ = true;
+    no_body_ = false;
+  }
+  /// The request line and headers as they came, once cpp-httplib has read them.
+  std::string_view headers_read() {
+    capturing_ = false;
+    return header_block_;
+  }
+  /// The request has no body (neither Content-Length nor Transfer-Encoding):
+  /// reads end at once, so cpp-httplib does not read on until the client
+  /// closes, and what follows is the next request.
+  void body_is_empty() { no_body_ = true; }
+
   bool is_readable() const override {
     if (has_buffered())
       return true;
@@ -151,7 +169,14 @@ public:
   // Writes do not wake on stop(): a request being handled gets its answer.
   bool is_writable() const override { return wait(POLLOUT, write_timeout_, false) == waited::ready; }
 
-  ssize_t read(char* ptr, size_t size) override { return charge(read_some(ptr, size)); }
+  ssize_t read(char* ptr, size_t size) override {
+    if (no_body_)
+      return 0;
+    auto n = charge(read_some(ptr, size));
+    if (capturing_ && n > 0)
+      header_block_.append(ptr, static_cast<size_t>(n));
+    return n;
+  }
 
   ssize_t write(const char* ptr, size_t size) override {
     if (discard_)
@@ -335,6 +360,9 @@ private:
   SSL* ssl_ = nullptr;
   bool discard_ = false;
   bool plain_ = false;
+  std::string header_block_;  // the request line and headers, while capturing_
+  bool capturing_ = false;
+  bool no_body_ = false;
   mutable address remote_, local_;
 };
 
@@ -364,6 +392,9 @@ std::string error_body_of(int status, size_t max_body_bytes) {
                       "the request body is larger than " + std::to_string(max_body_bytes) + " bytes");
   case 414: return error_body("uri_too_long", "the request line is too long");
   case 416: return error_body("range_not_satisfiable", "the requested range cannot be served");
+  case 431:
+    return error_body("headers_too_large", "the request's line and headers are larger than " +
+                                               std::to_string(max_header_bytes / 1024) + " KiB");
   case 417: return error_body("expectation_failed", "the Expect header cannot be met");
   case 429: return error_body("too_many_requests", "too many requests; retry later");
   case 500: return error_body("internal", "internal server error");
@@ -843,7 +874,8 @@ private:
     head += reason_phrase(status);
     head += "\r\nContent-Length: ";
     head += std::to_string(body.size());
-    head += "\r\nContent-Type: application/json\r\nKeep-Alive: ";
+    head += "\r\nContent-Type: application/json\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff"
+            "\r\nKeep-Alive: ";
     head += owner_.keep_alive_header_;
     if (status == 503 || status == 429)
       head += "\r\nRetry-After: 1";
@@ -1047,7 +1079,8 @@ bool http_server::tuned_server::process_and_close_socket(socket_t sock) {
     // The request line and headers must all arrive within the read timeout;
     // before_routing moves the deadline for the body.
     strm.set_deadline(state.start + read_timeout);
-    strm.set_read_budget(SIZE_MAX);
+    strm.set_read_budget(max_header_bytes);  // before_routing sets the body's
+    strm.begin_request();
     bool connection_closed = false;
     cx.last_request = left == 1;
     state.last_on_connection = left == 1;
@@ -1099,10 +1132,12 @@ void http_server::install_hooks() {
   server_.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty() || res.content_length_ > 0 || res.content_provider_)
       return httplib::Server::HandlerResponse::Unhandled;
-    // A chunked body past its budget fails as a read error (400) in cpp-httplib.
+    // Past its budget, cpp-httplib fails a read of the headers or of a
+    // chunked body as a read error (400): the headers were too large, or the body.
+    auto* st = current_request();
     if (current_stream != nullptr && current_stream->over_budget())
-      res.status = 413;
-    if (auto* st = current_request()) {
+      res.status = st != nullptr && !st->past_headers ? 431 : 413;
+    if (st != nullptr) {
       st->no_handler = true;
       // Past a 404 (no route; the body was read) the request was not read to
       // its end: the connection closes (and says so, see post-routing).
@@ -1155,6 +1190,13 @@ void http_server::install_hooks() {
     }
     if ((res.status == 503 || res.status == 429) && !res.has_header("Retry-After"))
       res.set_header("Retry-After", "1");
+    // The API's answers (and its errors) are read by code, not sniffed, and
+    // are not kept by caches: they hold what the caller is allowed to see now.
+    if (res.get_header_value("Content-Type") == "application/json") {
+      if (!res.has_header("Cache-Control"))
+        res.set_header("Cache-Control", "no-store");
+      res.set_header("X-Content-Type-Options", "nosniff");
+    }
   });
 
   // After the answer is written: metrics and the log line.
@@ -1172,8 +1214,38 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
   st->in_flight = true;
   metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
 
-  const bool chunked = find_header(req, "Transfer-Encoding") != nullptr;
-  const size_t body = announced_body(req, chunked, settings_.max_body_bytes);
+  // How the body is framed, from the bytes that came (RFC 9112 §6.3):
+  // ambiguous framing is refused and the connection closed, since what
+  // follows it cannot be told apart from the next request.
+  body_framing framing;
+  if (current_stream != nullptr)
+    framing = framing_of(current_stream->headers_read());
+  else
+    framing.how = find_header(req, "Transfer-Encoding") != nullptr ? body_framing::kind::chunked
+                  : find_header(req, "Content-Length") != nullptr ? body_framing::kind::length
+                                                                  : body_framing::kind::none;
+  if (framing.refused()) {
+    st->no_handler = true;
+    st->close_after = true;
+    res.status = framing.refusal_status;
+    res.set_content(error_body(framing.refusal_status == 431 ? "headers_too_large" : "bad_request",
+                               "the request's framing is refused: " + framing.refusal),
+                    "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  }
+  const bool chunked = framing.how == body_framing::kind::chunked;
+  if (current_stream != nullptr) {
+    if (framing.how == body_framing::kind::none)
+      current_stream->body_is_empty();
+    // cpp-httplib 0.11.4 limits Content-Length bodies (413) but reads chunked
+    // ones without limit: cap those at max_body_bytes on the wire, framing
+    // included.
+    current_stream->set_read_budget(chunked ? settings_.max_body_bytes : SIZE_MAX);
+  }
+  const size_t body = chunked ? settings_.max_body_bytes
+                      : framing.how == body_framing::kind::length && current_stream != nullptr
+                        ? static_cast<size_t>(std::min<uint64_t>(framing.length, SIZE_MAX))
+                        : announced_body(req, false, 0);
   const bool has_body = body > 0;
   // A body announced too large is refused before it is read (cpp-httplib
   // would read and discard all of it first).
@@ -1229,12 +1301,6 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
       return httplib::Server::HandlerResponse::Handled;
     }
   }
-
-  // cpp-httplib 0.11.4 limits Content-Length bodies (413) but reads chunked
-  // ones without limit: cap those at max_body_bytes on the wire, framing
-  // included.
-  if (chunked && current_stream != nullptr)
-    current_stream->set_read_budget(settings_.max_body_bytes);
 
   // The body must come at min_body_bytes_per_s on average (plus the read
   // timeout), so a client dripping it cannot hold a worker for long.

@@ -179,6 +179,12 @@ parsed<multipart_form> multipart_form_of(const httplib::MultipartFormDataMap& pa
   if (parts.count("files") > max_files_per_message)
     return error_reply(400, "too_many_files",
                        "a message carries at most " + std::to_string(max_files_per_message) + " files");
+  // A part whose Content-Disposition cpp-httplib could not read (a file
+  // name holding a line break, say) comes without a name. Leaving it out
+  // would let the sender believe a file went that did not.
+  if (parts.count("") > 0)
+    return error_reply(400, "invalid_field",
+                       "a form part's Content-Disposition cannot be read (a line break in its file name?)");
   multipart_form form;
   for (const char* field : {"text", "channel_id"})
     if (auto p = parts.find(field); p != parts.end())
@@ -186,6 +192,8 @@ parsed<multipart_form> multipart_form_of(const httplib::MultipartFormDataMap& pa
   auto files = parts.equal_range("files");
   for (auto p = files.first; p != files.second; ++p) {
     const auto& part = p->second;
+    if (part.filename.empty())
+      return error_reply(400, "invalid_field", "files: every file part needs a file name");
     if (part.content.size() > max_file_bytes)
       return error_reply(413, "file_too_large",
                          "file " + safe_file_name(part.filename) + " is larger than " +

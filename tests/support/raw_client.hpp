@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -53,6 +54,27 @@ public:
     read_until({}, limit);
     return closed_;
   }
+  // Sends `chunk` again and again, up to `total` bytes, while the server
+  // takes them: stops when it closes the connection, or when it has left
+  // them unread for `stalled` (it stopped reading). The bytes sent.
+  size_t send_while_taken(const std::string& chunk, size_t total,
+                          std::chrono::milliseconds stalled = std::chrono::seconds(2)) {
+    size_t sent = 0;
+    while (sent < total) {
+      pollfd p{fd_, POLLOUT, 0};
+      if (::poll(&p, 1, static_cast<int>(stalled.count())) <= 0 || (p.revents & (POLLERR | POLLHUP)) != 0)
+        break;
+      ssize_t n = ::send(fd_, chunk.data(), std::min(chunk.size(), total - sent), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        continue;
+      if (n <= 0)
+        break;
+      sent += static_cast<size_t>(n);
+    }
+    return sent;
+  }
+  // Ends our side of the connection (a half-close): the server reads its end.
+  void half_close() { ::shutdown(fd_, SHUT_WR); }
   // Whether the server gave up on our request, without blocking: it closed
   // the connection or answered (an error) before the request was complete.
   bool server_gave_up() {

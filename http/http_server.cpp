@@ -1275,10 +1275,12 @@ httplib::Server::HandlerResponse http_server::before_routing(const httplib::Requ
     };
     // Every new token gets a full bucket, so a client rotating unknown tokens
     // is limited by its address's failed authentications instead: past them,
-    // only tokens that have authenticated before are let through.
+    // only tokens that name a user are let through (the bad guesses are
+    // refused, not the users sharing the address behind a proxy).
     if (!token.empty()) {
       st->token_key = key;
-      if (failed_auth_.empty(limiter_.key_of({}, req.remote_addr)) && !limiter_.authenticated_before(key))
+      if (failed_auth_.empty(limiter_.key_of({}, req.remote_addr)) && !limiter_.authenticated_before(key)
+          && !(settings_.token_known && settings_.token_known(token)))
         return refuse(std::chrono::seconds(1), "too many requests with unknown tokens from this address");
     }
     auto taken = limiter_.take(key);

@@ -42,6 +42,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <cstddef>
 #include <memory>
@@ -104,6 +105,11 @@ struct http_settings {
   std::chrono::milliseconds idle_grace{150};  // while connections wait, an idle one is closed after this
   std::string tls_cert_file;          // both set: HTTPS (PEM certificate chain and private key)
   std::string tls_key_file;
+  /// Whether a bearer token names a user now. Past an address's allowance of
+  /// failed authentications, only unknown tokens are refused (429): behind a
+  /// proxy every user shares one address. Unset: a token counts as unknown
+  /// until it has authenticated once.
+  std::function<bool(std::string_view token)> token_known;
 };
 
 /// The answer to a request that its handler leaves to another thread (see

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(g++ cmake ninja-build pkg-config
-          libcaf-dev libcpp-httplib-dev libboost-json1.81-dev librocksdb-dev libssl-dev
+          libcaf-dev libcpp-httplib-dev libboost-json1.81-dev libboost-url1.81-dev librocksdb-dev libssl-dev
           libgoogle-perftools-dev)  # tcmalloc (CMakeLists.txt, BACKLINE_MALLOC)
 # chromium: the real browser the web page tests drive (tests/web, playwright-core);
 # fonts-noto-color-emoji: so that emoji in the tests' screenshots are not empty boxes;

@@ -190,6 +190,13 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   std::filesystem::create_directories(cfg.data_dir, ec);
   if (ec)
     return status{errc::io_error, "cannot create data directory " + cfg.data_dir + ": " + ec.message()};
+  // The log holds personal data and token hashes: the service user alone
+  // reads it. A directory others cannot enter keeps every file in it from
+  // them, whatever mode RocksDB gave the file.
+  std::filesystem::permissions(cfg.data_dir, std::filesystem::perms::owner_all, std::filesystem::perm_options::replace,
+                               ec);
+  if (ec)
+    return status{errc::io_error, "cannot make data directory " + cfg.data_dir + " private: " + ec.message()};
   store_options opts;
   opts.sync = cfg.sync_writes;
   auto store = event_store::open(cfg.data_dir + "/log", opts);
@@ -275,7 +282,11 @@ result<std::unique_ptr<server>> server::start(const server_config& cfg, std::ost
   if (cfg.slack_inbound == "poll")
     signing_secret.clear();  // replies come by polling only: /slack/events is off
   s->users = inbox::spawn_users(*s->sys, s->journal, s->users_table);
-  s->http = std::make_unique<http::http_server>(http_settings_of(cfg));
+  auto settings = http_settings_of(cfg);
+  settings.token_known = [table = s->users_table](std::string_view token) {
+    return table->current()->id_by_token_hash.count(inbox::hash_token(token)) > 0;
+  };
+  s->http = std::make_unique<http::http_server>(std::move(settings));
   register_operational_routes(*s);
   http::api_deps deps;
   deps.sys = s->sys.get();

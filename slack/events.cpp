@@ -1,6 +1,7 @@
 #include "slack/events.hpp"
 
 #include <boost/json.hpp>
+#include <boost/url/parse.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -119,53 +120,37 @@ slack_event reply_of_message(const json::object& ev, std::string_view channel) {
 
 namespace {
 
-struct url_parts {
-  std::string scheme, host, port;
-};
-
-// scheme://host[:port]/…, lower-cased; nothing for anything else (userinfo
-// with '@' is refused: it is how URLs smuggle another host in).
-std::optional<url_parts> split_url(std::string_view url) {
-  auto sep = url.find("://");
-  if (sep == std::string_view::npos)
-    return std::nullopt;
-  url_parts p;
-  p.scheme = std::string(url.substr(0, sep));
-  auto rest = url.substr(sep + 3);
-  auto end = rest.find_first_of("/?#");
-  auto authority = rest.substr(0, end);
-  if (authority.empty() || authority.find('@') != std::string_view::npos || authority.find('\\') != std::string_view::npos)
-    return std::nullopt;
-  auto colon = authority.rfind(':');
-  if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
-    p.host = std::string(authority.substr(0, colon));
-    p.port = std::string(authority.substr(colon + 1));
-  } else {
-    p.host = std::string(authority);
-  }
-  for (auto* s : {&p.scheme, &p.host})
-    for (auto& c : *s)
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (p.port.empty())
-    p.port = p.scheme == "https" ? "443" : p.scheme == "http" ? "80" : "";
-  return p;
-}
-
 bool ends_with(std::string_view s, std::string_view tail) {
   return s.size() >= tail.size() && s.substr(s.size() - tail.size()) == tail;
 }
 
 } // namespace
 
-bool may_download_from(std::string_view url, std::string_view api_url) {
-  auto u = split_url(url);
-  if (!u || u->host.empty())
-    return false;
-  if (auto api = split_url(api_url); api && api->scheme == u->scheme && api->host == u->host && api->port == u->port)
+std::optional<file_url> parse_file_url(std::string_view url) {
+  auto parsed = boost::urls::parse_absolute_uri(url);
+  if (!parsed || parsed->has_userinfo() || !parsed->has_authority() || parsed->encoded_host().empty())
+    return std::nullopt;
+  file_url u;
+  u.scheme = parsed->scheme();
+  u.host = parsed->encoded_host();
+  for (auto* s : {&u.scheme, &u.host})
+    for (auto& c : *s)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (u.scheme != "http" && u.scheme != "https")
+    return std::nullopt;
+  u.port = parsed->has_port() ? std::string(parsed->port()) : u.scheme == "https" ? "443" : "80";
+  u.target = parsed->encoded_target();
+  if (u.target.empty() || u.target.front() != '/')
+    u.target.insert(0, "/");
+  return u;
+}
+
+bool may_download_from(const file_url& u, std::string_view api_url) {
+  if (auto api = parse_file_url(api_url); api && api->scheme == u.scheme && api->host == u.host && api->port == u.port)
     return true;  // the Web API's own host: the sandbox or a test fake
-  if (u->scheme != "https" || u->port != "443")
+  if (u.scheme != "https" || u.port != "443")
     return false;
-  return u->host == "files.slack.com" || u->host == "slack-files.com" || ends_with(u->host, ".slack-edge.com");
+  return u.host == "files.slack.com" || u.host == "slack-files.com" || ends_with(u.host, ".slack-edge.com");
 }
 
 bool ts_less(std::string_view a, std::string_view b) { return slack_ts_before(a, b); }

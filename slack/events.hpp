@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,11 +58,28 @@ result<slack_event> parse_event(std::string_view body);
 /// our own posts (bot_id), thread parents, joins and the like are ignored.
 slack_event reply_of_message(const boost::json::object& message, std::string_view channel);
 
+/// A file's URL, parsed once (Boost.URL, RFC 3986) for both the check of
+/// its host and the download, so that the two cannot read it differently.
+struct file_url {
+  std::string scheme;  // lower case
+  std::string host;    // lower case
+  std::string port;    // the scheme's default when none is given
+  std::string target;  // path and query, as sent in the request line ("/" at least)
+  std::string origin() const { return scheme + "://" + host + ":" + port; }
+};
+/// Nothing for a URL that is not absolute http(s) with a host, or that has
+/// userinfo ('@' is how URLs smuggle another host in).
+std::optional<file_url> parse_file_url(std::string_view url);
+
 /// May a file be downloaded from this URL with the bot token? Only https
 /// from Slack's file hosts (files.slack.com, *.slack-edge.com, slack-files.com),
 /// or from the configured Web API's own host and port (the sandbox, a test fake):
 /// the token never goes anywhere else (no request forgery through a file URL).
-bool may_download_from(std::string_view url, std::string_view api_url);
+bool may_download_from(const file_url& url, std::string_view api_url);
+inline bool may_download_from(std::string_view url, std::string_view api_url) {
+  auto u = parse_file_url(url);
+  return u && may_download_from(*u, api_url);
+}
 
 /// Slack ts compare as decimals ("1712345678.000200"), not as floats or strings.
 /// True when a < b, seconds and fraction each compared as decimal numbers.

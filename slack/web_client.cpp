@@ -6,6 +6,8 @@
 
 #include <mutex>
 
+#include "slack/events.hpp"
+
 namespace json = boost::json;
 
 namespace backline::slack {
@@ -170,14 +172,14 @@ std::string next_cursor_of(const json::object& body) {
 }
 
 result<downloaded_file> web_client::download(const std::string& url, size_t max_bytes) {
-  auto base = split_base_url(url);
-  if (!base)
+  auto where = parse_file_url(url);  // the parse may_download_from checked
+  if (!where)
     return status{errc::invalid_argument, "the file URL is malformed"};
-  httplib::Client cli(base->origin);
+  httplib::Client cli(where->origin());
   apply_timeouts(cli, impl_->opts.timeout);
   cli.set_follow_location(false);  // a redirect could point the token anywhere
   httplib::Headers headers{{"Authorization", "Bearer " + impl_->opts.token}};
-  auto path = base->path.substr(0, base->path.size() - 1);  // split_base_url added a '/'
+  const auto& path = where->target;
   downloaded_file out;
   bool too_large = false;
   auto r = cli.Get(
@@ -207,3 +209,4 @@ result<downloaded_file> web_client::download(const std::string& url, size_t max_
 }
 
 } // namespace backline::slack
+

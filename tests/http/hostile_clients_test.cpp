@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -257,4 +258,26 @@ TEST_CASE_METHOD(thread_fixture, "hostile: a file whose name holds CR or LF is r
   auto after = answer_of(httplib::Client("127.0.0.1", port())
                            .Get(("/api/v1/threads/" + thread + "/messages").c_str(), {{"Authorization", "Bearer " + agent}}));
   CHECK(after.body.at("messages").as_array().size() == before.body.at("messages").as_array().size());
+}
+
+TEST_CASE("hostile: the data directory is readable by the service user only") {
+  // The log's files may be 0644 (RocksDB's choice): a directory others cannot
+  // enter keeps them from every other user, whether the server made it or
+  // found it.
+  temp_dir dir;
+  for (std::string data : {dir.path() + "/new", dir.path() + "/open"}) {
+    if (data.ends_with("/open")) {
+      std::filesystem::create_directory(data);
+      std::filesystem::permissions(data, std::filesystem::perms::all);
+    }
+    server_config cfg;
+    cfg.listen_port = 0;
+    cfg.data_dir = data;
+    cfg.admin_token = "admin-token-dir";
+    std::ostringstream log;
+    auto s = server::start(cfg, log);
+    REQUIRE(s);
+    CHECK(std::filesystem::status(data).permissions() == std::filesystem::perms::owner_all);
+    (*s)->stop();
+  }
 }

@@ -54,6 +54,23 @@ TEST_CASE("poller: slack ts compare as decimals and file URLs only from Slack's 
   // A fake (tests, the sandbox): its own host and port, nothing else on it.
   CHECK(slack::may_download_from("http://127.0.0.1:4567/files-pri/F1/a.txt", "http://127.0.0.1:4567/api/"));
   CHECK_FALSE(slack::may_download_from("http://127.0.0.1:22/x", "http://127.0.0.1:4567/api/"));
+  // One parse for the check and the download: a query or fragment before
+  // the first '/' is not part of the host for either.
+  for (auto url : {"https://files.slack.com?x@evil.example/y", "https://files.slack.com#@evil.example/y"}) {
+    auto parsed = slack::parse_file_url(url);
+    INFO(url);
+    if (parsed) {
+      CHECK(parsed->host == "files.slack.com");  // what is checked is where the download goes
+      CHECK(parsed->origin() == "https://files.slack.com:443");
+    }
+  }
+  auto u = slack::parse_file_url("https://Files.Slack.com/files-pri/T1-F1/x.png?t=1");
+  REQUIRE(u);
+  CHECK(u->host == "files.slack.com");
+  CHECK(u->target == "/files-pri/T1-F1/x.png?t=1");
+  CHECK_FALSE(slack::parse_file_url("https://user:pw@files.slack.com/x"));
+  CHECK_FALSE(slack::parse_file_url("ftp://files.slack.com/x"));
+  CHECK_FALSE(slack::parse_file_url("not a url"));
 }
 
 TEST_CASE("poller: with events off every reply arrives once, inside the call budget", "[slack]") {

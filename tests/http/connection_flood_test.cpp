@@ -143,7 +143,7 @@ TEST_CASE("flood: idle connections give way to a normal client, past the waiting
   auto p = ping(f.port);
   INFO("503s first: " << p.refused << ", took " << p.took_s << " s, last: " << p.last);
   CHECK(p.ok);
-  CHECK(p.took_s < 5.0);
+  CHECK(p.took_s < 15.0);  // not the keep-alive timeout's 30 s
 
   // Past the bound, connections were answered 503 overloaded with Retry-After at once.
   std::this_thread::sleep_for(300ms);

@@ -149,9 +149,10 @@ TEST_CASE("tls: a client that never finishes its handshake is dropped by the rea
   auto health = cli->Get("/healthz");
   REQUIRE(health);
   CHECK(health->status == 200);
-  CHECK(silent.closed_within(4s));
-  CHECK(half.closed_within(4s));
-  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  // Dropped by the 1 s read timeout; the bounds leave room for a slow machine.
+  CHECK(silent.closed_within(15s));
+  CHECK(half.closed_within(15s));
+  CHECK(std::chrono::steady_clock::now() - t0 < 20s);
   auto again = f.client()->Get("/healthz");
   REQUIRE(again);
   CHECK(again->status == 200);

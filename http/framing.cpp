@@ -23,21 +23,13 @@ bool same_name(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string_view trimmed(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
-
 // The elements of a comma-separated list value, trimmed; empty ones kept
 // (so that "13," reads as two elements, one of them not a number).
 template <class F>
 void for_each_element(std::string_view value, F f) {
   for (;;) {
     auto comma = value.find(',');
-    f(trimmed(value.substr(0, comma)));
+    f(trim_ows(value.substr(0, comma)));
     if (comma == std::string_view::npos)
       return;
     value.remove_prefix(comma + 1);
@@ -52,6 +44,14 @@ body_framing refuse(int status, std::string why) {
 }
 
 } // namespace
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+    s.remove_suffix(1);
+  return s;
+}
 
 body_framing framing_of(std::string_view block) {
   bool first = true;
@@ -93,7 +93,7 @@ body_framing framing_of(std::string_view block) {
     for (char c : name)
       if (!is_tchar(static_cast<unsigned char>(c)))
         return refuse(400, "a header name that is not a token (a space before the colon?)");
-    auto value = trimmed(line.substr(colon + 1));
+    auto value = trim_ows(line.substr(colon + 1));
     if (same_name(name, "Content-Length")) {
       for_each_element(value, [&](std::string_view n) {
         uint64_t v = 0;

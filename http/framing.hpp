@@ -35,6 +35,10 @@ struct body_framing {
   bool refused() const { return refusal_status != 0; }
 };
 
+/// `s` without the optional whitespace (spaces and tabs, RFC 9110 5.6.3) at
+/// either end, as a header value or a list element is read.
+std::string_view trim_ows(std::string_view s);
+
 /// The framing of the request whose request line and header lines are
 /// `block` (each ended by CRLF, up to the empty line that ends them).
 /// Refused (400): a line not ended by CRLF; a header line without a colon, with a name that

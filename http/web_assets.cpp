@@ -3,6 +3,7 @@
 #include <boost/json.hpp>
 
 #include "backline/sha256.hpp"
+#include "http/framing.hpp"
 
 namespace backline::http {
 namespace {
@@ -26,13 +27,6 @@ void replace_all(std::string& text, std::string_view from, std::string_view to) 
     text.replace(at, from.size(), to);
 }
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
-    s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
-    s.remove_suffix(1);
-  return s;
-}
 
 void add_common_headers(web_answer& a) {
   a.headers.emplace_back("X-Content-Type-Options", "nosniff");
@@ -77,7 +71,7 @@ std::string_view content_type_of(std::string_view name) noexcept {
 
 bool etag_matches(std::string_view header, std::string_view etag) noexcept {
   auto opaque = [](std::string_view tag) {
-    tag = trim(tag);
+    tag = trim_ows(tag);
     if (tag.substr(0, 2) == "W/")
       tag.remove_prefix(2);
     return tag;
@@ -85,7 +79,7 @@ bool etag_matches(std::string_view header, std::string_view etag) noexcept {
   auto mine = opaque(etag);
   while (!header.empty()) {
     auto comma = header.find(',');
-    auto one = trim(header.substr(0, comma));
+    auto one = trim_ows(header.substr(0, comma));
     if (one == "*" || (!one.empty() && opaque(one) == mine))
       return true;
     if (comma == std::string_view::npos)

@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 using namespace backline;
 using backline::testing::temp_dir;
@@ -327,14 +328,11 @@ TEST_CASE("the view keeper keeps the stored view close behind the log while it g
   opts.max_age = std::chrono::milliseconds(0);
   auto keeper = inbox::spawn_view_keeper(sys, store, opts);
   auto caught_up = [&] {
-    for (int i = 0; i < 500; ++i) {
+    return backline::testing::eventually([&] {
       auto p = store->view_position(inbox::directory_view_name);
       REQUIRE(p);
-      if (p->value_or(0) == store->head().position)
-        return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
+      return p->value_or(0) == store->head().position;
+    });
   };
   CHECK(caught_up());
   for (int i = 0; i < 100; ++i)

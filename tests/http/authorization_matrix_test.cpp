@@ -29,6 +29,7 @@
 #include "backline/server.hpp"
 #include "slack/fake_slack.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 namespace json = boost::json;
 using namespace backline;
@@ -237,13 +238,12 @@ public:
                   R"({"channel_id":"C0FINANCE","text":"Was the refund issued?"})");
     REQUIRE(t.first == 201);
     c.thread = std::string(json::parse(t.second).at("id").as_string());
-    for (int i = 0; i < 500 && c.thread_ts.empty(); ++i) {
+    backline::testing::eventually([&] {
       auto ts = admin_get("/api/v1/threads/" + c.thread).at("slack_ts");
       if (ts.is_string() && !ts.as_string().empty())
         c.thread_ts = std::string(ts.as_string());
-      else
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+      return !c.thread_ts.empty();
+    });
     REQUIRE_FALSE(c.thread_ts.empty());
     // A message with a file, as multipart. (Not the opening message: a
     // parent posted with files gets no ts from Slack's files.completeUploadExternal.)

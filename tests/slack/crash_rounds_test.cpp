@@ -25,6 +25,7 @@
 
 #include "support/env.hpp"
 #include "support/killable_backline.hpp"
+#include "support/wait.hpp"
 
 namespace json = boost::json;
 using namespace backline;
@@ -203,14 +204,14 @@ TEST_CASE("crash rounds: SIGKILL under mixed load loses and doubles nothing, in 
       w.channel_of[thread] = channels[(c + t) % 3];
     }
   }
-  for (int i = 0; i < 500 && w.parent_of.size() < w.reply_threads.size(); ++i) {
+  backline::testing::eventually([&] {
     for (const auto& t : w.reply_threads) {
       auto v = b.call("GET", "/api/v1/threads/" + t, w.alice);
       if (v.at("slack_ts").is_string())
         w.parent_of[t] = std::string(v.at("slack_ts").as_string());
     }
-    std::this_thread::sleep_for(20ms);
-  }
+    return w.parent_of.size() == w.reply_threads.size();
+  });
   REQUIRE(w.parent_of.size() == w.reply_threads.size());
   // A transfer away and back, so ownership changes are in the log too.
   b.call("POST", "/api/v1/chats/" + w.chats[0] + "/transfer", w.alice, json::object{{"agent_id", "bob"}});
@@ -285,10 +286,7 @@ TEST_CASE("crash rounds: SIGKILL under mixed load loses and doubles nothing, in 
           return false;
     return true;
   };
-  bool ok = false;
-  for (int i = 0; i < 150 && !(ok = settled()); ++i)
-    std::this_thread::sleep_for(200ms);
-  CHECK(ok);
+  CHECK(backline::testing::eventually(settled, std::chrono::minutes(2), std::chrono::milliseconds(200)));
 
   // Every acknowledged message is in its thread once and reached Slack once;
   // an unanswered one is there at most once, and in Slack exactly when in the inbox.

@@ -14,6 +14,7 @@
 
 #include "slack/fake_slack.hpp"
 #include "support/killable_backline.hpp"
+#include "support/wait.hpp"
 
 namespace json = boost::json;
 using namespace backline;
@@ -53,8 +54,8 @@ TEST_CASE("a crash (SIGKILL) right after Slack accepted a post, with or without 
                                    json::object{{"channel_id", "C0FINANCE"}, {"text", "Refund?"}})
                               .at("id")
                               .as_string());
-  for (int i = 0; i < 300 && !b.call("GET", "/api/v1/threads/" + thread, agent).at("slack_ts").is_string(); ++i)
-    std::this_thread::sleep_for(20ms);
+  REQUIRE(backline::testing::eventually(
+    [&] { return b.call("GET", "/api/v1/threads/" + thread, agent).at("slack_ts").is_string(); }));
 
   // Slack takes the next post at once but holds its answer for 3 s; backline
   // is killed in between. Once for text, once for text with a file.
@@ -73,19 +74,18 @@ TEST_CASE("a crash (SIGKILL) right after Slack accepted a post, with or without 
     } else {
       b.call("POST", "/api/v1/threads/" + thread + "/messages", agent, json::object{{"text", text}});
     }
-    for (int i = 0; i < 300 && posts_of(fake, method, text) == 0; ++i)
-      std::this_thread::sleep_for(10ms);
+    REQUIRE(backline::testing::eventually([&] { return posts_of(fake, method, text) > 0; }));
     REQUIRE(posts_of(fake, method, text) == 1);
     b.proc->signal(SIGKILL);
     REQUIRE(b.proc->wait(10s) == 128 + SIGKILL);
 
     b.start();  // same data: the message is acknowledged but not recorded as sent
     std::string delivery;
-    for (int i = 0; i < 500 && delivery != "sent"; ++i) {
-      std::this_thread::sleep_for(20ms);
+    backline::testing::eventually([&] {
       auto messages = b.call("GET", "/api/v1/threads/" + thread + "/messages", agent).at("messages").as_array();
       delivery = std::string(messages.back().at("delivery").as_string());
-    }
+      return delivery == "sent";
+    });
     CHECK(delivery == "sent");
     CHECK(posts_of(fake, method, text) == 1);  // found by its outbox id or its files, not posted again
   }

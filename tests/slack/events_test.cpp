@@ -15,6 +15,7 @@
 #include "slack/fake_slack.hpp"
 #include "slack/signature.hpp"
 #include "support/live_slack.hpp"
+#include "support/wait.hpp"
 
 namespace json = boost::json;
 using namespace backline;
@@ -122,11 +123,9 @@ TEST_CASE("a message acknowledged but not yet in Slack is delivered after a rest
       n += s.method == "chat.postMessage" && s.channel == "C0HR" ? 1 : 0;
     return n;
   };
-  for (int i = 0; i < 300 && posted() == 0; ++i)
-    std::this_thread::sleep_for(20ms);
-  REQUIRE(posted() == 1);
-  std::this_thread::sleep_for(200ms);
-  CHECK(f.call("GET", "/api/v1/threads/" + thread_id, agent).at("slack_ts").is_string());
+  REQUIRE(backline::testing::eventually([&] { return posted() > 0; }));
+  CHECK(backline::testing::eventually(
+    [&] { return f.call("GET", "/api/v1/threads/" + thread_id, agent).at("slack_ts").is_string(); }));
   CHECK(posted() == 1);
 }
 
@@ -171,14 +170,14 @@ TEST_CASE("done posts a closing reply in the Slack thread and a check mark on it
   f.call("POST", "/api/v1/threads/" + thread_id + "/done", agent, json::object{}, &status);
   REQUIRE(status == 200);
   bool closed = false, marked = false;
-  for (int i = 0; i < 300 && !(closed && marked); ++i) {
+  backline::testing::eventually([&] {
     for (auto& s : f.fake.sent()) {
       closed = closed || (s.method == "chat.postMessage" && s.thread_ts == parent_ts &&
                           s.text.find("Marked as done by alice") != std::string::npos);
       marked = marked || (s.method == "reactions.add" && s.ts == parent_ts && s.text == "white_check_mark");
     }
-    std::this_thread::sleep_for(20ms);
-  }
+    return closed && marked;
+  });
   CHECK(closed);
   CHECK(marked);
 }

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/wait.hpp"
+
 namespace json = boost::json;
 using namespace std::chrono_literals;
 using backline::slack::fake_slack;
@@ -746,8 +748,7 @@ TEST_CASE("signed events are pushed, and retried with X-Slack-Retry-Num after a 
     receiver.delay_ms = 1300;  // past the 1 s test timeout
     slack.post_reply("C0FINANCE", parent, "U0ERIN", "slowly");
     // Four 1 s timeouts would be slow: check the first retry, then stop.
-    for (int i = 0; i < 50 && slack.event_deliveries().size() < 8; ++i)
-      std::this_thread::sleep_for(100ms);
+    backline::testing::eventually([&] { return slack.event_deliveries().size() >= 8; });
     auto d = slack.event_deliveries();
     REQUIRE(d.size() >= 8);
     CHECK(d[6].http_status == 0);

@@ -15,6 +15,7 @@
 
 #include "slack/signature.hpp"
 #include "support/killable_backline.hpp"
+#include "support/wait.hpp"
 
 namespace json = boost::json;
 using namespace backline;
@@ -71,13 +72,12 @@ TEST_CASE("no token or signing secret or tokenized file URL appears in logs or a
   REQUIRE(thread_status == 201);
   auto thread = std::string(json::parse(thread_body).at("id").as_string());
   std::string parent;
-  for (int i = 0; i < 300 && parent.empty(); ++i) {
+  backline::testing::eventually([&] {
     auto v = json::parse(ask("GET", "/api/v1/threads/" + thread, alice).second);
     if (v.at("slack_ts").is_string())
       parent = std::string(v.at("slack_ts").as_string());
-    else
-      std::this_thread::sleep_for(20ms);
-  }
+    return !parent.empty();
+  });
   REQUIRE_FALSE(parent.empty());
 
   // Events: a forged one (wrong secret), and a genuine reply with tokenized file URLs.
@@ -108,14 +108,13 @@ TEST_CASE("no token or signing secret or tokenized file URL appears in logs or a
                             file("F0MISSING", fake.server_url() + "/files-pri/T0/F0MISSING/b.pdf?t=" + file_token)}}}}};
   CHECK(post_event(json::serialize(envelope), "not-the-" + signing_secret) == 401);
   CHECK(post_event(json::serialize(envelope), signing_secret) == 200);
-  bool arrived = false;
-  for (int i = 0; i < 300 && !arrived; ++i) {
+  bool arrived = backline::testing::eventually([&] {
     auto v = json::parse(ask("GET", "/api/v1/threads/" + thread + "/messages", admin).second);
     for (const auto& m : v.at("messages").as_array())
-      arrived = arrived || m.at("direction") == "from_slack";
-    if (!arrived)
-      std::this_thread::sleep_for(20ms);
-  }
+      if (m.at("direction") == "from_slack")
+        return true;
+    return false;
+  });
   CHECK(arrived);
 
   // Slack refuses the token mid-post: the message waits, the reason is told.

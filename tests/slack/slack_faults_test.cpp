@@ -25,6 +25,7 @@
 
 #include "support/env.hpp"
 #include "support/killable_backline.hpp"
+#include "support/wait.hpp"
 
 namespace json = boost::json;
 using namespace backline;
@@ -127,7 +128,7 @@ TEST_CASE("Slack faults on every method and event neither lose nor double nor re
                     json::object{{"channel_id", channel}, {"text", "Question for " + channel}});
     threads.push_back({std::string(v.at("id").as_string()), channel, ""});
   }
-  for (int i = 0; i < 500; ++i) {
+  backline::testing::eventually([&] {
     size_t known = 0;
     for (auto& t : threads) {
       if (t.parent_ts.empty()) {
@@ -137,10 +138,8 @@ TEST_CASE("Slack faults on every method and event neither lose nor double nor re
       }
       known += t.parent_ts.empty() ? 0 : 1;
     }
-    if (known == threads.size())
-      break;
-    std::this_thread::sleep_for(20ms);
-  }
+    return known == threads.size();
+  });
   for (auto& t : threads)
     REQUIRE_FALSE(t.parent_ts.empty());
   const thread_ref archived = threads.back();
@@ -316,17 +315,15 @@ TEST_CASE("Slack faults on every method and event neither lose nor double nor re
     fake.inject_fault(method, slack::fault_spec{slack::fault_kind::drop, 1});
   b.call("POST", "/api/v1/threads/" + threads[0].id + "/done", alice, json::object{});
   size_t closing = 0, marks = 0;
-  for (int i = 0; i < 200; ++i) {
+  backline::testing::eventually([&] {
     closing = marks = 0;
     for (const auto& s : fake.sent()) {
       closing += s.method == "chat.postMessage" && s.thread_ts == threads[0].parent_ts &&
                  s.text.find("Marked as done") != std::string::npos;
       marks += s.method == "reactions.add" && s.ts == threads[0].parent_ts;
     }
-    if (closing > 0 && marks > 0)
-      break;
-    std::this_thread::sleep_for(50ms);
-  }
+    return closing > 0 && marks > 0;
+  });
   CHECK(closing == 1);
   CHECK(marks == 1);
 

@@ -12,6 +12,7 @@
 #include "backline/inbox.hpp"
 #include "slack/fake_slack.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 using namespace backline;
 using namespace std::chrono_literals;
@@ -250,10 +251,7 @@ TEST_CASE("the port's queue depth catches up with a busy channel", "[slack]") {
   for (int i = 0; i < 6; ++i)
     self->send(f.port, atoms::post::value, message("C0HR", "", "n" + std::to_string(i), "m-" + std::to_string(i)));
   uint64_t seen = 0;
-  for (int i = 0; i < 200 && seen != 5; ++i) {
-    std::this_thread::sleep_for(10ms);
-    seen = queued();
-  }
+  backline::testing::eventually([&] { return (seen = queued()) == 5; });
   CHECK(seen == 5);  // the first went out; five wait for their turn
 }
 

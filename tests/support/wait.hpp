@@ -16,16 +16,17 @@ namespace backline::testing {
 inline constexpr std::chrono::seconds patience{60};
 
 /// Checks `holds()` until it is true (then true) or `limit` has passed (then
-/// false), every few milliseconds.
+/// false), every `every` (a few milliseconds unless the check is costly).
 template <class Pred>
-bool eventually(Pred&& holds, std::chrono::milliseconds limit = patience) {
+bool eventually(Pred&& holds, std::chrono::milliseconds limit = patience,
+                std::chrono::milliseconds every = std::chrono::milliseconds(5)) {
   auto until = std::chrono::steady_clock::now() + limit;
   for (;;) {
     if (holds())
       return true;
     if (std::chrono::steady_clock::now() >= until)
       return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(every);
   }
 }
 

@@ -66,16 +66,25 @@ public:
       }
       auto form = multipart_form_of(req.files, max_file_bytes);
       if (!form) {
-        // Too many parts or files (400), else a file too large (413).
+        // Too many parts or files, or a part whose name could not be read
+        // (400); else a file too large (413) or one without a file name (400),
+        // whichever comes first.
         const bool too_many = req.files.size() > max_form_parts || req.files.count("files") > max_files_per_message;
-        FUZZ_CHECK(form.refusal().status == (too_many ? 400 : 413));
+        bool unnamed_file = false;
+        for (auto [f, end] = req.files.equal_range("files"); f != end; ++f)
+          unnamed_file = unnamed_file || f->second.filename.empty();
+        if (too_many || req.files.count("") > 0)
+          FUZZ_CHECK(form.refusal().status == 400);
+        else
+          FUZZ_CHECK(form.refusal().status == 413 || (unnamed_file && form.refusal().status == 400));
         res.status = form.refusal().status;
         return;
       }
       size_t parts = req.files.count("files");
       FUZZ_CHECK(form->files.size() == parts);
+      FUZZ_CHECK(req.files.count("") == 0);
       for (const auto* f : form->files)
-        FUZZ_CHECK(f->content.size() <= max_file_bytes);
+        FUZZ_CHECK(f->content.size() <= max_file_bytes && !f->filename.empty());
       auto checked = checked_command_body(verb::thread_post, role::agent, form->fields, form->files.size(), {});
       if (!checked) {
         FUZZ_CHECK(checked.refusal().status == 400);

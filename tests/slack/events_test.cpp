@@ -124,8 +124,9 @@ TEST_CASE("a message acknowledged but not yet in Slack is delivered after a rest
     return n;
   };
   REQUIRE(backline::testing::eventually([&] { return posted() > 0; }));
-  CHECK(backline::testing::eventually(
-    [&] { return f.call("GET", "/api/v1/threads/" + thread_id, agent).at("slack_ts").is_string(); }));
+  CHECK(backline::testing::eventually([&, agent = agent] {  // a copy: clang 14 captures no structured binding
+    return f.call("GET", "/api/v1/threads/" + thread_id, agent).at("slack_ts").is_string();
+  }));
   CHECK(posted() == 1);
 }
 

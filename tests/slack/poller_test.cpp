@@ -142,8 +142,8 @@ TEST_CASE("poller: a done thread is no longer polled, an open one still is", "[s
   // The poller makes one call at a time: once a reply posted after Done has
   // come through a poll of the open thread, any call for the done thread
   // that was under way has reached Slack. Two such rounds, then the count.
-  int replies = 0;
-  auto one_round = [&] {
+  size_t replies = 0;
+  auto one_round = [&, agent = agent] {  // a copy: clang 14 captures no structured binding
     f.fake.post_reply("C0FINANCE", open_ts, "U0ERIN", "still here " + std::to_string(++replies));
     f.messages_until(open_id, agent, [&](const json::array& l) { return from_slack(l) == replies; });
   };
